@@ -1,0 +1,100 @@
+//! From a decoder's raw readings to validated [`Reading`]s or [`Rejection`]s.
+
+use std::sync::Arc;
+
+use crate::dead_letter::Rejection;
+use crate::json::{JsonDecoder, RawReading};
+use crate::reading::{Reading, SensorKey};
+use crate::station::Registry;
+use crate::time::to_rfc3339;
+
+/// A payload format and its route-specific settings.
+#[derive(Clone, Debug)]
+pub enum Decoder {
+    Json(JsonDecoder),
+}
+
+impl Decoder {
+    pub fn decode<'a>(&'a self, payload: &'a [u8], emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>)) {
+        match self {
+            Decoder::Json(d) => d.decode(payload, emit),
+        }
+    }
+}
+
+/// Validation limits that do not depend on the quantity.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// A reading stamped further than this ahead of the receiving clock is refused: a device
+    /// with a wrong clock must not drag the watermark into the future.
+    pub max_future_ms: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_future_ms: 10 * 60 * 1000 }
+    }
+}
+
+/// Resolves stations, converts units and validates values and times.
+#[derive(Clone, Debug)]
+pub struct Normaliser {
+    registry: Arc<Registry>,
+    limits: Limits,
+}
+
+impl Normaliser {
+    pub fn new(registry: Arc<Registry>, limits: Limits) -> Self {
+        Normaliser { registry, limits }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Checks one raw reading received at `received_at` (ms since the epoch).
+    pub fn accept(&self, raw: RawReading<'_>, received_at: i64) -> Result<Reading, Rejection> {
+        let station = self
+            .registry
+            .key_of(&raw.station)
+            .ok_or_else(|| Rejection::UnknownStation { station: raw.station.to_string() })?;
+        let quantity = raw.quantity;
+        let conversion = match raw.unit.as_deref() {
+            None => crate::UnitConversion::IDENTITY,
+            Some(unit) => quantity.conversion_from(unit).ok_or_else(|| Rejection::UnknownUnit {
+                quantity,
+                unit: unit.to_owned(),
+                canonical: quantity.canonical_unit(),
+            })?,
+        };
+        if !raw.value.is_finite() {
+            return Err(Rejection::NotFinite { station: raw.station.into_owned(), quantity, value: raw.value.to_string() });
+        }
+        let value = conversion.apply(raw.value);
+        let (min, max) = quantity.physical_range();
+        if !(min..=max).contains(&value) {
+            return Err(Rejection::OutOfRange { station: raw.station.into_owned(), quantity, value, min, max });
+        }
+        let time = raw.time.unwrap_or(received_at);
+        if time > received_at.saturating_add(self.limits.max_future_ms) {
+            return Err(Rejection::FromTheFuture {
+                station: raw.station.into_owned(),
+                quantity,
+                time: to_rfc3339(time),
+                max_future_s: self.limits.max_future_ms / 1000,
+            });
+        }
+        Ok(Reading { sensor: SensorKey::new(station, quantity), quality: raw.quality, time, value })
+    }
+
+    /// Decodes a payload, appending accepted readings to `out`; returns what was refused
+    /// (an empty `Vec`, which does not allocate, when everything was accepted).
+    pub fn decode_into(&self, decoder: &Decoder, payload: &[u8], received_at: i64, out: &mut Vec<Reading>) -> Vec<Rejection> {
+        let mut rejected = Vec::new();
+        decoder.decode(payload, &mut |raw| match raw.and_then(|raw| self.accept(raw, received_at)) {
+            Ok(reading) => out.push(reading),
+            Err(reason) => rejected.push(reason),
+        });
+        rejected
+    }
+}

@@ -1,0 +1,232 @@
+//! What is measured, its canonical unit, its physical range, and unit conversion.
+//!
+//! Every reading is stored in its quantity's canonical unit so rules compare like with like:
+//! a threshold of `28.5` on `water_level` always means metres, whatever the gauge sent.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! quantities {
+    ($( $variant:ident = $name:literal, $unit:literal, $min:expr, $max:expr, $doc:literal; )*) => {
+        /// A measured quantity. The name (`water_level`) is what configs and rule files use.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        #[repr(u16)]
+        pub enum Quantity {
+            $( #[doc = $doc] $variant, )*
+        }
+
+        impl Quantity {
+            /// Every quantity, in declaration order.
+            pub const ALL: &'static [Quantity] = &[$(Quantity::$variant),*];
+
+            /// The name used in configuration, rule files and output.
+            pub fn name(self) -> &'static str {
+                match self { $(Quantity::$variant => $name,)* }
+            }
+
+            /// The unit every reading of this quantity is stored in.
+            pub fn canonical_unit(self) -> &'static str {
+                match self { $(Quantity::$variant => $unit,)* }
+            }
+
+            /// Values outside this closed range cannot be physical: they are dead letters.
+            pub fn physical_range(self) -> (f64, f64) {
+                match self { $(Quantity::$variant => ($min as f64, $max as f64),)* }
+            }
+        }
+
+        impl FromStr for Quantity {
+            type Err = UnknownQuantity;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok(Quantity::$variant),)*
+                    _ => Err(UnknownQuantity(s.to_owned())),
+                }
+            }
+        }
+    };
+}
+
+quantities! {
+    WaterLevel = "water_level", "m", -500, 9000, "River, tide or reservoir water level (stage), metres above datum.";
+    Rainfall = "rainfall", "mm", 0, 1000, "Rainfall accumulated since the gauge's previous report, millimetres.";
+    Flow = "flow", "m3/s", -1_000_000, 1_000_000, "Discharge, cubic metres per second (negative on flood tide).";
+    Pm25 = "pm25", "ug/m3", 0, 5000, "PM2.5 mass concentration.";
+    Pm10 = "pm10", "ug/m3", 0, 10000, "PM10 mass concentration.";
+    So2 = "so2", "ug/m3", 0, 50000, "Sulphur dioxide.";
+    No2 = "no2", "ug/m3", 0, 50000, "Nitrogen dioxide.";
+    O3 = "o3", "ug/m3", 0, 10000, "Ozone.";
+    Co = "co", "mg/m3", 0, 1000, "Carbon monoxide.";
+    AirTemperature = "air_temperature", "degC", -80, 70, "Air temperature.";
+    WaterTemperature = "water_temperature", "degC", -5, 60, "Water temperature.";
+    Humidity = "humidity", "%", 0, 100, "Relative humidity.";
+    WindSpeed = "wind_speed", "m/s", 0, 120, "Wind speed.";
+    Ph = "ph", "pH", 0, 14, "pH.";
+    DissolvedOxygen = "dissolved_oxygen", "mg/L", 0, 50, "Dissolved oxygen.";
+    Cod = "cod", "mg/L", 0, 100000, "Chemical oxygen demand.";
+    AmmoniaNitrogen = "ammonia_nitrogen", "mg/L", 0, 10000, "Ammonia nitrogen (NH3-N).";
+    GasConcentration = "gas", "%LEL", 0, 100, "Combustible gas, percent of the lower explosive limit.";
+    Smoke = "smoke", "%/m", 0, 100, "Smoke obscuration, percent per metre.";
+    VehicleSpeed = "vehicle_speed", "km/h", 0, 400, "Mean vehicle speed at a traffic detector.";
+    TrafficVolume = "traffic_volume", "veh/h", 0, 50000, "Vehicles per hour at a traffic detector.";
+    Occupancy = "occupancy", "%", 0, 100, "Detector occupancy.";
+    SupplyVoltage = "supply_voltage", "V", 0, 1000, "A station's supply (battery) voltage.";
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A quantity name nobody knows.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown quantity {0:?}")]
+pub struct UnknownQuantity(pub String);
+
+/// `canonical = raw * scale + offset`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UnitConversion {
+    pub scale: f64,
+    pub offset: f64,
+}
+
+impl UnitConversion {
+    pub const IDENTITY: UnitConversion = UnitConversion { scale: 1.0, offset: 0.0 };
+
+    #[inline]
+    pub fn apply(self, raw: f64) -> f64 {
+        raw * self.scale + self.offset
+    }
+}
+
+const fn scale(scale: f64) -> Option<UnitConversion> {
+    Some(UnitConversion { scale, offset: 0.0 })
+}
+
+impl Quantity {
+    /// How to convert a value written in `unit` into this quantity's canonical unit;
+    /// `None` when the unit is unknown or does not fit the quantity (e.g. `ug/m3` for a level).
+    pub fn conversion_from(self, unit: &str) -> Option<UnitConversion> {
+        use Quantity::*;
+        let unit = unit.trim();
+        if unit.is_empty() || unit == self.canonical_unit() {
+            return Some(UnitConversion::IDENTITY);
+        }
+        match self {
+            WaterLevel => length_in_metres(unit),
+            Rainfall => length_in_metres(unit).and_then(|c| scale(c.scale * 1000.0)),
+            Flow => match unit {
+                "m³/s" | "m^3/s" | "cumecs" => scale(1.0),
+                "L/s" | "l/s" => scale(0.001),
+                "m3/h" | "m³/h" => scale(1.0 / 3600.0),
+                _ => None,
+            },
+            Pm25 | Pm10 | So2 | No2 | O3 => match unit {
+                "µg/m3" | "μg/m3" | "µg/m³" | "μg/m³" | "ug/m³" => scale(1.0),
+                "mg/m3" | "mg/m³" => scale(1000.0),
+                _ => None,
+            },
+            Co => match unit {
+                "mg/m³" => scale(1.0),
+                "ug/m3" | "µg/m3" | "μg/m3" | "µg/m³" | "μg/m³" => scale(0.001),
+                _ => None,
+            },
+            AirTemperature | WaterTemperature => match unit {
+                "°C" | "C" | "℃" | "celsius" => scale(1.0),
+                "K" => Some(UnitConversion { scale: 1.0, offset: -273.15 }),
+                "°F" | "F" | "degF" => Some(UnitConversion { scale: 5.0 / 9.0, offset: -160.0 / 9.0 }),
+                _ => None,
+            },
+            Humidity | Occupancy => match unit {
+                "percent" | "%RH" => scale(1.0),
+                "/" | "ratio" | "1" => scale(100.0),
+                _ => None,
+            },
+            WindSpeed => match unit {
+                "km/h" => scale(1.0 / 3.6),
+                "kn" | "kt" => scale(1852.0 / 3600.0),
+                _ => None,
+            },
+            VehicleSpeed => match unit {
+                "m/s" => scale(3.6),
+                "mph" => scale(1.609_344),
+                _ => None,
+            },
+            Ph => match unit {
+                "" | "1" => scale(1.0),
+                _ => None,
+            },
+            DissolvedOxygen | Cod | AmmoniaNitrogen => match unit {
+                "mg/l" => scale(1.0),
+                "ug/L" | "µg/L" | "μg/L" | "ug/l" => scale(0.001),
+                _ => None,
+            },
+            GasConcentration => match unit {
+                "%lel" | "LEL%" => scale(1.0),
+                _ => None,
+            },
+            Smoke => match unit {
+                "%obs/m" => scale(1.0),
+                _ => None,
+            },
+            TrafficVolume => match unit {
+                "veh/min" => scale(60.0),
+                _ => None,
+            },
+            SupplyVoltage => match unit {
+                "mV" => scale(0.001),
+                _ => None,
+            },
+        }
+    }
+}
+
+fn length_in_metres(unit: &str) -> Option<UnitConversion> {
+    match unit {
+        "m" => scale(1.0),
+        "cm" => scale(0.01),
+        "mm" => scale(0.001),
+        "km" => scale(1000.0),
+        "ft" => scale(0.3048),
+        "in" => scale(0.0254),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for &q in Quantity::ALL {
+            assert_eq!(q.name().parse::<Quantity>(), Ok(q));
+            assert_eq!(q.conversion_from(q.canonical_unit()), Some(UnitConversion::IDENTITY));
+        }
+    }
+
+    #[test]
+    fn level_and_rain_convert_lengths() {
+        let cm = Quantity::WaterLevel.conversion_from("cm").unwrap();
+        assert!((cm.apply(312.0) - 3.12).abs() < 1e-12);
+        let inch = Quantity::Rainfall.conversion_from("in").unwrap();
+        assert!((inch.apply(1.0) - 25.4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn temperatures_convert_with_offsets() {
+        let f = Quantity::AirTemperature.conversion_from("°F").unwrap();
+        assert!((f.apply(212.0) - 100.0).abs() < 1e-9);
+        let k = Quantity::WaterTemperature.conversion_from("K").unwrap();
+        assert!((k.apply(273.15)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_unit_of_the_wrong_kind_is_refused() {
+        assert_eq!(Quantity::WaterLevel.conversion_from("ug/m3"), None);
+        assert_eq!(Quantity::Pm25.conversion_from("m"), None);
+    }
+}
