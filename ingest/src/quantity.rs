@@ -52,6 +52,7 @@ macro_rules! quantities {
 quantities! {
     WaterLevel = "water_level", "m", -500, 9000, "River, tide or reservoir water level (stage), metres above datum.";
     Rainfall = "rainfall", "mm", 0, 1000, "Rainfall accumulated since the gauge's previous report, millimetres.";
+    Rainfall1h = "rainfall_1h", "mm", 0, 500, "Rainfall over the last hour as the gauge reports it (SL 651 element P1).";
     Flow = "flow", "m3/s", -1_000_000, 1_000_000, "Discharge, cubic metres per second (negative on flood tide).";
     Pm25 = "pm25", "ug/m3", 0, 5000, "PM2.5 mass concentration.";
     Pm10 = "pm10", "ug/m3", 0, 10000, "PM10 mass concentration.";
@@ -117,7 +118,7 @@ impl Quantity {
         }
         match self {
             WaterLevel => length_in_metres(unit),
-            Rainfall => length_in_metres(unit).and_then(|c| scale(c.scale * 1000.0)),
+            Rainfall | Rainfall1h => length_in_metres(unit).and_then(|c| scale(c.scale * 1000.0)),
             Flow => match unit {
                 "m³/s" | "m^3/s" | "cumecs" => scale(1.0),
                 "L/s" | "l/s" => scale(0.001),

@@ -30,7 +30,7 @@ struct Ctx<'a> {
 enum Scalar<'a> {
     Num(f64),
     Str(Cow<'a, str>),
-    Bool(bool),
+    Bool,
     Null,
     Nested,
 }
@@ -40,7 +40,7 @@ impl<'a> Scalar<'a> {
         match self {
             Scalar::Num(_) => "a number",
             Scalar::Str(_) => "a string",
-            Scalar::Bool(_) => "a boolean",
+            Scalar::Bool => "a boolean",
             Scalar::Null => "null",
             Scalar::Nested => "an object or array",
         }
@@ -64,7 +64,8 @@ impl<'de> Visitor<'de> for ScalarVisitor {
         Ok(Scalar::Num(v as f64))
     }
     fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Scalar::Bool(v))
+        let _ = v;
+        Ok(Scalar::Bool)
     }
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
         Ok(Scalar::Str(Cow::Borrowed(v)))

@@ -1,0 +1,131 @@
+//! The watermark: the event time before which every reading is taken to have arrived.
+//!
+//! Each source (a connector route) reports the newest event time it has delivered. The
+//! watermark is the slowest *active* source's newest time minus the allowed lateness; a
+//! source that has sent nothing for `idle_ms` of wall-clock time stops holding it back. When
+//! every source is idle, wall-clock time minus the lateness moves it on, so `for` timers
+//! still complete on a quiet network. It never goes backwards.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+
+const NONE: i64 = i64::MIN;
+
+struct SourceMark {
+    name: String,
+    newest_event: i64,
+    last_seen_wall: i64,
+}
+
+/// Shared between the connectors that feed readings and the workers that evaluate them.
+pub struct Watermark {
+    current: AtomicI64,
+    newest_event: AtomicI64,
+    sources: Mutex<Vec<SourceMark>>,
+    lateness_ms: i64,
+    idle_ms: i64,
+}
+
+/// A registered source's handle for reporting progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceId(usize);
+
+impl Watermark {
+    pub fn new(lateness_ms: i64, idle_ms: i64) -> Self {
+        Watermark {
+            current: AtomicI64::new(NONE),
+            newest_event: AtomicI64::new(NONE),
+            sources: Mutex::new(Vec::new()),
+            lateness_ms,
+            idle_ms,
+        }
+    }
+
+    pub fn lateness_ms(&self) -> i64 {
+        self.lateness_ms
+    }
+
+    pub fn register(&self, name: &str) -> SourceId {
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = sources.iter().position(|s| s.name == name) {
+            return SourceId(i);
+        }
+        sources.push(SourceMark { name: name.to_owned(), newest_event: NONE, last_seen_wall: NONE });
+        SourceId(sources.len() - 1)
+    }
+
+    /// A source delivered readings up to `newest_event` at wall-clock time `now`.
+    /// Call once per batch, not per reading.
+    pub fn observe(&self, source: SourceId, newest_event: i64, now: i64) {
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mark) = sources.get_mut(source.0) {
+            mark.newest_event = mark.newest_event.max(newest_event);
+            mark.last_seen_wall = now;
+        }
+        self.newest_event.fetch_max(newest_event, Ordering::Relaxed);
+        self.recompute(&sources, now);
+    }
+
+    /// Re-evaluates idleness; call periodically (e.g. every second).
+    pub fn tick(&self, now: i64) {
+        let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        self.recompute(&sources, now);
+    }
+
+    fn recompute(&self, sources: &[SourceMark], now: i64) {
+        let seen = sources.iter().filter(|s| s.newest_event != NONE);
+        let active = seen.clone().filter(|s| now - s.last_seen_wall < self.idle_ms).map(|s| s.newest_event).min();
+        let candidate = match active {
+            Some(slowest) => slowest.saturating_sub(self.lateness_ms),
+            None if sources.is_empty() => return,
+            None => now.saturating_sub(self.lateness_ms),
+        };
+        self.current.fetch_max(candidate, Ordering::Release);
+    }
+
+    /// Every reading with an event time before this has arrived (or is late).
+    pub fn get(&self) -> i64 {
+        self.current.load(Ordering::Acquire)
+    }
+
+    /// Newest event time seen from any source.
+    pub fn newest_event(&self) -> i64 {
+        self.newest_event.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slowest_active_source_holds_the_watermark_and_idle_ones_do_not() {
+        let w = Watermark::new(1_000, 10_000);
+        let fast = w.register("fast");
+        let slow = w.register("slow");
+        w.observe(slow, 20_000, 0);
+        w.observe(fast, 50_000, 0);
+        assert_eq!(w.get(), 19_000);
+        w.observe(fast, 60_000, 11_000);
+        assert_eq!(w.get(), 59_000, "slow has been idle for 11 s");
+    }
+
+    #[test]
+    fn it_never_goes_backwards() {
+        let w = Watermark::new(0, 10_000);
+        let a = w.register("a");
+        w.observe(a, 100, 0);
+        let b = w.register("b");
+        w.observe(b, 50, 1);
+        assert_eq!(w.get(), 100);
+    }
+
+    #[test]
+    fn a_quiet_network_advances_by_the_wall_clock() {
+        let w = Watermark::new(5_000, 10_000);
+        let a = w.register("a");
+        w.observe(a, 100_000, 100_000);
+        w.tick(200_000);
+        assert_eq!(w.get(), 195_000);
+    }
+}
