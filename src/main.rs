@@ -1,1 +1,171 @@
-fn main() {}
+//! `tidewatch`: streaming monitoring and early warning for IoT sensor networks.
+
+mod check;
+mod config;
+mod demo;
+mod http;
+mod metrics;
+mod routes;
+mod runtime;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tidewatch_ingest::Registry;
+use tidewatch_rules::{compile, read_sources, RuleSource};
+
+use crate::config::Config;
+use crate::runtime::{RunOptions, Settings};
+
+#[derive(Parser)]
+#[command(name = "tidewatch", version, about = "Streaming monitoring and early warning for IoT sensor networks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything on one machine: embedded broker, flood simulator, example rules, HTTP API.
+    Demo {
+        /// Stop by itself after this long (e.g. 60s, 5m).
+        #[arg(long, value_parser = duration)]
+        duration: Option<Duration>,
+        /// Address of the HTTP API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Address of the embedded MQTT broker (default: a free port on 127.0.0.1).
+        #[arg(long)]
+        mqtt_listen: Option<SocketAddr>,
+        /// Real time per simulated minute.
+        #[arg(long, default_value = "500ms", value_parser = duration)]
+        speed: Duration,
+        /// Rule-engine worker threads.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Directory for alerts.jsonl and dead_letters.jsonl.
+        #[arg(long, default_value = "var/demo")]
+        out: PathBuf,
+    },
+    /// Run a deployment from its configuration file.
+    Run {
+        #[arg(long, default_value = "config/tidewatch.toml")]
+        config: PathBuf,
+        /// Stop by itself after this long.
+        #[arg(long, value_parser = duration)]
+        duration: Option<Duration>,
+    },
+    /// Rule-file tools.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate rule files and print every error with file:line:column.
+    Check {
+        /// Rule files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Station registry to check attributes and per-station ladders against
+        /// (default: config/stations.toml if it exists).
+        #[arg(long)]
+        stations: Option<PathBuf>,
+    },
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    tidewatch_rules::duration::parse_duration(s).map(|ms| Duration::from_millis(ms as u64))
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=off,rumqttc=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Rules { command: RulesCommand::Check { paths, stations } } => {
+            let ok = check::rules_check(&paths, stations)?;
+            Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
+        }
+        Command::Run { config, duration } => {
+            let config = Config::load(&config)?;
+            let settings = settings(config, None)?;
+            block_on(runtime::run(settings, RunOptions { duration, simulate: None }))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Demo { duration, http, mqtt_listen, speed, workers, out } => {
+            let mqtt_listen = match mqtt_listen {
+                Some(a) => a,
+                None => SocketAddr::from(([127, 0, 0, 1], tidewatch_connectors::mqtt::embedded::free_local_port()?)),
+            };
+            let mut config: Config = toml::from_str(&format!(
+                "stations = \"<built-in>\"\nrules = [\"<built-in>\"]\n[engine]\nworkers = {workers}\n[mqtt]\nembedded_listen = \"{mqtt_listen}\"\nclient_id = \"tidewatch-demo\"\n[http]\nlisten = \"{http}\"\n"
+            ))?;
+            config.output.alerts_file = Some(out.join("alerts.jsonl"));
+            config.output.dead_letter_file = Some(out.join("dead_letters.jsonl"));
+            let registry = Registry::from_toml_str(demo::STATIONS)?;
+            let sources: Vec<RuleSource> = demo::RULES.iter().map(|(n, t)| RuleSource { name: (*n).into(), text: (*t).into() }).collect();
+            let settings = settings(config, Some((registry, sources)))?;
+            println!("Tidewatch demo: {} stations, {} rules; embedded MQTT broker on {mqtt_listen}", settings.registry.len(), settings.rules.rules.len());
+            println!("Simulating a flood on the Qiantang from six hours ago at {:?} per simulated minute.", speed);
+            println!("Open alerts: http://{http}/api/alerts · metrics: http://{http}/metrics · files in {}", out.display());
+            println!("Alerts appear below as they fire (Ctrl-C to stop).\n");
+            let simulate = demo::SimulatorOptions {
+                speed,
+                start_back: Duration::from_secs(6 * 3600),
+                topic_prefix: "tidewatch/json".into(),
+                status_every: Some(Duration::from_secs(10)),
+            };
+            block_on(runtime::run(settings, RunOptions { duration, simulate: Some(simulate) }))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Loads registry and rules (from the config's files unless given) and checks everything.
+fn settings(config: Config, given: Option<(Registry, Vec<RuleSource>)>) -> anyhow::Result<Settings> {
+    let timing = config.check().map_err(|problems| anyhow::anyhow!("invalid configuration:\n  {}", problems.join("\n  ")))?;
+    let (registry, sources) = match given {
+        Some(g) => g,
+        None => {
+            let registry = Registry::load(&config.stations)?;
+            let sources = read_sources(&config.rules).map_err(|d| anyhow::anyhow!("{}: {}", d.file, d.message))?;
+            (registry, sources)
+        }
+    };
+    let rules = compile(&sources, &registry).map_err(|diags| {
+        let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+        anyhow::anyhow!("rule files rejected ({} errors):\n  {}", lines.len(), lines.join("\n  "))
+    })?;
+    Ok(Settings { config, timing, registry: Arc::new(registry), rules: Arc::new(rules) })
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .expect("tokio runtime")
+        .block_on(future)
+}

@@ -3,8 +3,10 @@
 //! Each source (a connector route) reports the newest event time it has delivered. The
 //! watermark is the slowest *active* source's newest time minus the allowed lateness; a
 //! source that has sent nothing for `idle_ms` of wall-clock time stops holding it back. When
-//! every source is idle, wall-clock time minus the lateness moves it on, so `for` timers
-//! still complete on a quiet network. It never goes backwards.
+//! every source is idle, event time is taken to move on with the wall clock from each
+//! source's newest reading (after the idle timeout), so `for` timers still complete on a
+//! quiet network, without assuming that device clocks match ours: a feed replaying hours-old
+//! data is not overtaken. Before any reading arrives it does not move; it never goes back.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -77,8 +79,10 @@ impl Watermark {
         let active = seen.clone().filter(|s| now - s.last_seen_wall < self.idle_ms).map(|s| s.newest_event).min();
         let candidate = match active {
             Some(slowest) => slowest.saturating_sub(self.lateness_ms),
-            None if sources.is_empty() => return,
-            None => now.saturating_sub(self.lateness_ms),
+            None => match seen.map(|s| s.newest_event.saturating_add(now - s.last_seen_wall - self.idle_ms)).max() {
+                Some(newest) => newest.saturating_sub(self.lateness_ms),
+                None => return,
+            },
         };
         self.current.fetch_max(candidate, Ordering::Release);
     }
@@ -121,11 +125,21 @@ mod tests {
     }
 
     #[test]
-    fn a_quiet_network_advances_by_the_wall_clock() {
+    fn a_quiet_network_advances_with_the_wall_clock_after_the_idle_timeout() {
         let w = Watermark::new(5_000, 10_000);
         let a = w.register("a");
-        w.observe(a, 100_000, 100_000);
-        w.tick(200_000);
-        assert_eq!(w.get(), 195_000);
+        // A feed running an hour behind the wall clock.
+        w.observe(a, 100_000, 3_700_000);
+        assert_eq!(w.get(), 95_000);
+        w.tick(3_790_000);
+        assert_eq!(w.get(), 100_000 + 80_000 - 5_000);
+    }
+
+    #[test]
+    fn nothing_moves_before_the_first_reading() {
+        let w = Watermark::new(5_000, 10_000);
+        w.register("a");
+        w.tick(1_000_000_000);
+        assert_eq!(w.get(), i64::MIN);
     }
 }

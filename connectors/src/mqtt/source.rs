@@ -1,0 +1,158 @@
+//! Subscribing to a broker and yielding envelopes.
+//!
+//! rumqttc's event loop must be polled continuously; after an error the next poll reconnects
+//! at once, so back-off is ours to add. Subscriptions are sent again on every ConnAck (a
+//! broker that lost its state would otherwise leave us subscribed to nothing). Acks are
+//! manual and sent in order by the consumer of the envelopes, after hand-off.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::MqttSourceConfig;
+use crate::envelope::{now_ms, AckToken, Envelope};
+
+/// Connection state other parts of the process can read (health checks, metrics).
+#[derive(Debug, Default)]
+pub struct MqttStatus {
+    pub connected: AtomicBool,
+    /// Connections established, including the first.
+    pub connections: AtomicU64,
+    pub connection_errors: AtomicU64,
+}
+
+/// Acknowledges envelopes to the broker. Acks must be sent in the order messages arrived.
+#[derive(Clone)]
+pub struct MqttAcker {
+    client: AsyncClient,
+}
+
+impl MqttAcker {
+    pub async fn ack(&self, token: AckToken) {
+        if let AckToken::Mqtt { pkid, qos } = token {
+            let qos = match qos {
+                1 => QoS::AtLeastOnce,
+                2 => QoS::ExactlyOnce,
+                _ => return,
+            };
+            let mut publish = Publish::new("", qos, Vec::new());
+            publish.pkid = pkid;
+            // Fails only when the event loop is gone (shutting down); the broker then
+            // redelivers the message to the persistent session, which is what we want.
+            if let Err(e) = self.client.ack(&publish).await {
+                tracing::debug!(error = %e, "ack not sent: event loop stopped");
+            }
+        }
+    }
+}
+
+/// A running MQTT subscription.
+pub struct MqttSource {
+    pub acker: MqttAcker,
+    pub envelopes: mpsc::Receiver<Envelope>,
+    pub status: Arc<MqttStatus>,
+    task: JoinHandle<()>,
+    client: AsyncClient,
+}
+
+impl MqttSource {
+    /// Connects (in the background, retrying) and starts yielding envelopes.
+    /// `buffer` bounds envelopes waiting for the consumer: when full, the event loop waits,
+    /// and the broker holds the rest.
+    pub fn start(config: &MqttSourceConfig, source: &'static str, buffer: usize) -> MqttSource {
+        let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
+        options
+            .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(5)))
+            .set_clean_session(false)
+            .set_manual_acks(true)
+            .set_inflight(config.inflight.max(1))
+            .set_max_packet_size(1 << 20, 1 << 20);
+        if let (Some(user), Some(pass)) = (&config.username, &config.password) {
+            options.set_credentials(user, pass);
+        }
+        let (client, eventloop) = AsyncClient::new(options, 4096);
+        let (tx, rx) = mpsc::channel(buffer.max(1));
+        let status = Arc::new(MqttStatus::default());
+        let task = tokio::spawn(run(eventloop, client.clone(), config.clone(), source, tx, status.clone()));
+        MqttSource { acker: MqttAcker { client: client.clone() }, envelopes: rx, status, task, client }
+    }
+
+    /// A handle that stops the connection; the envelope receiver is moved out separately.
+    pub fn task_handle(&self) -> SourceHandle {
+        SourceHandle { client: self.client.clone(), task: self.task.abort_handle() }
+    }
+}
+
+/// Stops a source's event loop.
+pub struct SourceHandle {
+    client: AsyncClient,
+    task: tokio::task::AbortHandle,
+}
+
+impl SourceHandle {
+    /// Disconnects cleanly and stops the event loop. Unacknowledged messages stay with the
+    /// broker's persistent session and are delivered again on the next connection.
+    pub async fn stop(self) {
+        let _ = self.client.try_disconnect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.task.abort();
+    }
+}
+
+async fn run(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    config: MqttSourceConfig,
+    source: &'static str,
+    tx: mpsc::Sender<Envelope>,
+    status: Arc<MqttStatus>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let envelope = Envelope {
+                    source,
+                    topic: p.topic,
+                    payload: p.payload,
+                    received_at: now_ms(),
+                    ack: match p.qos {
+                        QoS::AtMostOnce => AckToken::None,
+                        QoS::AtLeastOnce => AckToken::Mqtt { pkid: p.pkid, qos: 1 },
+                        QoS::ExactlyOnce => AckToken::Mqtt { pkid: p.pkid, qos: 2 },
+                    },
+                };
+                if tx.send(envelope).await.is_err() {
+                    return; // consumer gone: shutting down
+                }
+            }
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff = Duration::from_millis(100);
+                status.connected.store(true, Ordering::Relaxed);
+                status.connections.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(host = %config.host, port = config.port, session_present = ack.session_present, "MQTT connected");
+                for filter in &config.filters {
+                    if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
+                        tracing::error!(filter = %filter, error = %e, "MQTT subscribe request failed");
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let was_connected = status.connected.swap(false, Ordering::Relaxed);
+                status.connection_errors.fetch_add(1, Ordering::Relaxed);
+                if was_connected {
+                    tracing::warn!(host = %config.host, port = config.port, error = %e, "MQTT connection lost; reconnecting");
+                } else {
+                    tracing::debug!(host = %config.host, port = config.port, error = %e, retry_in = ?backoff, "MQTT connect failed");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.max_backoff());
+            }
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The deployment's configuration file (`config/tidewatch.toml`).
+//!
+//! Every struct is the documentation of what a user may write: unknown fields are errors,
+//! and [`Config::check`] reports every problem at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tidewatch_ingest::json::JsonMapping;
+use tidewatch_rules::duration::parse_duration;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The rules engine.
+    #[serde(default)]
+    pub engine: EngineSection,
+    /// Station registry file (relative paths are relative to this config file).
+    pub stations: PathBuf,
+    /// Rule files or directories of `*.toml` rule files.
+    pub rules: Vec<PathBuf>,
+    /// Where readings come from over MQTT.
+    #[serde(default)]
+    pub mqtt: MqttSection,
+    /// The HTTP API (alerts, health, metrics).
+    #[serde(default)]
+    pub http: HttpSection,
+    /// Where alerts and dead letters are written.
+    #[serde(default)]
+    pub output: OutputSection,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// Timely worker threads evaluating rules.
+    pub workers: usize,
+    /// How late (in event time, behind the newest reading) a reading may arrive and still
+    /// be evaluated; later ones are dead letters with reason `late`.
+    pub allowed_lateness: String,
+    /// A source silent this long (wall clock) stops holding the watermark back.
+    pub idle_source_timeout: String,
+    /// Readings stamped further ahead of the clock than this are dead letters.
+    pub max_future: String,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            workers: 2,
+            allowed_lateness: "2m".into(),
+            idle_source_timeout: "30s".into(),
+            max_future: "10m".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttSection {
+    /// External broker as `host:port`. Leave out to start the embedded broker.
+    pub broker: Option<String>,
+    /// Address of the embedded broker, when `broker` is not set.
+    pub embedded_listen: SocketAddr,
+    /// Stable client id for the persistent session.
+    pub client_id: String,
+    pub keep_alive_s: u64,
+    /// Longest wait between reconnection attempts.
+    pub max_backoff_s: u64,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Topic filters and how to decode what arrives on them; the first match wins.
+    pub route: Vec<Route>,
+}
+
+impl Default for MqttSection {
+    fn default() -> Self {
+        MqttSection {
+            broker: None,
+            embedded_listen: "127.0.0.1:1883".parse().expect("valid address"),
+            client_id: "tidewatch".into(),
+            keep_alive_s: 30,
+            max_backoff_s: 10,
+            username: None,
+            password: None,
+            route: vec![Route { name: "json".into(), filter: "tidewatch/json/#".into(), format: Format::Json, json: JsonMapping::default() }],
+        }
+    }
+}
+
+/// Payloads on `filter` are decoded as `format`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Name used in metrics and dead letters.
+    pub name: String,
+    /// MQTT topic filter (`+` and `#` wildcards).
+    pub filter: String,
+    pub format: Format,
+    /// Field mapping for `format = "json"`.
+    #[serde(default)]
+    pub json: JsonMapping,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Plain JSON with a field mapping.
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection { listen: "127.0.0.1:8080".parse().expect("valid address") }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// Alert transitions, one JSON object per line (appended).
+    pub alerts_file: Option<PathBuf>,
+    /// Rejected input with its reason, one JSON object per line (appended).
+    pub dead_letter_file: Option<PathBuf>,
+    /// Print transitions on the terminal.
+    pub console: bool,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection {
+            alerts_file: Some("var/alerts.jsonl".into()),
+            dead_letter_file: Some("var/dead_letters.jsonl".into()),
+            console: true,
+        }
+    }
+}
+
+/// Durations in milliseconds, checked.
+#[derive(Clone, Copy, Debug)]
+pub struct EngineTiming {
+    pub lateness_ms: i64,
+    pub idle_ms: i64,
+    pub max_future_ms: i64,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Makes relative paths relative to `base` (the config file's directory).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.stations);
+        self.rules.iter_mut().for_each(fix);
+        if let Some(p) = self.output.alerts_file.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.output.dead_letter_file.as_mut() {
+            fix(p);
+        }
+    }
+
+    /// Checks what serde cannot; every problem at once.
+    pub fn check(&self) -> Result<EngineTiming, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut duration = |name: &str, text: &str| match parse_duration(text) {
+            Ok(ms) => ms,
+            Err(e) => {
+                problems.push(format!("engine.{name}: {e}"));
+                0
+            }
+        };
+        let timing = EngineTiming {
+            lateness_ms: duration("allowed_lateness", &self.engine.allowed_lateness),
+            idle_ms: duration("idle_source_timeout", &self.engine.idle_source_timeout),
+            max_future_ms: duration("max_future", &self.engine.max_future),
+        };
+        if self.engine.workers == 0 || self.engine.workers > 256 {
+            problems.push(format!("engine.workers must be 1 to 256, not {}", self.engine.workers));
+        }
+        if self.rules.is_empty() {
+            problems.push("rules: name at least one rule file or directory".into());
+        }
+        if self.mqtt.route.is_empty() {
+            problems.push("mqtt.route: at least one route is needed, or no reading can arrive".into());
+        }
+        for route in &self.mqtt.route {
+            if let Err(e) = route.json.clone().into_decoder() {
+                problems.push(format!("mqtt.route {:?}: {e}", route.name));
+            }
+            if route.filter.is_empty() || route.filter.contains("#/") {
+                problems.push(format!("mqtt.route {:?}: {:?} is not a valid topic filter", route.name, route.filter));
+            }
+        }
+        if let Some(broker) = &self.mqtt.broker {
+            if parse_host_port(broker).is_none() {
+                problems.push(format!("mqtt.broker {broker:?} must be host:port"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(timing)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// `host:port` → (host, port).
+pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
+    let s = s.strip_prefix("mqtt://").or_else(|| s.strip_prefix("tcp://")).unwrap_or(s);
+    let (host, port) = s.rsplit_once(':')?;
+    Some((host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tidewatch.toml");
+        let config = Config::load(&path).unwrap();
+        config.check().unwrap();
+        assert!(config.stations.exists());
+    }
+
+    #[test]
+    fn a_typo_is_an_error_and_all_problems_come_at_once() {
+        let err = toml::from_str::<Config>("stations = 's'\nrules = []\n[engine]\nworkrs = 2\n").unwrap_err();
+        assert!(err.to_string().contains("workrs"), "{err}");
+        let config: Config = toml::from_str(
+            "stations = 's'\nrules = []\n[engine]\nworkers = 0\nallowed_lateness = '2 min'\n[mqtt]\nbroker = 'nohost'\n",
+        )
+        .unwrap();
+        let problems = config.check().unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+    }
+}

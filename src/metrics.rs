@@ -1,0 +1,89 @@
+//! What the process reports at `/metrics`, in Prometheus text format.
+//!
+//! Hot paths report per batch, not per reading: one counter add per MQTT batch.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    pub severity: String,
+    pub transition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeverityLabels {
+    pub severity: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub readings_in: Family<SourceLabels, Counter>,
+    pub payloads_in: Family<SourceLabels, Counter>,
+    pub dead_letters: Family<ReasonLabels, Counter>,
+    pub alert_transitions: Family<TransitionLabels, Counter>,
+    pub alerts_open: Family<SeverityLabels, Gauge>,
+    pub watermark_lag_seconds: Gauge<f64, AtomicU64>,
+    pub watermark_seconds: Gauge<f64, AtomicU64>,
+    pub mqtt_connected: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("tidewatch");
+        let readings_in = Family::<SourceLabels, Counter>::default();
+        let payloads_in = Family::<SourceLabels, Counter>::default();
+        let dead_letters = Family::<ReasonLabels, Counter>::default();
+        let alert_transitions = Family::<TransitionLabels, Counter>::default();
+        let alerts_open = Family::<SeverityLabels, Gauge>::default();
+        let watermark_lag_seconds = Gauge::<f64, AtomicU64>::default();
+        let watermark_seconds = Gauge::<f64, AtomicU64>::default();
+        let mqtt_connected = Gauge::default();
+        registry.register("readings", "Readings accepted, by source", readings_in.clone());
+        registry.register("payloads", "Payloads received, by source", payloads_in.clone());
+        registry.register("dead_letters", "Rejected inputs, by reason", dead_letters.clone());
+        registry.register("alert_transitions", "Alert transitions, by severity and kind", alert_transitions.clone());
+        registry.register("alerts_open", "Open alerts, by severity", alerts_open.clone());
+        registry.register("watermark_lag_seconds", "Wall clock minus the event-time watermark", watermark_lag_seconds.clone());
+        registry.register("watermark_seconds", "The event-time watermark, seconds since the epoch", watermark_seconds.clone());
+        registry.register("mqtt_connected", "1 while connected to the MQTT broker", mqtt_connected.clone());
+        for reason in tidewatch_ingest::Rejection::KINDS {
+            let _ = dead_letters.get_or_create(&ReasonLabels { reason: (*reason).to_owned() });
+        }
+        for severity in tidewatch_rules::Severity::ALL {
+            let _ = alerts_open.get_or_create(&SeverityLabels { severity: severity.name().to_owned() });
+        }
+        Metrics {
+            registry,
+            readings_in,
+            payloads_in,
+            dead_letters,
+            alert_transitions,
+            alerts_open,
+            watermark_lag_seconds,
+            watermark_seconds,
+            mqtt_connected,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,50 @@
+//! Which decoder handles which MQTT topic.
+
+use rustc_hash::FxHashMap;
+use tidewatch_ingest::Decoder;
+
+use crate::config::{Format, Route};
+
+/// Routes in configuration order; the first whose filter matches a topic wins.
+pub struct Router {
+    routes: Vec<(String, String, Decoder)>,
+    /// Topic → route index; devices repeat their topics, so matching is done once per topic.
+    cache: FxHashMap<String, Option<usize>>,
+}
+
+const CACHE_LIMIT: usize = 200_000;
+
+impl Router {
+    pub fn new(routes: &[Route]) -> anyhow::Result<Router> {
+        let routes = routes
+            .iter()
+            .map(|r| {
+                let decoder = match r.format {
+                    Format::Json => Decoder::Json(r.json.clone().into_decoder()?),
+                };
+                Ok((r.name.clone(), r.filter.clone(), decoder))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Router { routes, cache: FxHashMap::default() })
+    }
+
+    pub fn filters(&self) -> Vec<String> {
+        self.routes.iter().map(|(_, f, _)| f.clone()).collect()
+    }
+
+    /// The route name and decoder for a topic, if any route matches.
+    pub fn route(&mut self, topic: &str) -> Option<(&str, &Decoder)> {
+        let index = match self.cache.get(topic) {
+            Some(&i) => i,
+            None => {
+                let i = self.routes.iter().position(|(_, filter, _)| rumqttc::matches(topic, filter));
+                if self.cache.len() >= CACHE_LIMIT {
+                    self.cache.clear();
+                }
+                self.cache.insert(topic.to_owned(), i);
+                i
+            }
+        };
+        index.map(|i| (self.routes[i].0.as_str(), &self.routes[i].2))
+    }
+}

@@ -1,0 +1,361 @@
+//! Wiring: connectors → ingest → rules engine → alerting, and the HTTP API beside them.
+//!
+//! ```text
+//!  MqttSource ─envelopes─▶ ingest task ─batches─▶ Engine (timely workers)
+//!      ▲                      │  acks after hand-off          │
+//!      └──────────────────────┘                               ▼
+//!                       dead letters ◀── late ──── output thread ──▶ board, console, alerts.jsonl
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tidewatch_alerting::{render, AlertBoard};
+use tidewatch_connectors::envelope::now_ms;
+use tidewatch_connectors::mqtt::{embedded, MqttAcker, MqttSource, MqttSourceConfig, MqttStatus};
+use tidewatch_connectors::Envelope;
+use tidewatch_ingest::{time::to_rfc3339, DeadLetter, Limits, Normaliser, Registry, Rejection};
+use tidewatch_rules::{Engine, EngineConfig, EngineInput, EngineOutput, RuleSet, SourceId, Watermark};
+use tokio::sync::mpsc;
+
+use crate::config::{parse_host_port, Config, EngineTiming};
+use crate::metrics::{Metrics, ReasonLabels, SeverityLabels, SourceLabels, TransitionLabels};
+use crate::routes::Router;
+
+/// Everything a run needs, loaded and checked.
+pub struct Settings {
+    pub config: Config,
+    pub timing: EngineTiming,
+    pub registry: Arc<Registry>,
+    pub rules: Arc<RuleSet>,
+}
+
+/// Extra behaviour of a run.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Stop by itself after this long.
+    pub duration: Option<Duration>,
+    /// Run the built-in flood simulator against the broker.
+    pub simulate: Option<crate::demo::SimulatorOptions>,
+}
+
+/// State the HTTP API and status reports read.
+pub struct AppState {
+    pub board: Mutex<AlertBoard>,
+    pub metrics: Metrics,
+    pub watermark: Arc<Watermark>,
+    pub mqtt: Arc<MqttStatus>,
+    pub readings_total: AtomicU64,
+    pub dead_letters_total: AtomicU64,
+    /// Newest simulated time published (demo only), ms.
+    pub sim_clock: AtomicI64,
+}
+
+impl AppState {
+    /// Refreshes gauges computed from other state, before a scrape.
+    pub fn refresh_gauges(&self) {
+        let w = self.watermark.get();
+        if w != i64::MIN {
+            self.metrics.watermark_seconds.set(w as f64 / 1000.0);
+            self.metrics.watermark_lag_seconds.set((now_ms() - w) as f64 / 1000.0);
+        }
+        self.metrics.mqtt_connected.set(i64::from(self.mqtt.connected.load(Ordering::Relaxed)));
+    }
+}
+
+/// Appends JSON lines to a file; `None` writes nothing.
+struct JsonLines(Option<BufWriter<File>>);
+
+impl JsonLines {
+    fn open(path: Option<&Path>) -> anyhow::Result<JsonLines> {
+        let Some(path) = path else { return Ok(JsonLines(None)) };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(JsonLines(Some(BufWriter::new(file))))
+    }
+
+    fn write(&mut self, value: &impl serde::Serialize) {
+        if let Some(w) = self.0.as_mut() {
+            let ok = serde_json::to_writer(&mut *w, value).is_ok() && w.write_all(b"\n").is_ok();
+            if !ok {
+                tracing::error!("cannot append to an output file; is the disk full?");
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(w) = self.0.as_mut() {
+            if let Err(e) = w.flush() {
+                tracing::error!(error = %e, "cannot flush an output file");
+            }
+        }
+    }
+}
+
+/// Dead letters: counted, logged at debug, kept in a file.
+struct DeadLetters {
+    file: Mutex<JsonLines>,
+    state: Arc<AppState>,
+}
+
+impl DeadLetters {
+    fn push(&self, letter: DeadLetter) {
+        self.state.metrics.dead_letters.get_or_create(&ReasonLabels { reason: letter.reason.kind().to_owned() }).inc();
+        self.state.dead_letters_total.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(topic = %letter.topic, reason = %letter.message, "dead letter");
+        self.file.lock().unwrap_or_else(|e| e.into_inner()).write(&letter);
+    }
+
+    fn flush(&self) {
+        self.file.lock().unwrap_or_else(|e| e.into_inner()).flush();
+    }
+}
+
+pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> {
+    let Settings { config, timing, registry, rules } = settings;
+
+    let (host, port) = match &config.mqtt.broker {
+        Some(broker) => parse_host_port(broker).context("mqtt.broker must be host:port")?,
+        None => {
+            let listen = config.mqtt.embedded_listen;
+            embedded::start(listen).context("starting the embedded MQTT broker")?;
+            tracing::info!(%listen, "embedded MQTT broker started");
+            (listen.ip().to_string(), listen.port())
+        }
+    };
+
+    let watermark = Arc::new(Watermark::new(timing.lateness_ms, timing.idle_ms));
+    let source_id = watermark.register("mqtt");
+    let engine = Engine::start(rules.clone(), watermark.clone(), EngineConfig { workers: config.engine.workers })
+        .map_err(|e| anyhow::anyhow!("starting the rules engine: {e}"))?;
+
+    let router = Router::new(&config.mqtt.route)?;
+    let mut mqtt_config = MqttSourceConfig::new(host.clone(), port, config.mqtt.client_id.clone(), router.filters());
+    mqtt_config.keep_alive_s = config.mqtt.keep_alive_s;
+    mqtt_config.max_backoff_s = config.mqtt.max_backoff_s;
+    mqtt_config.username = config.mqtt.username.clone();
+    mqtt_config.password = config.mqtt.password.clone();
+    let source = MqttSource::start(&mqtt_config, "mqtt", 8192);
+    let source_handle = source.task_handle();
+
+    let state = Arc::new(AppState {
+        board: Mutex::new(AlertBoard::new(registry.clone(), rules.clone())),
+        metrics: Metrics::new(),
+        watermark: watermark.clone(),
+        mqtt: source.status.clone(),
+        readings_total: AtomicU64::new(0),
+        dead_letters_total: AtomicU64::new(0),
+        sim_clock: AtomicI64::new(i64::MIN),
+    });
+    let dead = Arc::new(DeadLetters { file: Mutex::new(JsonLines::open(config.output.dead_letter_file.as_deref())?), state: state.clone() });
+    let alerts_file = JsonLines::open(config.output.alerts_file.as_deref())?;
+
+    // HTTP API.
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {} (set http.listen or --http)", config.http.listen))?;
+    let http_addr = listener.local_addr()?;
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn({
+        let app = crate::http::router(state.clone());
+        async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = http_stopped.await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }
+    });
+    tracing::info!(%http_addr, "HTTP API at http://{http_addr}/api/alerts (also /healthz, /metrics)");
+
+    // Engine output: alerts to people and files, late readings to dead letters.
+    let output_thread = std::thread::Builder::new().name("alerts-out".into()).spawn({
+        let output = engine.output().clone();
+        let state = state.clone();
+        let dead = dead.clone();
+        let registry = registry.clone();
+        let console = config.output.console;
+        move || deliver(output, state, alerts_file, console, &registry, &dead)
+    })?;
+
+    let ingest = tokio::spawn(ingest(
+        source.envelopes,
+        source.acker.clone(),
+        router,
+        Normaliser::new(registry.clone(), Limits { max_future_ms: timing.max_future_ms }),
+        engine.input(),
+        watermark.clone(),
+        source_id,
+        state.clone(),
+        dead.clone(),
+    ));
+
+    let ticker = tokio::spawn({
+        let watermark = watermark.clone();
+        let dead = dead.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                watermark.tick(now_ms());
+                dead.flush();
+            }
+        }
+    });
+
+    let simulator = options.simulate.map(|sim| {
+        let state = state.clone();
+        let registry = registry.clone();
+        tokio::spawn(crate::demo::simulate(host.clone(), port, registry, sim, state))
+    });
+
+    wait_for_stop(options.duration).await;
+    tracing::info!("stopping: draining in-flight readings");
+
+    if let Some(sim) = simulator {
+        sim.abort();
+    }
+    // Stop taking messages; what is not yet acknowledged stays with the broker.
+    source_handle.stop().await;
+    let _ = ingest.await;
+    // The ingest task held the last engine input: finishing now evaluates what is in flight.
+    let engine_done = tokio::task::spawn_blocking(move || engine.finish());
+    let _ = engine_done.await;
+    let _ = tokio::task::spawn_blocking(move || output_thread.join()).await;
+    ticker.abort();
+    dead.flush();
+    let _ = stop_http.send(());
+    let _ = http.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_stop(duration: Option<Duration>) {
+    let timer = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = timer => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ingest(
+    mut envelopes: mpsc::Receiver<Envelope>,
+    acker: MqttAcker,
+    mut router: Router,
+    normaliser: Normaliser,
+    input: EngineInput,
+    watermark: Arc<Watermark>,
+    source: SourceId,
+    state: Arc<AppState>,
+    dead: Arc<DeadLetters>,
+) {
+    let mut batch: Vec<Envelope> = Vec::with_capacity(1024);
+    let mut readings = Vec::with_capacity(4096);
+    let mut per_route: Vec<(String, u64)> = Vec::new();
+    while envelopes.recv_many(&mut batch, 1024).await > 0 {
+        for envelope in &batch {
+            let Some((route, decoder)) = router.route(&envelope.topic) else {
+                let reason = Rejection::Unrouted { topic: envelope.topic.clone() };
+                dead.push(DeadLetter::new(envelope.received_at, envelope.source, &envelope.topic, &envelope.payload, reason));
+                continue;
+            };
+            let before = readings.len();
+            for reason in normaliser.decode_into(decoder, &envelope.payload, envelope.received_at, &mut readings) {
+                dead.push(DeadLetter::new(envelope.received_at, envelope.source, &envelope.topic, &envelope.payload, reason));
+            }
+            let accepted = (readings.len() - before) as u64;
+            match per_route.iter_mut().find(|(name, _)| name == route) {
+                Some((_, n)) => *n += accepted,
+                None => per_route.push((route.to_owned(), accepted)),
+            }
+        }
+        let metrics = &state.metrics;
+        metrics.payloads_in.get_or_create(&SourceLabels { source: "mqtt".into() }).inc_by(batch.len() as u64);
+        for (route, n) in per_route.iter_mut() {
+            metrics.readings_in.get_or_create(&SourceLabels { source: format!("mqtt/{route}") }).inc_by(*n);
+            *n = 0;
+        }
+        state.readings_total.fetch_add(readings.len() as u64, Ordering::Relaxed);
+        let newest = readings.iter().map(|r| r.time).max();
+        let handed = std::mem::replace(&mut readings, Vec::with_capacity(4096));
+        // A full engine channel blocks here: back-pressure reaches the broker, which holds
+        // what we have not acknowledged.
+        if tokio::task::block_in_place(|| input.send(handed)).is_err() {
+            tracing::error!("rules engine stopped; not acknowledging further messages");
+            return;
+        }
+        if let Some(newest) = newest {
+            watermark.observe(source, newest, now_ms());
+        }
+        for envelope in batch.drain(..) {
+            acker.ack(envelope.ack).await;
+        }
+    }
+}
+
+fn deliver(
+    output: crossbeam_channel::Receiver<EngineOutput>,
+    state: Arc<AppState>,
+    mut alerts_file: JsonLines,
+    console: bool,
+    registry: &Registry,
+    dead: &DeadLetters,
+) {
+    use std::io::IsTerminal;
+    let ansi = std::io::stdout().is_terminal();
+    for out in output.iter() {
+        match out {
+            EngineOutput::Alert(event) => {
+                let (notice, counts) = {
+                    let mut board = state.board.lock().unwrap_or_else(|e| e.into_inner());
+                    let notice = board.apply(&event);
+                    (notice, board.counts())
+                };
+                let labels = TransitionLabels { severity: notice.severity.name().into(), transition: notice.transition.name().into() };
+                state.metrics.alert_transitions.get_or_create(&labels).inc();
+                for (severity, count) in tidewatch_rules::Severity::ALL.iter().zip(counts) {
+                    state.metrics.alerts_open.get_or_create(&SeverityLabels { severity: severity.name().into() }).set(count as i64);
+                }
+                if console {
+                    println!("{}", render::console_line(&notice, ansi));
+                }
+                alerts_file.write(&notice);
+                alerts_file.flush();
+            }
+            EngineOutput::Late { reading, watermark } => {
+                let station = &registry.station(reading.sensor.station).id;
+                let quantity = reading.sensor.quantity;
+                let payload = serde_json::json!({"station": station, "quantity": quantity.name(), "value": reading.value, "time": reading.time});
+                let reason = Rejection::Late { station: station.clone(), quantity, time: to_rfc3339(reading.time), watermark: to_rfc3339(watermark) };
+                dead.push(DeadLetter::new(now_ms(), "engine", "", payload.to_string().as_bytes(), reason));
+            }
+        }
+    }
+    alerts_file.flush();
+}
