@@ -1,0 +1,221 @@
+//! Real servers and the real binary for end-to-end tests.
+//!
+//! Each test starts its own Mosquitto on a free port with its own persistence directory, and
+//! runs the `tidewatch` binary against it as a separate process. Readings are published with
+//! the independent `mosquitto_pub` client. `scripts/test.sh` installs Mosquitto if missing.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, up: bool, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() == up {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("port {port} did not become {} within {within:?}", if up { "open" } else { "closed" });
+}
+
+fn require(program: &str) {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().map(|o| o.status.success());
+    assert!(found.unwrap_or(false), "{program} is not installed: run scripts/test.sh, which installs the test servers");
+}
+
+/// A Mosquitto broker with persistence, on a free port.
+pub struct Mosquitto {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    pub fn start(dir: &Path) -> Mosquitto {
+        require("mosquitto");
+        let mut m = Mosquitto { port: free_port(), dir: dir.to_owned(), child: None };
+        m.restart();
+        m
+    }
+
+    /// Starts (again) on the same port with the same persistence directory.
+    pub fn restart(&mut self) {
+        let conf = self.dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                // `user root`: started as root, Mosquitto otherwise drops to user `mosquitto`,
+                // cannot write this directory, and silently keeps no sessions across restarts.
+                // (Ignored when not started as root.)
+                "user root\nlistener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nmax_queued_messages 100000\nlog_dest file {}/mosquitto.log\n",
+                self.port,
+                self.dir.display(),
+                self.dir.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        self.child = Some(child);
+        wait_for_port(self.port, true, Duration::from_secs(10));
+    }
+
+    /// Stops the broker the way an operator would (SIGTERM: it saves its persistence file).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "TERM");
+            child.wait().unwrap();
+            wait_for_port(self.port, false, Duration::from_secs(10));
+        }
+    }
+
+    /// Publishes each line as one QoS 1 message with the real `mosquitto_pub`.
+    pub fn publish_lines(&self, topic: &str, lines: &[String]) {
+        require("mosquitto_pub");
+        let mut child = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1", "-t", topic, "-l"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            let mut stdin = child.stdin.take().unwrap();
+            for line in lines {
+                writeln!(stdin, "{line}").unwrap();
+            }
+        }
+        assert!(child.wait().unwrap().success(), "mosquitto_pub failed");
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+}
+
+/// The `tidewatch` binary running `run --config` in a directory of its own.
+pub struct Tidewatch {
+    pub http: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Tidewatch {
+    /// Writes stations, rules and a config naming the broker, then starts the binary and
+    /// waits until it is connected.
+    pub fn start(dir: &Path, broker_port: u16, stations: &str, rules: &str, engine: &str) -> Tidewatch {
+        std::fs::write(dir.join("stations.toml"), stations).unwrap();
+        std::fs::create_dir_all(dir.join("rules")).unwrap();
+        std::fs::write(dir.join("rules/test.toml"), rules).unwrap();
+        let http = free_port();
+        std::fs::write(
+            dir.join("tidewatch.toml"),
+            format!(
+                r#"stations = "stations.toml"
+rules = ["rules"]
+[engine]
+{engine}
+[mqtt]
+broker = "127.0.0.1:{broker_port}"
+client_id = "tidewatch-e2e"
+max_backoff_s = 2
+[[mqtt.route]]
+name = "json"
+filter = "sensors/#"
+format = "json"
+[http]
+listen = "127.0.0.1:{http}"
+[output]
+alerts_file = "alerts.jsonl"
+dead_letter_file = "dead_letters.jsonl"
+console = true
+"#
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("tidewatch.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+            .args(["run", "--config"])
+            .arg(dir.join("tidewatch.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let t = Tidewatch { http, dir: dir.to_owned(), child: Some(child) };
+        t.wait_until("MQTT connected", Duration::from_secs(20), |h| h["mqtt_connected"] == true);
+        t
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        reqwest::blocking::get(format!("http://127.0.0.1:{}{path}", self.http)).unwrap()
+    }
+
+    pub fn health(&self) -> serde_json::Value {
+        self.get("/healthz").json().unwrap()
+    }
+
+    /// Polls `/healthz` until `ready` holds.
+    pub fn wait_until(&self, what: &str, within: Duration, ready: impl Fn(&serde_json::Value) -> bool) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(resp) = reqwest::blocking::get(format!("http://127.0.0.1:{}/healthz", self.http)) {
+                if let Ok(h) = resp.json::<serde_json::Value>() {
+                    if ready(&h) {
+                        return;
+                    }
+                    if Instant::now() > deadline {
+                        panic!("timed out waiting for {what}; health: {h}; log:\n{}", self.log());
+                    }
+                }
+            }
+            assert!(Instant::now() <= deadline, "timed out waiting for {what}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("tidewatch.log")).unwrap_or_default()
+    }
+
+    /// Lines of a JSON-lines output file.
+    pub fn json_lines(&self, file: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Stops with SIGTERM (graceful: drains and flushes) and checks the exit status.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "TERM");
+            let status = child.wait().unwrap();
+            assert!(status.success(), "tidewatch exited with {status}; log:\n{}", self.log());
+        }
+    }
+}
+
+impl Drop for Tidewatch {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
