@@ -279,6 +279,7 @@ async fn ingest(
     let mut readings = Vec::with_capacity(4096);
     let mut per_route: Vec<(String, u64)> = Vec::new();
     while envelopes.recv_many(&mut batch, 1024).await > 0 {
+        let dead_before = state.dead_letters_total.load(Ordering::Relaxed);
         for envelope in &batch {
             let Some((route, decoder)) = router.route(&envelope.topic) else {
                 let reason = Rejection::Unrouted { topic: envelope.topic.clone() };
@@ -294,6 +295,9 @@ async fn ingest(
                 Some((_, n)) => *n += accepted,
                 None => per_route.push((route.to_owned(), accepted)),
             }
+        }
+        if state.dead_letters_total.load(Ordering::Relaxed) != dead_before {
+            dead.flush();
         }
         let metrics = &state.metrics;
         metrics.payloads_in.get_or_create(&SourceLabels { source: "mqtt".into() }).inc_by(batch.len() as u64);
@@ -354,6 +358,9 @@ fn deliver(
                 let payload = serde_json::json!({"station": station, "quantity": quantity.name(), "value": reading.value, "time": reading.time});
                 let reason = Rejection::Late { station: station.clone(), quantity, time: to_rfc3339(reading.time), watermark: to_rfc3339(watermark) };
                 dead.push(DeadLetter::new(now_ms(), "engine", "", payload.to_string().as_bytes(), reason));
+                if output.is_empty() {
+                    dead.flush();
+                }
             }
         }
     }

@@ -212,5 +212,9 @@ fn a_broker_restart_mid_stream_loses_no_qos1_reading() {
     tidewatch.wait_until("the last transition", Duration::from_secs(10), |_| transitions(&tidewatch, t0).len() >= expected().len());
     assert_eq!(transitions(&tidewatch, t0), expected());
     assert_eq!(tidewatch.health()["dead_letters"], 0);
+    // The broker restored our persistent session from disk (what queued the second half).
+    let log = tidewatch.log();
+    assert_eq!(log.matches("MQTT connected").count(), 2, "{log}");
+    assert!(log.contains("session_present=true"), "{log}");
     tidewatch.stop();
 }
