@@ -84,7 +84,12 @@ impl Default for MqttSection {
             max_backoff_s: 10,
             username: None,
             password: None,
-            route: vec![Route { name: "json".into(), filter: "tidewatch/json/#".into(), format: Format::Json, json: JsonMapping::default() }],
+            route: vec![Route {
+                name: "json".into(),
+                filter: "tidewatch/json/#".into(),
+                format: Format::Json,
+                json: JsonMapping::default(),
+            }],
         }
     }
 }
@@ -119,7 +124,9 @@ pub struct HttpSection {
 
 impl Default for HttpSection {
     fn default() -> Self {
-        HttpSection { listen: "127.0.0.1:8080".parse().expect("valid address") }
+        HttpSection {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+        }
     }
 }
 
@@ -154,8 +161,10 @@ pub struct EngineTiming {
 
 impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         Ok(config)
@@ -194,20 +203,27 @@ impl Config {
             max_future_ms: duration("max_future", &self.engine.max_future),
         };
         if self.engine.workers == 0 || self.engine.workers > 256 {
-            problems.push(format!("engine.workers must be 1 to 256, not {}", self.engine.workers));
+            problems.push(format!(
+                "engine.workers must be 1 to 256, not {}",
+                self.engine.workers
+            ));
         }
         if self.rules.is_empty() {
             problems.push("rules: name at least one rule file or directory".into());
         }
         if self.mqtt.route.is_empty() {
-            problems.push("mqtt.route: at least one route is needed, or no reading can arrive".into());
+            problems
+                .push("mqtt.route: at least one route is needed, or no reading can arrive".into());
         }
         for route in &self.mqtt.route {
             if let Err(e) = route.json.clone().into_decoder() {
                 problems.push(format!("mqtt.route {:?}: {e}", route.name));
             }
             if route.filter.is_empty() || route.filter.contains("#/") {
-                problems.push(format!("mqtt.route {:?}: {:?} is not a valid topic filter", route.name, route.filter));
+                problems.push(format!(
+                    "mqtt.route {:?}: {:?} is not a valid topic filter",
+                    route.name, route.filter
+                ));
             }
         }
         if let Some(broker) = &self.mqtt.broker {
@@ -225,7 +241,10 @@ impl Config {
 
 /// `host:port` → (host, port).
 pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
-    let s = s.strip_prefix("mqtt://").or_else(|| s.strip_prefix("tcp://")).unwrap_or(s);
+    let s = s
+        .strip_prefix("mqtt://")
+        .or_else(|| s.strip_prefix("tcp://"))
+        .unwrap_or(s);
     let (host, port) = s.rsplit_once(':')?;
     Some((host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?))
 }
@@ -244,7 +263,8 @@ mod tests {
 
     #[test]
     fn a_typo_is_an_error_and_all_problems_come_at_once() {
-        let err = toml::from_str::<Config>("stations = 's'\nrules = []\n[engine]\nworkrs = 2\n").unwrap_err();
+        let err = toml::from_str::<Config>("stations = 's'\nrules = []\n[engine]\nworkrs = 2\n")
+            .unwrap_err();
         assert!(err.to_string().contains("workrs"), "{err}");
         let config: Config = toml::from_str(
             "stations = 's'\nrules = []\n[engine]\nworkers = 0\nallowed_lateness = '2 min'\n[mqtt]\nbroker = 'nohost'\n",

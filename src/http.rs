@@ -51,7 +51,12 @@ async fn alerts(State(state): State<Arc<AppState>>, Query(filter): Query<AlertFi
         .open_alerts()
         .into_iter()
         .filter(|a| min.is_none_or(|m| a.severity >= m))
-        .filter(|a| filter.region.as_deref().is_none_or(|r| a.region.starts_with(r)))
+        .filter(|a| {
+            filter
+                .region
+                .as_deref()
+                .is_none_or(|r| a.region.starts_with(r))
+        })
         .filter(|a| filter.rule.as_deref().is_none_or(|r| &*a.rule == r))
         .collect();
     Json(alerts).into_response()
@@ -72,5 +77,12 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.refresh_gauges();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
 }

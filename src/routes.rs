@@ -25,7 +25,10 @@ impl Router {
                 Ok((r.name.clone(), r.filter.clone(), decoder))
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Router { routes, cache: FxHashMap::default() })
+        Ok(Router {
+            routes,
+            cache: FxHashMap::default(),
+        })
     }
 
     pub fn filters(&self) -> Vec<String> {
@@ -37,7 +40,10 @@ impl Router {
         let index = match self.cache.get(topic) {
             Some(&i) => i,
             None => {
-                let i = self.routes.iter().position(|(_, filter, _)| rumqttc::matches(topic, filter));
+                let i = self
+                    .routes
+                    .iter()
+                    .position(|(_, filter, _)| rumqttc::matches(topic, filter));
                 if self.cache.len() >= CACHE_LIMIT {
                     self.cache.clear();
                 }

@@ -20,7 +20,9 @@ use tidewatch_connectors::envelope::now_ms;
 use tidewatch_connectors::mqtt::{embedded, MqttAcker, MqttSource, MqttSourceConfig, MqttStatus};
 use tidewatch_connectors::Envelope;
 use tidewatch_ingest::{time::to_rfc3339, DeadLetter, Limits, Normaliser, Registry, Rejection};
-use tidewatch_rules::{Engine, EngineConfig, EngineInput, EngineOutput, RuleSet, SourceId, Watermark};
+use tidewatch_rules::{
+    Engine, EngineConfig, EngineInput, EngineOutput, RuleSet, SourceId, Watermark,
+};
 use tokio::sync::mpsc;
 
 use crate::config::{parse_host_port, Config, EngineTiming};
@@ -62,9 +64,13 @@ impl AppState {
         let w = self.watermark.get();
         if w != i64::MIN {
             self.metrics.watermark_seconds.set(w as f64 / 1000.0);
-            self.metrics.watermark_lag_seconds.set((now_ms() - w) as f64 / 1000.0);
+            self.metrics
+                .watermark_lag_seconds
+                .set((now_ms() - w) as f64 / 1000.0);
         }
-        self.metrics.mqtt_connected.set(i64::from(self.mqtt.connected.load(Ordering::Relaxed)));
+        self.metrics
+            .mqtt_connected
+            .set(i64::from(self.mqtt.connected.load(Ordering::Relaxed)));
     }
 }
 
@@ -73,11 +79,18 @@ struct JsonLines(Option<BufWriter<File>>);
 
 impl JsonLines {
     fn open(path: Option<&Path>) -> anyhow::Result<JsonLines> {
-        let Some(path) = path else { return Ok(JsonLines(None)) };
+        let Some(path) = path else {
+            return Ok(JsonLines(None));
+        };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
         Ok(JsonLines(Some(BufWriter::new(file))))
     }
 
@@ -107,10 +120,21 @@ struct DeadLetters {
 
 impl DeadLetters {
     fn push(&self, letter: DeadLetter) {
-        self.state.metrics.dead_letters.get_or_create(&ReasonLabels { reason: letter.reason.kind().to_owned() }).inc();
-        self.state.dead_letters_total.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .metrics
+            .dead_letters
+            .get_or_create(&ReasonLabels {
+                reason: letter.reason.kind().to_owned(),
+            })
+            .inc();
+        self.state
+            .dead_letters_total
+            .fetch_add(1, Ordering::Relaxed);
         tracing::debug!(topic = %letter.topic, reason = %letter.message, "dead letter");
-        self.file.lock().unwrap_or_else(|e| e.into_inner()).write(&letter);
+        self.file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write(&letter);
     }
 
     fn flush(&self) {
@@ -119,7 +143,12 @@ impl DeadLetters {
 }
 
 pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> {
-    let Settings { config, timing, registry, rules } = settings;
+    let Settings {
+        config,
+        timing,
+        registry,
+        rules,
+    } = settings;
 
     let (host, port) = match &config.mqtt.broker {
         Some(broker) => parse_host_port(broker).context("mqtt.broker must be host:port")?,
@@ -133,11 +162,22 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
 
     let watermark = Arc::new(Watermark::new(timing.lateness_ms, timing.idle_ms));
     let source_id = watermark.register("mqtt");
-    let engine = Engine::start(rules.clone(), watermark.clone(), EngineConfig { workers: config.engine.workers })
-        .map_err(|e| anyhow::anyhow!("starting the rules engine: {e}"))?;
+    let engine = Engine::start(
+        rules.clone(),
+        watermark.clone(),
+        EngineConfig {
+            workers: config.engine.workers,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("starting the rules engine: {e}"))?;
 
     let router = Router::new(&config.mqtt.route)?;
-    let mut mqtt_config = MqttSourceConfig::new(host.clone(), port, config.mqtt.client_id.clone(), router.filters());
+    let mut mqtt_config = MqttSourceConfig::new(
+        host.clone(),
+        port,
+        config.mqtt.client_id.clone(),
+        router.filters(),
+    );
     mqtt_config.keep_alive_s = config.mqtt.keep_alive_s;
     mqtt_config.max_backoff_s = config.mqtt.max_backoff_s;
     mqtt_config.username = config.mqtt.username.clone();
@@ -154,13 +194,21 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         dead_letters_total: AtomicU64::new(0),
         sim_clock: AtomicI64::new(i64::MIN),
     });
-    let dead = Arc::new(DeadLetters { file: Mutex::new(JsonLines::open(config.output.dead_letter_file.as_deref())?), state: state.clone() });
+    let dead = Arc::new(DeadLetters {
+        file: Mutex::new(JsonLines::open(config.output.dead_letter_file.as_deref())?),
+        state: state.clone(),
+    });
     let alerts_file = JsonLines::open(config.output.alerts_file.as_deref())?;
 
     // HTTP API.
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
-        .with_context(|| format!("cannot listen for HTTP on {} (set http.listen or --http)", config.http.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen for HTTP on {} (set http.listen or --http)",
+                config.http.listen
+            )
+        })?;
     let http_addr = listener.local_addr()?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn({
@@ -177,20 +225,27 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     tracing::info!(%http_addr, "HTTP API at http://{http_addr}/api/alerts (also /healthz, /metrics)");
 
     // Engine output: alerts to people and files, late readings to dead letters.
-    let output_thread = std::thread::Builder::new().name("alerts-out".into()).spawn({
-        let output = engine.output().clone();
-        let state = state.clone();
-        let dead = dead.clone();
-        let registry = registry.clone();
-        let console = config.output.console;
-        move || deliver(output, state, alerts_file, console, &registry, &dead)
-    })?;
+    let output_thread = std::thread::Builder::new()
+        .name("alerts-out".into())
+        .spawn({
+            let output = engine.output().clone();
+            let state = state.clone();
+            let dead = dead.clone();
+            let registry = registry.clone();
+            let console = config.output.console;
+            move || deliver(output, state, alerts_file, console, &registry, &dead)
+        })?;
 
     let ingest = tokio::spawn(ingest(
         source.envelopes,
         source.acker.clone(),
         router,
-        Normaliser::new(registry.clone(), Limits { max_future_ms: timing.max_future_ms }),
+        Normaliser::new(
+            registry.clone(),
+            Limits {
+                max_future_ms: timing.max_future_ms,
+            },
+        ),
         engine.input(),
         watermark.clone(),
         source_id,
@@ -214,7 +269,13 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let simulator = options.simulate.map(|sim| {
         let state = state.clone();
         let registry = registry.clone();
-        tokio::spawn(crate::demo::simulate(host.clone(), port, registry, sim, state))
+        tokio::spawn(crate::demo::simulate(
+            host.clone(),
+            port,
+            registry,
+            sim,
+            state,
+        ))
     });
 
     wait_for_stop(options.duration).await;
@@ -282,13 +343,32 @@ async fn ingest(
         let dead_before = state.dead_letters_total.load(Ordering::Relaxed);
         for envelope in &batch {
             let Some((route, decoder)) = router.route(&envelope.topic) else {
-                let reason = Rejection::Unrouted { topic: envelope.topic.clone() };
-                dead.push(DeadLetter::new(envelope.received_at, envelope.source, &envelope.topic, &envelope.payload, reason));
+                let reason = Rejection::Unrouted {
+                    topic: envelope.topic.clone(),
+                };
+                dead.push(DeadLetter::new(
+                    envelope.received_at,
+                    envelope.source,
+                    &envelope.topic,
+                    &envelope.payload,
+                    reason,
+                ));
                 continue;
             };
             let before = readings.len();
-            for reason in normaliser.decode_into(decoder, &envelope.payload, envelope.received_at, &mut readings) {
-                dead.push(DeadLetter::new(envelope.received_at, envelope.source, &envelope.topic, &envelope.payload, reason));
+            for reason in normaliser.decode_into(
+                decoder,
+                &envelope.payload,
+                envelope.received_at,
+                &mut readings,
+            ) {
+                dead.push(DeadLetter::new(
+                    envelope.received_at,
+                    envelope.source,
+                    &envelope.topic,
+                    &envelope.payload,
+                    reason,
+                ));
             }
             let accepted = (readings.len() - before) as u64;
             match per_route.iter_mut().find(|(name, _)| name == route) {
@@ -300,12 +380,24 @@ async fn ingest(
             dead.flush();
         }
         let metrics = &state.metrics;
-        metrics.payloads_in.get_or_create(&SourceLabels { source: "mqtt".into() }).inc_by(batch.len() as u64);
+        metrics
+            .payloads_in
+            .get_or_create(&SourceLabels {
+                source: "mqtt".into(),
+            })
+            .inc_by(batch.len() as u64);
         for (route, n) in per_route.iter_mut() {
-            metrics.readings_in.get_or_create(&SourceLabels { source: format!("mqtt/{route}") }).inc_by(*n);
+            metrics
+                .readings_in
+                .get_or_create(&SourceLabels {
+                    source: format!("mqtt/{route}"),
+                })
+                .inc_by(*n);
             *n = 0;
         }
-        state.readings_total.fetch_add(readings.len() as u64, Ordering::Relaxed);
+        state
+            .readings_total
+            .fetch_add(readings.len() as u64, Ordering::Relaxed);
         let newest = readings.iter().map(|r| r.time).max();
         let handed = std::mem::replace(&mut readings, Vec::with_capacity(4096));
         // A full engine channel blocks here: back-pressure reaches the broker, which holds
@@ -341,10 +433,19 @@ fn deliver(
                     let notice = board.apply(&event);
                     (notice, board.counts())
                 };
-                let labels = TransitionLabels { severity: notice.severity.name().into(), transition: notice.transition.name().into() };
+                let labels = TransitionLabels {
+                    severity: notice.severity.name().into(),
+                    transition: notice.transition.name().into(),
+                };
                 state.metrics.alert_transitions.get_or_create(&labels).inc();
                 for (severity, count) in tidewatch_rules::Severity::ALL.iter().zip(counts) {
-                    state.metrics.alerts_open.get_or_create(&SeverityLabels { severity: severity.name().into() }).set(count as i64);
+                    state
+                        .metrics
+                        .alerts_open
+                        .get_or_create(&SeverityLabels {
+                            severity: severity.name().into(),
+                        })
+                        .set(count as i64);
                 }
                 if console {
                     println!("{}", render::console_line(&notice, ansi));
@@ -356,8 +457,19 @@ fn deliver(
                 let station = &registry.station(reading.sensor.station).id;
                 let quantity = reading.sensor.quantity;
                 let payload = serde_json::json!({"station": station, "quantity": quantity.name(), "value": reading.value, "time": reading.time});
-                let reason = Rejection::Late { station: station.clone(), quantity, time: to_rfc3339(reading.time), watermark: to_rfc3339(watermark) };
-                dead.push(DeadLetter::new(now_ms(), "engine", "", payload.to_string().as_bytes(), reason));
+                let reason = Rejection::Late {
+                    station: station.clone(),
+                    quantity,
+                    time: to_rfc3339(reading.time),
+                    watermark: to_rfc3339(watermark),
+                };
+                dead.push(DeadLetter::new(
+                    now_ms(),
+                    "engine",
+                    "",
+                    payload.to_string().as_bytes(),
+                    reason,
+                ));
                 if output.is_empty() {
                     dead.flush();
                 }

@@ -19,7 +19,9 @@ pub fn title(template: Option<&str>, event: &AlertEvent, station: &Station) -> S
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else { break };
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
         let name = &rest[open + 1..open + close];
         match name {
             "station.name" => out.push_str(&station.name),
@@ -59,7 +61,10 @@ fn colour(severity: Severity) -> &'static str {
 /// Event time as duty staff read it: local time in Asia/Shanghai.
 pub fn local_time(ms: i64) -> String {
     match DateTime::<Utc>::from_timestamp_millis(ms) {
-        Some(t) => t.with_timezone(&Shanghai).format("%Y-%m-%d %H:%M:%S").to_string(),
+        Some(t) => t
+            .with_timezone(&Shanghai)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
         None => format!("@{ms}"),
     }
 }
@@ -67,18 +72,30 @@ pub fn local_time(ms: i64) -> String {
 /// One terminal line per transition, e.g.
 /// `2026-11-25 14:20:00  ▲ ORANGE  escalate     兰溪 (QT-LX)  water_level 30.62 m > 30.50 m  [water.level.warning]`
 pub fn console_line(n: &Notice, ansi: bool) -> String {
-    let paint = |severity: Severity, text: String| if ansi { format!("{}{text}\x1b[0m", colour(severity)) } else { text };
+    let paint = |severity: Severity, text: String| {
+        if ansi {
+            format!("{}{text}\x1b[0m", colour(severity))
+        } else {
+            text
+        }
+    };
     let (arrow, what) = match n.transition {
         Transition::Fire => ("●", "fire"),
         Transition::Escalate => ("▲", "escalate"),
         Transition::DeEscalate => ("▼", "de-escalate"),
         Transition::Resolve => ("✓", "resolved"),
     };
-    let severity = paint(n.severity, format!("{:<6}", n.severity.name().to_uppercase()));
+    let severity = paint(
+        n.severity,
+        format!("{:<6}", n.severity.name().to_uppercase()),
+    );
     let (unit, value, threshold) = (n.unit, n.value, n.threshold);
     let reading = match (n.transition, n.previous) {
         (Transition::DeEscalate, Some(previous)) => {
-            format!("{value:.2} {unit} (was {previous}; {} from {threshold:.2} {unit})", n.severity)
+            format!(
+                "{value:.2} {unit} (was {previous}; {} from {threshold:.2} {unit})",
+                n.severity
+            )
         }
         (Transition::Resolve, _) => format!("{value:.2} {unit} ≤ {threshold:.2} {unit}"),
         _ => format!("{value:.2} {unit} > {threshold:.2} {unit}"),
@@ -122,10 +139,27 @@ mod tests {
 
     #[test]
     fn lines_say_what_changed_against_which_threshold() {
-        let up = console_line(&notice(Transition::Escalate, Severity::Orange, Some(Severity::Yellow)), false);
+        let up = console_line(
+            &notice(
+                Transition::Escalate,
+                Severity::Orange,
+                Some(Severity::Yellow),
+            ),
+            false,
+        );
         assert_eq!(up, "2025-11-25 00:00:00  ▲ ORANGE  escalate     兰溪 (QT-LX)  water_level 30.64 m > 30.50 m  [water.level.warning]");
-        let down = console_line(&notice(Transition::DeEscalate, Severity::Orange, Some(Severity::Red)), false);
-        assert!(down.contains("30.64 m (was red; orange from 30.50 m)"), "{down}");
+        let down = console_line(
+            &notice(
+                Transition::DeEscalate,
+                Severity::Orange,
+                Some(Severity::Red),
+            ),
+            false,
+        );
+        assert!(
+            down.contains("30.64 m (was red; orange from 30.50 m)"),
+            "{down}"
+        );
         let coloured = console_line(&notice(Transition::Fire, Severity::Red, None), true);
         assert!(coloured.contains("\x1b[1;31mRED"), "{coloured}");
     }

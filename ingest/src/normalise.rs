@@ -15,7 +15,11 @@ pub enum Decoder {
 }
 
 impl Decoder {
-    pub fn decode<'a>(&'a self, payload: &'a [u8], emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>)) {
+    pub fn decode<'a>(
+        &'a self,
+        payload: &'a [u8],
+        emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>),
+    ) {
         match self {
             Decoder::Json(d) => d.decode(payload, emit),
         }
@@ -32,7 +36,9 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_future_ms: 10 * 60 * 1000 }
+        Limits {
+            max_future_ms: 10 * 60 * 1000,
+        }
     }
 }
 
@@ -54,26 +60,40 @@ impl Normaliser {
 
     /// Checks one raw reading received at `received_at` (ms since the epoch).
     pub fn accept(&self, raw: RawReading<'_>, received_at: i64) -> Result<Reading, Rejection> {
-        let station = self
-            .registry
-            .key_of(&raw.station)
-            .ok_or_else(|| Rejection::UnknownStation { station: raw.station.to_string() })?;
+        let station =
+            self.registry
+                .key_of(&raw.station)
+                .ok_or_else(|| Rejection::UnknownStation {
+                    station: raw.station.to_string(),
+                })?;
         let quantity = raw.quantity;
         let conversion = match raw.unit.as_deref() {
             None => crate::UnitConversion::IDENTITY,
-            Some(unit) => quantity.conversion_from(unit).ok_or_else(|| Rejection::UnknownUnit {
-                quantity,
-                unit: unit.to_owned(),
-                canonical: quantity.canonical_unit(),
-            })?,
+            Some(unit) => quantity
+                .conversion_from(unit)
+                .ok_or_else(|| Rejection::UnknownUnit {
+                    quantity,
+                    unit: unit.to_owned(),
+                    canonical: quantity.canonical_unit(),
+                })?,
         };
         if !raw.value.is_finite() {
-            return Err(Rejection::NotFinite { station: raw.station.into_owned(), quantity, value: raw.value.to_string() });
+            return Err(Rejection::NotFinite {
+                station: raw.station.into_owned(),
+                quantity,
+                value: raw.value.to_string(),
+            });
         }
         let value = conversion.apply(raw.value);
         let (min, max) = quantity.physical_range();
         if !(min..=max).contains(&value) {
-            return Err(Rejection::OutOfRange { station: raw.station.into_owned(), quantity, value, min, max });
+            return Err(Rejection::OutOfRange {
+                station: raw.station.into_owned(),
+                quantity,
+                value,
+                min,
+                max,
+            });
         }
         let time = raw.time.unwrap_or(received_at);
         if time > received_at.saturating_add(self.limits.max_future_ms) {
@@ -84,17 +104,31 @@ impl Normaliser {
                 max_future_s: self.limits.max_future_ms / 1000,
             });
         }
-        Ok(Reading { sensor: SensorKey::new(station, quantity), quality: raw.quality, time, value })
+        Ok(Reading {
+            sensor: SensorKey::new(station, quantity),
+            quality: raw.quality,
+            time,
+            value,
+        })
     }
 
     /// Decodes a payload, appending accepted readings to `out`; returns what was refused
     /// (an empty `Vec`, which does not allocate, when everything was accepted).
-    pub fn decode_into(&self, decoder: &Decoder, payload: &[u8], received_at: i64, out: &mut Vec<Reading>) -> Vec<Rejection> {
+    pub fn decode_into(
+        &self,
+        decoder: &Decoder,
+        payload: &[u8],
+        received_at: i64,
+        out: &mut Vec<Reading>,
+    ) -> Vec<Rejection> {
         let mut rejected = Vec::new();
-        decoder.decode(payload, &mut |raw| match raw.and_then(|raw| self.accept(raw, received_at)) {
-            Ok(reading) => out.push(reading),
-            Err(reason) => rejected.push(reason),
-        });
+        decoder.decode(
+            payload,
+            &mut |raw| match raw.and_then(|raw| self.accept(raw, received_at)) {
+                Ok(reading) => out.push(reading),
+                Err(reason) => rejected.push(reason),
+            },
+        );
         rejected
     }
 }

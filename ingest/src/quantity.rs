@@ -95,7 +95,10 @@ pub struct UnitConversion {
 }
 
 impl UnitConversion {
-    pub const IDENTITY: UnitConversion = UnitConversion { scale: 1.0, offset: 0.0 };
+    pub const IDENTITY: UnitConversion = UnitConversion {
+        scale: 1.0,
+        offset: 0.0,
+    };
 
     #[inline]
     pub fn apply(self, raw: f64) -> f64 {
@@ -137,8 +140,14 @@ impl Quantity {
             },
             AirTemperature | WaterTemperature => match unit {
                 "°C" | "C" | "℃" | "celsius" => scale(1.0),
-                "K" => Some(UnitConversion { scale: 1.0, offset: -273.15 }),
-                "°F" | "F" | "degF" => Some(UnitConversion { scale: 5.0 / 9.0, offset: -160.0 / 9.0 }),
+                "K" => Some(UnitConversion {
+                    scale: 1.0,
+                    offset: -273.15,
+                }),
+                "°F" | "F" | "degF" => Some(UnitConversion {
+                    scale: 5.0 / 9.0,
+                    offset: -160.0 / 9.0,
+                }),
                 _ => None,
             },
             Humidity | Occupancy => match unit {
@@ -205,7 +214,10 @@ mod tests {
     fn names_round_trip() {
         for &q in Quantity::ALL {
             assert_eq!(q.name().parse::<Quantity>(), Ok(q));
-            assert_eq!(q.conversion_from(q.canonical_unit()), Some(UnitConversion::IDENTITY));
+            assert_eq!(
+                q.conversion_from(q.canonical_unit()),
+                Some(UnitConversion::IDENTITY)
+            );
         }
     }
 

@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use tidewatch_ingest::Reading;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::InputHandle;
-use tidewatch_ingest::Reading;
 
 use crate::compile::RuleSet;
 use crate::eval::Evaluator;
@@ -35,7 +35,10 @@ use crate::watermark::Watermark;
 pub enum EngineOutput {
     Alert(AlertEvent),
     /// A reading that arrived after its worker's frontier had passed its event time.
-    Late { reading: Reading, watermark: i64 },
+    Late {
+        reading: Reading,
+        watermark: i64,
+    },
 }
 
 /// How the engine runs.
@@ -77,14 +80,28 @@ pub struct Engine {
 const CHANNEL_BATCHES: usize = 1024;
 
 impl Engine {
-    pub fn start(rules: Arc<RuleSet>, watermark: Arc<Watermark>, config: EngineConfig) -> Result<Engine, String> {
+    pub fn start(
+        rules: Arc<RuleSet>,
+        watermark: Arc<Watermark>,
+        config: EngineConfig,
+    ) -> Result<Engine, String> {
         let (in_tx, in_rx) = crossbeam_channel::bounded::<Vec<Reading>>(CHANNEL_BATCHES);
         let (out_tx, out_rx) = crossbeam_channel::unbounded::<EngineOutput>();
         let timely_config = timely::Config::process(config.workers.max(1));
         let guards = timely::execute(timely_config, move |worker| {
-            run_worker(worker, rules.clone(), watermark.clone(), in_rx.clone(), out_tx.clone())
+            run_worker(
+                worker,
+                rules.clone(),
+                watermark.clone(),
+                in_rx.clone(),
+                out_tx.clone(),
+            )
         })?;
-        Ok(Engine { input: Some(EngineInput { sender: in_tx }), output: out_rx, guards: Some(guards) })
+        Ok(Engine {
+            input: Some(EngineInput { sender: in_tx }),
+            output: out_rx,
+            guards: Some(guards),
+        })
     }
 
     /// A handle to feed readings with.
@@ -115,7 +132,8 @@ fn run_worker(
     batches: Receiver<Vec<Reading>>,
     output: Sender<EngineOutput>,
 ) {
-    let mut input = InputHandle::<i64, timely::container::CapacityContainerBuilder<Vec<Reading>>>::new();
+    let mut input =
+        InputHandle::<i64, timely::container::CapacityContainerBuilder<Vec<Reading>>>::new();
     let alerts = output.clone();
     let newest_seen = Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN));
     let newest_for_operator = newest_seen.clone();
@@ -159,9 +177,10 @@ fn run_worker(
                         evaluator.advance(&ready, complete, &mut |event| session.give(event));
                         drop(session);
                         ready.clear();
-                        if frontier.frontier().is_empty() {
-                            cap = None;
-                        } else if pending.is_empty() && !evaluator.has_timers() {
+                        // Keep a capability only while something may still be emitted:
+                        // readings not yet complete, or timers waiting for the watermark.
+                        let idle = pending.is_empty() && !evaluator.has_timers();
+                        if frontier.frontier().is_empty() || idle {
                             cap = None;
                         } else {
                             held.downgrade(&complete);
@@ -188,11 +207,17 @@ fn run_worker(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        for mut batch in first.into_iter().chain(std::iter::from_fn(|| batches.try_recv().ok()).take(64)) {
+        for mut batch in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| batches.try_recv().ok()).take(64))
+        {
             let promised = *input.time();
             batch.retain(|r| {
                 if r.time < promised {
-                    let _ = output.send(EngineOutput::Late { reading: *r, watermark: promised });
+                    let _ = output.send(EngineOutput::Late {
+                        reading: *r,
+                        watermark: promised,
+                    });
                     false
                 } else {
                     true
@@ -218,7 +243,10 @@ fn run_worker(
         worker.step();
     }
     // Input closed: share this worker's newest time, close, and run to completion.
-    newest_seen.fetch_max(watermark.newest_event(), std::sync::atomic::Ordering::Relaxed);
+    newest_seen.fetch_max(
+        watermark.newest_event(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     drop(input);
     while worker.step() {}
 }

@@ -77,13 +77,31 @@ impl MqttSource {
         let (client, eventloop) = AsyncClient::new(options, 4096);
         let (tx, rx) = mpsc::channel(buffer.max(1));
         let status = Arc::new(MqttStatus::default());
-        let task = tokio::spawn(run(eventloop, client.clone(), config.clone(), source, tx, status.clone()));
-        MqttSource { acker: MqttAcker { client: client.clone() }, envelopes: rx, status, task, client }
+        let task = tokio::spawn(run(
+            eventloop,
+            client.clone(),
+            config.clone(),
+            source,
+            tx,
+            status.clone(),
+        ));
+        MqttSource {
+            acker: MqttAcker {
+                client: client.clone(),
+            },
+            envelopes: rx,
+            status,
+            task,
+            client,
+        }
     }
 
     /// A handle that stops the connection; the envelope receiver is moved out separately.
     pub fn task_handle(&self) -> SourceHandle {
-        SourceHandle { client: self.client.clone(), task: self.task.abort_handle() }
+        SourceHandle {
+            client: self.client.clone(),
+            task: self.task.abort_handle(),
+        }
     }
 }
 
@@ -122,8 +140,14 @@ async fn run(
                     received_at: now_ms(),
                     ack: match p.qos {
                         QoS::AtMostOnce => AckToken::None,
-                        QoS::AtLeastOnce => AckToken::Mqtt { pkid: p.pkid, qos: 1 },
-                        QoS::ExactlyOnce => AckToken::Mqtt { pkid: p.pkid, qos: 2 },
+                        QoS::AtLeastOnce => AckToken::Mqtt {
+                            pkid: p.pkid,
+                            qos: 1,
+                        },
+                        QoS::ExactlyOnce => AckToken::Mqtt {
+                            pkid: p.pkid,
+                            qos: 2,
+                        },
                     },
                 };
                 if tx.send(envelope).await.is_err() {

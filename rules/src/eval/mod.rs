@@ -29,8 +29,14 @@ pub struct Evaluator {
 
 impl Evaluator {
     pub fn new(rules: Arc<RuleSet>) -> Self {
-        let states = (0..rules.rules.len()).map(|_| FxHashMap::default()).collect();
-        Evaluator { rules, states, timers: BinaryHeap::new() }
+        let states = (0..rules.rules.len())
+            .map(|_| FxHashMap::default())
+            .collect();
+        Evaluator {
+            rules,
+            states,
+            timers: BinaryHeap::new(),
+        }
     }
 
     /// True while some state waits for a timer: the caller must keep a capability for it.
@@ -46,7 +52,12 @@ impl Evaluator {
     /// Applies `readings` (sorted by time, all before `complete_before`), then fires every
     /// timer due before `complete_before`: after this call, all transitions with event time
     /// `< complete_before` have been emitted, in event-time order.
-    pub fn advance(&mut self, readings: &[Reading], complete_before: i64, emit: &mut impl FnMut(AlertEvent)) {
+    pub fn advance(
+        &mut self,
+        readings: &[Reading],
+        complete_before: i64,
+        emit: &mut impl FnMut(AlertEvent),
+    ) {
         debug_assert!(readings.windows(2).all(|w| w[0].time <= w[1].time));
         for reading in readings {
             self.fire_timers(reading.time, emit);
@@ -56,14 +67,16 @@ impl Evaluator {
             let key = reading.sensor;
             for &rule_index in self.rules.rules_for(key.quantity) {
                 let rule = &self.rules.rules[rule_index as usize];
-                let Some(ladder) = rule.ladder(key.station) else { continue };
+                let Some(ladder) = rule.ladder(key.station) else {
+                    continue;
+                };
                 let value = reading.value * rule.params.sign;
                 let states = &mut self.states[rule_index as usize];
                 let state = match states.get_mut(&key) {
                     Some(state) => state,
                     // The common case: no state and nothing beyond the lowest level.
                     None if !ladder.beyond_lowest(value) => continue,
-                    None => states.entry(key).or_insert_with(LadderState::default),
+                    None => states.entry(key).or_default(),
                 };
                 let before = state.next_deadline(ladder, &rule.params);
                 state.on_value(reading.time, value, ladder, &rule.params, &mut |c| {
@@ -73,7 +86,8 @@ impl Evaluator {
                 if state.is_idle() {
                     states.remove(&key);
                 } else if after.is_some() && after != before {
-                    self.timers.push(Reverse((after.unwrap_or_default(), rule_index, key)));
+                    self.timers
+                        .push(Reverse((after.unwrap_or_default(), rule_index, key)));
                 }
             }
         }
@@ -89,11 +103,16 @@ impl Evaluator {
             self.timers.pop();
             let rule = &self.rules.rules[rule_index as usize];
             let states = &mut self.states[rule_index as usize];
-            let (Some(state), Some(ladder)) = (states.get_mut(&key), rule.ladder(key.station)) else { continue };
+            let (Some(state), Some(ladder)) = (states.get_mut(&key), rule.ladder(key.station))
+            else {
+                continue;
+            };
             if state.next_deadline(ladder, &rule.params) != Some(deadline) {
                 continue; // stale: a reading moved or cancelled this deadline
             }
-            state.advance_to(deadline, ladder, &rule.params, &mut |c| emit(make_event(&rule.id, key, c, rule, ladder)));
+            state.advance_to(deadline, ladder, &rule.params, &mut |c| {
+                emit(make_event(&rule.id, key, c, rule, ladder))
+            });
             match state.next_deadline(ladder, &rule.params) {
                 _ if state.is_idle() => {
                     states.remove(&key);
@@ -105,7 +124,13 @@ impl Evaluator {
     }
 }
 
-fn make_event(id: &Arc<str>, key: SensorKey, c: Change, rule: &crate::compile::CompiledRule, ladder: &ladder::Ladder) -> AlertEvent {
+fn make_event(
+    id: &Arc<str>,
+    key: SensorKey,
+    c: Change,
+    rule: &crate::compile::CompiledRule,
+    ladder: &ladder::Ladder,
+) -> AlertEvent {
     let sign = rule.params.sign;
     AlertEvent {
         rule: id.clone(),

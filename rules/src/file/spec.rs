@@ -14,11 +14,30 @@ use tidewatch_ingest::{Domain, Quantity};
 /// Rule kinds this build evaluates.
 pub const KINDS: &[&str] = &["threshold"];
 /// Kinds the language reserves; naming one gives a clear "not yet supported" error.
-pub const PLANNED_KINDS: &[&str] = &["rate", "window", "missing", "anomaly", "forecast", "group", "composite", "quality"];
+pub const PLANNED_KINDS: &[&str] = &[
+    "rate",
+    "window",
+    "missing",
+    "anomaly",
+    "forecast",
+    "group",
+    "composite",
+    "quality",
+];
 
 /// Fields every rule may have, whatever its kind.
-const COMMON_FIELDS: &[&str] =
-    &["id", "title", "description", "select", "kind", "for", "clear_for", "clear_margin", "levels", "labels"];
+const COMMON_FIELDS: &[&str] = &[
+    "id",
+    "title",
+    "description",
+    "select",
+    "kind",
+    "for",
+    "clear_for",
+    "clear_margin",
+    "levels",
+    "labels",
+];
 const SELECT_FIELDS: &[&str] = &["domain", "quantity", "region", "basin", "stations"];
 const LEVEL_FIELDS: &[&str] = &["severity", "above", "below"];
 /// Placeholders a title may use.
@@ -106,7 +125,10 @@ struct Walker<'s> {
     diags: Vec<Diagnostic>,
 }
 
-type Entry<'a, 'i> = (&'a Spanned<std::borrow::Cow<'i, str>>, &'a Spanned<DeValue<'i>>);
+type Entry<'a, 'i> = (
+    &'a Spanned<std::borrow::Cow<'i, str>>,
+    &'a Spanned<DeValue<'i>>,
+);
 
 impl<'s> Walker<'s> {
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
@@ -122,7 +144,10 @@ impl<'s> Walker<'s> {
                     Some(s) => format!(" (did you mean `{s}`?)"),
                     None => format!(" (expected one of: {})", allowed.join(", ")),
                 };
-                self.error(key.span(), format!("unknown field `{name}` in {what}{hint}"));
+                self.error(
+                    key.span(),
+                    format!("unknown field `{name}` in {what}{hint}"),
+                );
             }
         }
     }
@@ -131,7 +156,10 @@ impl<'s> Walker<'s> {
         match value.get_ref() {
             DeValue::String(s) => Some(s.as_ref()),
             other => {
-                self.error(value.span(), format!("{what} must be a string, not {}", type_name(other)));
+                self.error(
+                    value.span(),
+                    format!("{what} must be a string, not {}", type_name(other)),
+                );
                 None
             }
         }
@@ -141,23 +169,45 @@ impl<'s> Walker<'s> {
         match number_of(value.get_ref()) {
             Some(n) if n.is_finite() => Some(n),
             Some(n) => {
-                self.error(value.span(), format!("{what} must be a finite number, not {n}"));
+                self.error(
+                    value.span(),
+                    format!("{what} must be a finite number, not {n}"),
+                );
                 None
             }
             None => {
-                self.error(value.span(), format!("{what} must be a number, not {}", type_name(value.get_ref())));
+                self.error(
+                    value.span(),
+                    format!(
+                        "{what} must be a number, not {}",
+                        type_name(value.get_ref())
+                    ),
+                );
                 None
             }
         }
     }
 
     /// A string or an array of strings.
-    fn strings<'a, 'i>(&mut self, value: &'a Spanned<DeValue<'i>>, what: &str) -> Vec<(&'a str, Range<usize>)> {
+    fn strings<'a, 'i>(
+        &mut self,
+        value: &'a Spanned<DeValue<'i>>,
+        what: &str,
+    ) -> Vec<(&'a str, Range<usize>)> {
         match value.get_ref() {
             DeValue::String(s) => vec![(s.as_ref(), value.span())],
-            DeValue::Array(items) => items.iter().filter_map(|item| Some((self.string(item, what)?, item.span()))).collect(),
+            DeValue::Array(items) => items
+                .iter()
+                .filter_map(|item| Some((self.string(item, what)?, item.span())))
+                .collect(),
             other => {
-                self.error(value.span(), format!("{what} must be a string or an array of strings, not {}", type_name(other)));
+                self.error(
+                    value.span(),
+                    format!(
+                        "{what} must be a string or an array of strings, not {}",
+                        type_name(other)
+                    ),
+                );
                 Vec::new()
             }
         }
@@ -165,7 +215,9 @@ impl<'s> Walker<'s> {
 
     fn duration(&mut self, value: Option<&Spanned<DeValue<'_>>>, what: &str) -> i64 {
         let Some(value) = value else { return 0 };
-        let Some(text) = self.string(value, what) else { return 0 };
+        let Some(text) = self.string(value, what) else {
+            return 0;
+        };
         match parse_duration(text) {
             Ok(ms) => ms,
             Err(message) => {
@@ -180,7 +232,8 @@ impl<'s> Walker<'s> {
             self.error(table.span(), format!("rule {} must be a table", index + 1));
             return None;
         };
-        let get = |k: &str| -> Option<Entry<'_, '_>> { t.iter().find(|(key, _)| key.get_ref() == k) };
+        let get =
+            |k: &str| -> Option<Entry<'_, '_>> { t.iter().find(|(key, _)| key.get_ref() == k) };
         let errors_before = self.diags.len();
 
         let id = match get("id") {
@@ -191,30 +244,54 @@ impl<'s> Walker<'s> {
             }
         };
         if let Some((id, span)) = &id {
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-                self.error(span.clone(), format!("rule id {id:?} may use only letters, digits, '.', '_' and '-'"));
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                self.error(
+                    span.clone(),
+                    format!("rule id {id:?} may use only letters, digits, '.', '_' and '-'"),
+                );
             }
         }
-        let at = self.src.position(id.as_ref().map_or(table.span().start, |(_, s)| s.start));
+        let at = self
+            .src
+            .position(id.as_ref().map_or(table.span().start, |(_, s)| s.start));
 
         let kind_name = match get("kind") {
             Some((_, v)) => self.string(v, "`kind`").map(|k| (k, v.span())),
             None => {
-                self.error(at_span(&id, table), "rule has no `kind` (e.g. kind = \"threshold\")");
+                self.error(
+                    at_span(&id, table),
+                    "rule has no `kind` (e.g. kind = \"threshold\")",
+                );
                 None
             }
         };
         let kind = match kind_name {
             Some(("threshold", _)) => Some(Kind::Threshold),
             Some((k, span)) if PLANNED_KINDS.contains(&k) => {
-                self.error(span, format!("rule kind {k:?} is not supported yet (supported: {})", KINDS.join(", ")));
+                self.error(
+                    span,
+                    format!(
+                        "rule kind {k:?} is not supported yet (supported: {})",
+                        KINDS.join(", ")
+                    ),
+                );
                 None
             }
             Some((k, span)) => {
                 let hint = did_you_mean(k, KINDS.iter().chain(PLANNED_KINDS).copied())
                     .map(|s| format!("did you mean {s:?}? "))
                     .unwrap_or_default();
-                self.error(span, format!("unknown rule kind {k:?}: {hint}supported kinds: {}", KINDS.join(", ")));
+                self.error(
+                    span,
+                    format!(
+                        "unknown rule kind {k:?}: {hint}supported kinds: {}",
+                        KINDS.join(", ")
+                    ),
+                );
                 None
             }
             None => None,
@@ -226,11 +303,15 @@ impl<'s> Walker<'s> {
             self.check_title(title, v.span());
             Some(title.to_owned())
         });
-        let description = get("description").and_then(|(_, v)| self.string(v, "`description`").map(str::to_owned));
+        let description = get("description")
+            .and_then(|(_, v)| self.string(v, "`description`").map(str::to_owned));
         let select = match get("select") {
             Some((_, v)) => self.select(v),
             None => {
-                self.error(at_span(&id, table), "rule has no `select` (e.g. select = { quantity = \"water_level\" })");
+                self.error(
+                    at_span(&id, table),
+                    "rule has no `select` (e.g. select = { quantity = \"water_level\" })",
+                );
                 Selector::default()
             }
         };
@@ -239,7 +320,10 @@ impl<'s> Walker<'s> {
         let clear_margin = match get("clear_margin") {
             Some((_, v)) => match self.number(v, "`clear_margin`") {
                 Some(m) if m < 0.0 => {
-                    self.error(v.span(), format!("`clear_margin` must not be negative, not {m}"));
+                    self.error(
+                        v.span(),
+                        format!("`clear_margin` must not be negative, not {m}"),
+                    );
                     0.0
                 }
                 Some(m) => m,
@@ -250,7 +334,10 @@ impl<'s> Walker<'s> {
         let (direction, levels) = match get("levels") {
             Some((_, v)) => self.levels(v),
             None => {
-                self.error(at_span(&id, table), "rule has no `levels` (e.g. levels = [{ severity = \"yellow\", above = 10 }])");
+                self.error(
+                    at_span(&id, table),
+                    "rule has no `levels` (e.g. levels = [{ severity = \"yellow\", above = 10 }])",
+                );
                 (Direction::Above, Vec::new())
             }
         };
@@ -284,7 +371,10 @@ impl<'s> Walker<'s> {
         let mut offset = 0;
         while let Some(open) = rest.find('{') {
             let Some(close) = rest[open..].find('}') else {
-                self.error(content + offset + open..content, "`{` in title is never closed");
+                self.error(
+                    content + offset + open..content,
+                    "`{` in title is never closed",
+                );
                 return;
             };
             let name = &rest[open + 1..open + close];
@@ -294,7 +384,10 @@ impl<'s> Walker<'s> {
                     .unwrap_or_default();
                 self.error(
                     content + offset + open..content,
-                    format!("unknown placeholder {{{name}}} in title: {hint}known: {}", TITLE_FIELDS.join(", ")),
+                    format!(
+                        "unknown placeholder {{{name}}} in title: {hint}known: {}",
+                        TITLE_FIELDS.join(", ")
+                    ),
                 );
             }
             offset += open + close + 1;
@@ -304,7 +397,10 @@ impl<'s> Walker<'s> {
 
     fn select(&mut self, value: &Spanned<DeValue<'_>>) -> Selector {
         let DeValue::Table(t) = value.get_ref() else {
-            self.error(value.span(), "`select` must be a table, e.g. { quantity = \"water_level\" }");
+            self.error(
+                value.span(),
+                "`select` must be a table, e.g. { quantity = \"water_level\" }",
+            );
             return Selector::default();
         };
         self.unknown_fields(t, "`select`", SELECT_FIELDS);
@@ -316,9 +412,10 @@ impl<'s> Walker<'s> {
                         match name.parse::<Quantity>() {
                             Ok(q) => select.quantities.push(q),
                             Err(_) => {
-                                let hint = did_you_mean(name, Quantity::ALL.iter().map(|q| q.name()))
-                                    .map(|s| format!(" (did you mean {s:?}?)"))
-                                    .unwrap_or_default();
+                                let hint =
+                                    did_you_mean(name, Quantity::ALL.iter().map(|q| q.name()))
+                                        .map(|s| format!(" (did you mean {s:?}?)"))
+                                        .unwrap_or_default();
                                 self.error(span, format!("unknown quantity {name:?}{hint}"));
                             }
                         }
@@ -344,10 +441,18 @@ impl<'s> Walker<'s> {
                         }
                     }
                 }
-                "basin" => select.basins = self.strings(v, "`select.basin`").into_iter().map(|(b, _)| b.to_owned()).collect(),
+                "basin" => {
+                    select.basins = self
+                        .strings(v, "`select.basin`")
+                        .into_iter()
+                        .map(|(b, _)| b.to_owned())
+                        .collect()
+                }
                 "stations" => {
                     for (id, span) in self.strings(v, "`select.stations`") {
-                        select.stations.push((id.to_owned(), self.src.position(span.start)));
+                        select
+                            .stations
+                            .push((id.to_owned(), self.src.position(span.start)));
                     }
                 }
                 _ => {}
@@ -361,7 +466,10 @@ impl<'s> Walker<'s> {
 
     fn levels(&mut self, value: &Spanned<DeValue<'_>>) -> (Direction, Vec<LevelSpec>) {
         let DeValue::Array(items) = value.get_ref() else {
-            self.error(value.span(), "`levels` must be an array of { severity, above | below } tables");
+            self.error(
+                value.span(),
+                "`levels` must be an array of { severity, above | below } tables",
+            );
             return (Direction::Above, Vec::new());
         };
         if items.is_empty() {
@@ -371,19 +479,29 @@ impl<'s> Walker<'s> {
         let mut levels: Vec<(LevelSpec, Range<usize>)> = Vec::new();
         for item in items.iter() {
             let DeValue::Table(t) = item.get_ref() else {
-                self.error(item.span(), "a level must be a table like { severity = \"yellow\", above = 10 }");
+                self.error(
+                    item.span(),
+                    "a level must be a table like { severity = \"yellow\", above = 10 }",
+                );
                 continue;
             };
             self.unknown_fields(t, "a level", LEVEL_FIELDS);
             let get = |k: &str| t.iter().find(|(key, _)| key.get_ref() == k).map(|(_, v)| v);
             let severity = match get("severity") {
-                Some(v) => self.string(v, "`severity`").and_then(|s| match s.parse::<Severity>() {
-                    Ok(sev) => Some((sev, v.span())),
-                    Err(()) => {
-                        self.error(v.span(), format!("unknown severity {s:?} (expected blue, yellow, orange or red)"));
-                        None
-                    }
-                }),
+                Some(v) => self
+                    .string(v, "`severity`")
+                    .and_then(|s| match s.parse::<Severity>() {
+                        Ok(sev) => Some((sev, v.span())),
+                        Err(()) => {
+                            self.error(
+                                v.span(),
+                                format!(
+                                    "unknown severity {s:?} (expected blue, yellow, orange or red)"
+                                ),
+                            );
+                            None
+                        }
+                    }),
                 None => {
                     self.error(item.span(), "level has no `severity`");
                     None
@@ -404,7 +522,10 @@ impl<'s> Walker<'s> {
             let Some((dir, v)) = bound else { continue };
             match &direction {
                 Some((d, _)) if *d != dir => {
-                    self.error(v.span(), "all levels of a rule must use the same direction (`above` or `below`)");
+                    self.error(
+                        v.span(),
+                        "all levels of a rule must use the same direction (`above` or `below`)",
+                    );
                 }
                 Some(_) => {}
                 None => direction = Some((dir, v.span())),
@@ -421,14 +542,27 @@ impl<'s> Walker<'s> {
                 other => match number_of(other) {
                     Some(n) if n.is_finite() => Some(Expr::Number(n)),
                     _ => {
-                        self.error(v.span(), format!("threshold must be a number or an expression string, not {}", type_name(other)));
+                        self.error(
+                            v.span(),
+                            format!(
+                                "threshold must be a number or an expression string, not {}",
+                                type_name(other)
+                            ),
+                        );
                         None
                     }
                 },
             };
             if let (Some((severity, sev_span)), Some(threshold)) = (severity, threshold) {
                 let at = self.src.position(v.span().start);
-                levels.push((LevelSpec { severity, threshold, at }, sev_span));
+                levels.push((
+                    LevelSpec {
+                        severity,
+                        threshold,
+                        at,
+                    },
+                    sev_span,
+                ));
             }
         }
         let direction = direction.map_or(Direction::Above, |(d, _)| d);
@@ -444,7 +578,11 @@ impl<'s> Walker<'s> {
                 );
             } else if let (Some(x), Some(y)) = (a.threshold.constant(), b.threshold.constant()) {
                 if (y - x) * direction.sign() <= 0.0 {
-                    let word = if direction == Direction::Above { "above" } else { "below" };
+                    let word = if direction == Direction::Above {
+                        "above"
+                    } else {
+                        "below"
+                    };
                     self.diags.push(b.at.error(format!(
                         "ladder out of order: {} {word} {y} does not go beyond {} {word} {x}",
                         b.severity, a.severity
@@ -461,7 +599,12 @@ impl<'s> Walker<'s> {
             return BTreeMap::new();
         };
         t.iter()
-            .filter_map(|(k, v)| Some((k.get_ref().to_string(), self.string(v, "a label")?.to_owned())))
+            .filter_map(|(k, v)| {
+                Some((
+                    k.get_ref().to_string(),
+                    self.string(v, "a label")?.to_owned(),
+                ))
+            })
             .collect()
     }
 }
@@ -472,7 +615,9 @@ fn at_span(id: &Option<(String, Range<usize>)>, table: &Spanned<DeValue<'_>>) ->
 
 fn number_of(value: &DeValue<'_>) -> Option<f64> {
     match value {
-        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(|n| n as f64),
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .map(|n| n as f64),
         DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
         _ => None,
     }
@@ -494,7 +639,10 @@ fn type_name(value: &DeValue<'_>) -> &'static str {
 /// found; a caller that wants all-or-nothing treats any diagnostic as failure.
 pub fn parse_file(name: &str, text: &str) -> (Vec<RuleSpec>, Vec<Diagnostic>) {
     let src = Source { name, text };
-    let mut walker = Walker { src: src.clone(), diags: Vec::new() };
+    let mut walker = Walker {
+        src: src.clone(),
+        diags: Vec::new(),
+    };
     let (doc, errors) = DeTable::parse_recoverable(text);
     for e in &errors {
         let span = e.span().unwrap_or(0..0);
@@ -502,7 +650,11 @@ pub fn parse_file(name: &str, text: &str) -> (Vec<RuleSpec>, Vec<Diagnostic>) {
     }
     let mut rules = Vec::new();
     if errors.is_empty() {
-        walker.unknown_fields(doc.get_ref(), "a rule file (it holds [[rule]] tables)", &["rule"]);
+        walker.unknown_fields(
+            doc.get_ref(),
+            "a rule file (it holds [[rule]] tables)",
+            &["rule"],
+        );
         if let Some((_, value)) = doc.get_ref().iter().find(|(k, _)| k.get_ref() == "rule") {
             match value.get_ref() {
                 DeValue::Array(items) => {
@@ -510,7 +662,10 @@ pub fn parse_file(name: &str, text: &str) -> (Vec<RuleSpec>, Vec<Diagnostic>) {
                         rules.extend(walker.rule(item, i));
                     }
                 }
-                _ => walker.error(value.span(), "`rule` must be an array of tables: write each rule as [[rule]]"),
+                _ => walker.error(
+                    value.span(),
+                    "`rule` must be an array of tables: write each rule as [[rule]]",
+                ),
             }
         }
     }
