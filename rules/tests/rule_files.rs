@@ -230,3 +230,34 @@ fn the_shipped_example_rules_are_valid() {
     assert!(set.warnings.is_empty(), "{:?}", set.warnings);
     assert!(set.rules.iter().all(|r| r.station_count() > 0));
 }
+
+mod robustness {
+    use proptest::prelude::*;
+    use tidewatch_rules::file::parse_file;
+
+    const SAMPLE: &str = "[[rule]]\nid = \"a.b\"\nkind = \"threshold\"\nselect = { quantity = \"water_level\", domain = \"water\" }\nfor = \"10m\"\nclear_margin = 0.05\nlevels = [{ severity = \"yellow\", above = \"station.warning_level\" }, { severity = \"red\", above = 3 }]\n";
+
+    proptest! {
+        /// Any text gets an answer, never a panic, and every error points inside the file.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let (_, diags) = parse_file("x.toml", &text);
+            let lines = text.split('\n').count();
+            for d in diags {
+                prop_assert!(d.line >= 1 && d.line <= lines, "{d}");
+                prop_assert!(d.column >= 1);
+            }
+        }
+
+        /// Mutating a valid file one character at a time never panics either.
+        #[test]
+        fn mutated_rule_files_never_panic(pos in 0usize..SAMPLE.len(), c in any::<char>()) {
+            let mut text: Vec<char> = SAMPLE.chars().collect();
+            let pos = pos.min(text.len() - 1);
+            text[pos] = c;
+            let text: String = text.into_iter().collect();
+            let (rules, diags) = parse_file("x.toml", &text);
+            prop_assert!(rules.len() + diags.len() >= 1);
+        }
+    }
+}
