@@ -92,7 +92,7 @@ impl Station {
 /// Why a registry could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot read station registry {path}: {source}")]
+    #[error("cannot read station registry {path}")]
     Io {
         path: String,
         source: std::io::Error,

@@ -11,7 +11,7 @@ use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedBrokerError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
