@@ -12,6 +12,7 @@ use crate::time::to_rfc3339;
 #[derive(Clone, Debug)]
 pub enum Decoder {
     Json(JsonDecoder),
+    Hj212(crate::hj212::Hj212Decoder),
 }
 
 impl Decoder {
@@ -22,6 +23,7 @@ impl Decoder {
     ) {
         match self {
             Decoder::Json(d) => d.decode(payload, emit),
+            Decoder::Hj212(d) => d.decode(payload, emit),
         }
     }
 }

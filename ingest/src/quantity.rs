@@ -74,6 +74,16 @@ quantities! {
     TrafficVolume = "traffic_volume", "veh/h", 0, 50000, "Vehicles per hour at a traffic detector.";
     Occupancy = "occupancy", "%", 0, 100, "Detector occupancy.";
     SupplyVoltage = "supply_voltage", "V", 0, 1000, "A station's supply (battery) voltage.";
+    TotalPhosphorus = "total_phosphorus", "mg/L", 0, 10000, "Total phosphorus.";
+    TotalNitrogen = "total_nitrogen", "mg/L", 0, 10000, "Total nitrogen.";
+    PermanganateIndex = "permanganate_index", "mg/L", 0, 10000, "Permanganate index (CODMn).";
+    Conductivity = "conductivity", "uS/cm", 0, 1_000_000, "Electrical conductivity.";
+    Tsp = "tsp", "ug/m3", 0, 100000, "Total suspended particulates.";
+    Nox = "nox", "ug/m3", 0, 100000, "Nitrogen oxides (as NO2).";
+    AirPressure = "air_pressure", "kPa", 0, 120, "Atmospheric pressure.";
+    WindDirection = "wind_direction", "deg", 0, 360, "Wind direction, degrees clockwise from north.";
+    Oxygen = "oxygen", "%", 0, 100, "Oxygen content of flue gas.";
+    FlueGasFlow = "flue_gas_flow", "m3/s", 0, 100000, "Flue gas flow.";
 }
 
 impl fmt::Display for Quantity {
@@ -128,7 +138,7 @@ impl Quantity {
                 "m3/h" | "m³/h" => scale(1.0 / 3600.0),
                 _ => None,
             },
-            Pm25 | Pm10 | So2 | No2 | O3 => match unit {
+            Pm25 | Pm10 | So2 | No2 | O3 | Tsp | Nox => match unit {
                 "µg/m3" | "μg/m3" | "µg/m³" | "μg/m³" | "ug/m³" => scale(1.0),
                 "mg/m3" | "mg/m³" => scale(1000.0),
                 _ => None,
@@ -169,7 +179,7 @@ impl Quantity {
                 "" | "1" => scale(1.0),
                 _ => None,
             },
-            DissolvedOxygen | Cod | AmmoniaNitrogen => match unit {
+            DissolvedOxygen | Cod | AmmoniaNitrogen | TotalPhosphorus | TotalNitrogen | PermanganateIndex => match unit {
                 "mg/l" => scale(1.0),
                 "ug/L" | "µg/L" | "μg/L" | "ug/l" => scale(0.001),
                 _ => None,
@@ -188,6 +198,30 @@ impl Quantity {
             },
             SupplyVoltage => match unit {
                 "mV" => scale(0.001),
+                _ => None,
+            },
+            Conductivity => match unit {
+                "µS/cm" | "μS/cm" => scale(1.0),
+                "mS/cm" => scale(1000.0),
+                "mS/m" => scale(10.0),
+                _ => None,
+            },
+            AirPressure => match unit {
+                "hPa" | "mbar" => scale(0.1),
+                "Pa" => scale(0.001),
+                _ => None,
+            },
+            WindDirection => match unit {
+                "°" | "degree" => scale(1.0),
+                _ => None,
+            },
+            Oxygen => match unit {
+                "percent" => scale(1.0),
+                _ => None,
+            },
+            FlueGasFlow if unit == "m³/s" => scale(1.0),
+            FlueGasFlow => match unit {
+                "m3/h" | "m³/h" => scale(1.0 / 3600.0),
                 _ => None,
             },
         }
