@@ -89,6 +89,7 @@ impl Default for MqttSection {
                 filter: "tidewatch/json/#".into(),
                 format: Format::Json,
                 json: JsonMapping::default(),
+                time_zone: default_zone(),
             }],
         }
     }
@@ -106,6 +107,13 @@ pub struct Route {
     /// Field mapping for `format = "json"`.
     #[serde(default)]
     pub json: JsonMapping,
+    /// Zone of device-local times for `format = "hj212"` (IANA name).
+    #[serde(default = "default_zone")]
+    pub time_zone: String,
+}
+
+fn default_zone() -> String {
+    "Asia/Shanghai".into()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -113,6 +121,9 @@ pub struct Route {
 pub enum Format {
     /// Plain JSON with a field mapping.
     Json,
+    /// HJ 212-2017 packets (one per message, or several separated by line breaks); times
+    /// in `time_zone`, the MN is the station id.
+    Hj212,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -218,6 +229,12 @@ impl Config {
         for route in &self.mqtt.route {
             if let Err(e) = route.json.clone().into_decoder() {
                 problems.push(format!("mqtt.route {:?}: {e}", route.name));
+            }
+            if route.time_zone.parse::<chrono_tz::Tz>().is_err() {
+                problems.push(format!(
+                    "mqtt.route {:?}: time_zone {:?} is not an IANA time zone name",
+                    route.name, route.time_zone
+                ));
             }
             if route.filter.is_empty() || route.filter.contains("#/") {
                 problems.push(format!(

@@ -21,6 +21,12 @@ impl Router {
             .map(|r| {
                 let decoder = match r.format {
                     Format::Json => Decoder::Json(r.json.clone().into_decoder()?),
+                    Format::Hj212 => Decoder::Hj212(tidewatch_ingest::hj212::Hj212Decoder {
+                        zone: r
+                            .time_zone
+                            .parse()
+                            .map_err(|_| anyhow::anyhow!("bad time_zone {:?}", r.time_zone))?,
+                    }),
                 };
                 Ok((r.name.clone(), r.filter.clone(), decoder))
             })

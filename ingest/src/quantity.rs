@@ -179,7 +179,8 @@ impl Quantity {
                 "" | "1" => scale(1.0),
                 _ => None,
             },
-            DissolvedOxygen | Cod | AmmoniaNitrogen | TotalPhosphorus | TotalNitrogen | PermanganateIndex => match unit {
+            DissolvedOxygen | Cod | AmmoniaNitrogen | TotalPhosphorus | TotalNitrogen
+            | PermanganateIndex => match unit {
                 "mg/l" => scale(1.0),
                 "ug/L" | "µg/L" | "μg/L" | "ug/l" => scale(0.001),
                 _ => None,

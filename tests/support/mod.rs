@@ -162,6 +162,20 @@ impl Tidewatch {
         rules: &str,
         engine: &str,
     ) -> Tidewatch {
+        let json_route =
+            "[[mqtt.route]]\nname = \"json\"\nfilter = \"sensors/#\"\nformat = \"json\"\n";
+        Self::start_with_routes(dir, broker_port, stations, rules, engine, json_route)
+    }
+
+    /// As [`Tidewatch::start`], with the given `[[mqtt.route]]` tables.
+    pub fn start_with_routes(
+        dir: &Path,
+        broker_port: u16,
+        stations: &str,
+        rules: &str,
+        engine: &str,
+        routes: &str,
+    ) -> Tidewatch {
         std::fs::write(dir.join("stations.toml"), stations).unwrap();
         std::fs::create_dir_all(dir.join("rules")).unwrap();
         std::fs::write(dir.join("rules/test.toml"), rules).unwrap();
@@ -177,10 +191,7 @@ rules = ["rules"]
 broker = "127.0.0.1:{broker_port}"
 client_id = "tidewatch-e2e"
 max_backoff_s = 2
-[[mqtt.route]]
-name = "json"
-filter = "sensors/#"
-format = "json"
+{routes}
 [http]
 listen = "127.0.0.1:{http}"
 [output]
