@@ -107,7 +107,7 @@ pub struct Route {
     /// Field mapping for `format = "json"`.
     #[serde(default)]
     pub json: JsonMapping,
-    /// Zone of device-local times for `format = "hj212"` (IANA name).
+    /// Zone of device-local times for `format = "hj212"` and `"sl651"` (IANA name).
     #[serde(default = "default_zone")]
     pub time_zone: String,
 }
@@ -124,6 +124,9 @@ pub enum Format {
     /// HJ 212-2017 packets (one per message, or several separated by line breaks); times
     /// in `time_zone`, the MN is the station id.
     Hj212,
+    /// SL 651-2014 HEX-mode frames, binary or as hex text; times in `time_zone`, the
+    /// 10-digit station address is the station id.
+    Sl651,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -2,6 +2,7 @@
 
 mod check;
 mod config;
+mod decode_tool;
 mod demo;
 mod http;
 mod metrics;
@@ -63,6 +64,20 @@ enum Command {
         #[arg(long, value_parser = duration)]
         duration: Option<Duration>,
     },
+    /// Decode raw device traffic and print readings and rejections as JSON lines.
+    Decode {
+        /// The traffic's protocol.
+        #[arg(long, value_enum)]
+        format: decode_tool::DecodeFormat,
+        /// JSON field mapping (a TOML file with the fields of a route's `json` table).
+        #[arg(long)]
+        map: Option<PathBuf>,
+        /// Zone of device-local times.
+        #[arg(long, default_value = "Asia/Shanghai")]
+        time_zone: String,
+        /// Input file; `-` or nothing for standard input.
+        input: Option<PathBuf>,
+    },
     /// Rule-file tools.
     Rules {
         #[command(subcommand)]
@@ -117,6 +132,15 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             } else {
                 std::process::ExitCode::from(1)
             })
+        }
+        Command::Decode {
+            format,
+            map,
+            time_zone,
+            input,
+        } => {
+            decode_tool::run(format, map, input, &time_zone)?;
+            Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Run { config, duration } => {
             let config = Config::load(&config)?;

@@ -32,11 +32,12 @@ pub mod json;
 pub mod normalise;
 pub mod quantity;
 pub mod reading;
+pub mod sl651;
 pub mod station;
 pub mod time;
 
 pub use dead_letter::{DeadLetter, Rejection};
-pub use normalise::{Decoder, Limits, Normaliser};
+pub use normalise::{canonical_value, Decoder, Limits, Normaliser};
 pub use quantity::{Quantity, UnitConversion};
 pub use reading::{Quality, Reading, SensorKey};
 pub use station::{Domain, Registry, RegistryError, Station, StationKey};

@@ -13,6 +13,7 @@ use crate::time::to_rfc3339;
 pub enum Decoder {
     Json(JsonDecoder),
     Hj212(crate::hj212::Hj212Decoder),
+    Sl651(crate::sl651::Sl651Decoder),
 }
 
 impl Decoder {
@@ -24,8 +25,44 @@ impl Decoder {
         match self {
             Decoder::Json(d) => d.decode(payload, emit),
             Decoder::Hj212(d) => d.decode(payload, emit),
+            Decoder::Sl651(d) => d.decode(payload, emit),
         }
     }
+}
+
+/// The reading's value in its quantity's canonical unit, checked to be finite and physical.
+/// Needs no registry: `tidewatch decode` uses it on traffic from stations not yet registered.
+pub fn canonical_value(raw: &RawReading<'_>) -> Result<f64, Rejection> {
+    let quantity = raw.quantity;
+    let conversion = match raw.unit.as_deref() {
+        None => crate::UnitConversion::IDENTITY,
+        Some(unit) => quantity
+            .conversion_from(unit)
+            .ok_or_else(|| Rejection::UnknownUnit {
+                quantity,
+                unit: unit.to_owned(),
+                canonical: quantity.canonical_unit(),
+            })?,
+    };
+    if !raw.value.is_finite() {
+        return Err(Rejection::NotFinite {
+            station: raw.station.to_string(),
+            quantity,
+            value: raw.value.to_string(),
+        });
+    }
+    let value = conversion.apply(raw.value);
+    let (min, max) = quantity.physical_range();
+    if !(min..=max).contains(&value) {
+        return Err(Rejection::OutOfRange {
+            station: raw.station.to_string(),
+            quantity,
+            value,
+            min,
+            max,
+        });
+    }
+    Ok(value)
 }
 
 /// Validation limits that do not depend on the quantity.
@@ -69,34 +106,7 @@ impl Normaliser {
                     station: raw.station.to_string(),
                 })?;
         let quantity = raw.quantity;
-        let conversion = match raw.unit.as_deref() {
-            None => crate::UnitConversion::IDENTITY,
-            Some(unit) => quantity
-                .conversion_from(unit)
-                .ok_or_else(|| Rejection::UnknownUnit {
-                    quantity,
-                    unit: unit.to_owned(),
-                    canonical: quantity.canonical_unit(),
-                })?,
-        };
-        if !raw.value.is_finite() {
-            return Err(Rejection::NotFinite {
-                station: raw.station.into_owned(),
-                quantity,
-                value: raw.value.to_string(),
-            });
-        }
-        let value = conversion.apply(raw.value);
-        let (min, max) = quantity.physical_range();
-        if !(min..=max).contains(&value) {
-            return Err(Rejection::OutOfRange {
-                station: raw.station.into_owned(),
-                quantity,
-                value,
-                min,
-                max,
-            });
-        }
+        let value = canonical_value(&raw)?;
         let time = raw.time.unwrap_or(received_at);
         if time > received_at.saturating_add(self.limits.max_future_ms) {
             return Err(Rejection::FromTheFuture {

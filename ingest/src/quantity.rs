@@ -53,6 +53,9 @@ quantities! {
     WaterLevel = "water_level", "m", -500, 9000, "River, tide or reservoir water level (stage), metres above datum.";
     Rainfall = "rainfall", "mm", 0, 1000, "Rainfall accumulated since the gauge's previous report, millimetres.";
     Rainfall1h = "rainfall_1h", "mm", 0, 500, "Rainfall over the last hour as the gauge reports it (SL 651 element P1).";
+    Rainfall5m = "rainfall_5m", "mm", 0, 200, "Rainfall in a five-minute period (SL 651 PN05 and the DRP series).";
+    RainfallTotal = "rainfall_total", "mm", 0, 100000, "A gauge's running rainfall total (SL 651 PT).";
+    RelativeWaterLevel = "relative_water_level", "m", -100, 100, "Water level relative to a reference (SL 651 DRZ series).";
     Flow = "flow", "m3/s", -1_000_000, 1_000_000, "Discharge, cubic metres per second (negative on flood tide).";
     Pm25 = "pm25", "ug/m3", 0, 5000, "PM2.5 mass concentration.";
     Pm10 = "pm10", "ug/m3", 0, 10000, "PM10 mass concentration.";
@@ -130,8 +133,10 @@ impl Quantity {
             return Some(UnitConversion::IDENTITY);
         }
         match self {
-            WaterLevel => length_in_metres(unit),
-            Rainfall | Rainfall1h => length_in_metres(unit).and_then(|c| scale(c.scale * 1000.0)),
+            WaterLevel | RelativeWaterLevel => length_in_metres(unit),
+            Rainfall | Rainfall1h | Rainfall5m | RainfallTotal => {
+                length_in_metres(unit).and_then(|c| scale(c.scale * 1000.0))
+            }
             Flow => match unit {
                 "m³/s" | "m^3/s" | "cumecs" => scale(1.0),
                 "L/s" | "l/s" => scale(0.001),

@@ -107,6 +107,20 @@ pub struct RawReading<'a> {
     pub quality: crate::reading::Quality,
 }
 
+impl RawReading<'_> {
+    /// The same reading, owning its strings.
+    pub fn into_owned(self) -> RawReading<'static> {
+        RawReading {
+            station: Cow::Owned(self.station.into_owned()),
+            quantity: self.quantity,
+            value: self.value,
+            unit: self.unit.map(|u| Cow::Owned(u.into_owned())),
+            time: self.time,
+            quality: self.quality,
+        }
+    }
+}
+
 impl JsonDecoder {
     /// Decodes every record of `payload`, calling `emit` once per record with the reading
     /// or the reason it was refused. A payload that is not JSON at all gives one rejection.
