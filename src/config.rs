@@ -89,6 +89,7 @@ impl Default for MqttSection {
                 filter: "tidewatch/json/#".into(),
                 format: Format::Json,
                 json: JsonMapping::default(),
+                senml: Default::default(),
                 time_zone: default_zone(),
             }],
         }
@@ -107,6 +108,9 @@ pub struct Route {
     /// Field mapping for `format = "json"`.
     #[serde(default)]
     pub json: JsonMapping,
+    /// Name and unit mapping for `format = "senml"`.
+    #[serde(default)]
+    pub senml: tidewatch_ingest::senml::SenmlMapping,
     /// Zone of device-local times for `format = "hj212"` and `"sl651"` (IANA name).
     #[serde(default = "default_zone")]
     pub time_zone: String,
@@ -127,6 +131,9 @@ pub enum Format {
     /// SL 651-2014 HEX-mode frames, binary or as hex text; times in `time_zone`, the
     /// 10-digit station address is the station id.
     Sl651,
+    /// SenML (RFC 8428) JSON packs; names and units map to stations and quantities as
+    /// the route's `senml` table says.
+    Senml,
 }
 
 #[derive(Clone, Debug, Deserialize)]

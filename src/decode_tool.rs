@@ -17,6 +17,7 @@ use tidewatch_ingest::{canonical_value, Decoder, Rejection};
 pub enum DecodeFormat {
     Hj212,
     Sl651,
+    Senml,
     Json,
 }
 
@@ -32,6 +33,7 @@ pub fn run(
     let decoder = match format {
         DecodeFormat::Hj212 => Decoder::Hj212(tidewatch_ingest::hj212::Hj212Decoder { zone }),
         DecodeFormat::Sl651 => Decoder::Sl651(tidewatch_ingest::sl651::Sl651Decoder { zone }),
+        DecodeFormat::Senml => Decoder::Senml(tidewatch_ingest::senml::SenmlDecoder::default()),
         DecodeFormat::Json => {
             let mapping = match &map {
                 Some(path) => {
@@ -65,7 +67,7 @@ pub fn run(
         lines += 1;
         let mut write = |value: serde_json::Value| writeln!(out, "{value}");
         let mut result = Ok(());
-        decoder.decode(line, &mut |r| {
+        decoder.decode(line, tidewatch_connectors::envelope::now_ms(), &mut |r| {
             let value = match r.and_then(|raw| reading_json(&raw)) {
                 Ok(json) => {
                     readings += 1;

@@ -32,6 +32,9 @@ impl Router {
                     Format::Sl651 => {
                         Decoder::Sl651(tidewatch_ingest::sl651::Sl651Decoder { zone: zone()? })
                     }
+                    Format::Senml => Decoder::Senml(tidewatch_ingest::senml::SenmlDecoder {
+                        mapping: r.senml.clone(),
+                    }),
                 };
                 Ok((r.name.clone(), r.filter.clone(), decoder))
             })

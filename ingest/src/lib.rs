@@ -32,6 +32,7 @@ pub mod json;
 pub mod normalise;
 pub mod quantity;
 pub mod reading;
+pub mod senml;
 pub mod sl651;
 pub mod station;
 pub mod time;

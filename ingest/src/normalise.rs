@@ -14,18 +14,22 @@ pub enum Decoder {
     Json(JsonDecoder),
     Hj212(crate::hj212::Hj212Decoder),
     Sl651(crate::sl651::Sl651Decoder),
+    Senml(crate::senml::SenmlDecoder),
 }
 
 impl Decoder {
+    /// Decodes one payload received at `received_at` (ms; SenML's "now" for relative times).
     pub fn decode<'a>(
         &'a self,
         payload: &'a [u8],
+        received_at: i64,
         emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>),
     ) {
         match self {
             Decoder::Json(d) => d.decode(payload, emit),
             Decoder::Hj212(d) => d.decode(payload, emit),
             Decoder::Sl651(d) => d.decode(payload, emit),
+            Decoder::Senml(d) => d.decode(payload, received_at, emit),
         }
     }
 }
@@ -134,13 +138,12 @@ impl Normaliser {
         out: &mut Vec<Reading>,
     ) -> Vec<Rejection> {
         let mut rejected = Vec::new();
-        decoder.decode(
-            payload,
-            &mut |raw| match raw.and_then(|raw| self.accept(raw, received_at)) {
-                Ok(reading) => out.push(reading),
-                Err(reason) => rejected.push(reason),
-            },
-        );
+        decoder.decode(payload, received_at, &mut |raw| match raw
+            .and_then(|raw| self.accept(raw, received_at))
+        {
+            Ok(reading) => out.push(reading),
+            Err(reason) => rejected.push(reason),
+        });
         rejected
     }
 }

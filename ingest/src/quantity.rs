@@ -154,7 +154,7 @@ impl Quantity {
                 _ => None,
             },
             AirTemperature | WaterTemperature => match unit {
-                "°C" | "C" | "℃" | "celsius" => scale(1.0),
+                "°C" | "C" | "℃" | "celsius" | "Cel" => scale(1.0),
                 "K" => Some(UnitConversion {
                     scale: 1.0,
                     offset: -273.15,
