@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tidewatch_ingest::json::JsonMapping;
-use tidewatch_ingest::{
-    Decoder, Limits, Normaliser, Quality, Quantity, Reading, Registry, SensorKey, StationKey,
-};
+use tidewatch_ingest::{Decoder, Limits, Normaliser, Quality, Quantity, Reading, Registry, SensorKey, StationKey};
 use tidewatch_rules::eval::Evaluator;
 use tidewatch_rules::{compile, Engine, EngineConfig, RuleSource, Watermark};
 
@@ -59,16 +57,7 @@ select = { quantity = "water_level" }
 for = "10m"
 levels = [{ severity = "blue", below = 2.0 }, { severity = "yellow", below = 1.0 }]
 "#;
-    Arc::new(
-        compile(
-            &[RuleSource {
-                name: "bench.toml".into(),
-                text: text.into(),
-            }],
-            registry,
-        )
-        .unwrap(),
-    )
+    Arc::new(compile(&[RuleSource { name: "bench.toml".into(), text: text.into() }], registry).unwrap())
 }
 
 /// Readings in event-time order, one round (all sensors) per minute.
@@ -79,11 +68,7 @@ fn readings(n: u32) -> Vec<Vec<Reading>> {
                 .map(|s| {
                     // Deterministic spread: ~5 % of sensors above warning in later rounds.
                     let hot = s % 20 == 0 && round >= 2;
-                    let value = if hot {
-                        10.5 + (round as f64) * 0.3
-                    } else {
-                        5.0 + (s % 7) as f64 * 0.1
-                    };
+                    let value = if hot { 10.5 + (round as f64) * 0.3 } else { 5.0 + (s % 7) as f64 * 0.1 };
                     Reading {
                         sensor: SensorKey::new(StationKey(s), Quantity::WaterLevel),
                         quality: Quality::Good,
@@ -112,17 +97,10 @@ fn engine(c: &mut Criterion) {
     for (i, round) in rounds.iter().enumerate() {
         evaluator.advance(round, T0 + (i as i64 + 1) * MIN, &mut |_| transitions += 1);
     }
-    assert_eq!(
-        transitions,
-        5_000 * 2,
-        "one fire per hot sensor under each of the first two rules"
-    );
+    assert_eq!(transitions, 5_000 * 2, "one fire per hot sensor under each of the first two rules");
 
     let mut group = c.benchmark_group("rules");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(20))
-        .throughput(Throughput::Elements(total));
+    group.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Elements(total));
 
     group.bench_function("evaluator_alone_1_thread", |b| {
         b.iter(|| {
@@ -136,40 +114,29 @@ fn engine(c: &mut Criterion) {
     });
 
     for workers in [1usize, 2] {
-        group.bench_with_input(
-            BenchmarkId::new("dataflow", format!("{workers}_workers")),
-            &workers,
-            |b, &workers| {
-                b.iter(|| {
-                    let watermark = Arc::new(Watermark::new(0, i64::MAX / 4));
-                    let source = watermark.register("bench");
-                    let engine =
-                        Engine::start(rules.clone(), watermark.clone(), EngineConfig { workers })
-                            .unwrap();
-                    let input = engine.input();
-                    for round in &rounds {
-                        for chunk in round.chunks(10_000) {
-                            input.send(chunk.to_vec()).unwrap();
-                        }
-                        watermark.observe(source, round[0].time, 0);
+        group.bench_with_input(BenchmarkId::new("dataflow", format!("{workers}_workers")), &workers, |b, &workers| {
+            b.iter(|| {
+                let watermark = Arc::new(Watermark::new(0, i64::MAX / 4));
+                let source = watermark.register("bench");
+                let engine = Engine::start(rules.clone(), watermark.clone(), EngineConfig { workers }).unwrap();
+                let input = engine.input();
+                for round in &rounds {
+                    for chunk in round.chunks(10_000) {
+                        input.send(chunk.to_vec()).unwrap();
                     }
-                    drop(input);
-                    engine.finish().try_iter().count()
-                })
-            },
-        );
+                    watermark.observe(source, round[0].time, 0);
+                }
+                drop(input);
+                engine.finish().try_iter().count()
+            })
+        });
     }
     group.finish();
 }
 
 fn json_decode(c: &mut Criterion) {
     let registry = Arc::new(registry(1000));
-    let normaliser = Normaliser::new(
-        registry,
-        Limits {
-            max_future_ms: i64::MAX / 4,
-        },
-    );
+    let normaliser = Normaliser::new(registry, Limits { max_future_ms: i64::MAX / 4 });
     let decoder = Decoder::Json(JsonMapping::default().into_decoder().unwrap());
     // Single-reading payloads, as most devices publish them.
     let payloads: Vec<Vec<u8>> = (0..10_000)
@@ -185,10 +152,7 @@ fn json_decode(c: &mut Criterion) {
         .collect();
     let bytes: usize = payloads.iter().map(Vec::len).sum();
     let batch: Vec<u8> = {
-        let records: Vec<&str> = payloads
-            .iter()
-            .map(|p| std::str::from_utf8(p).unwrap())
-            .collect();
+        let records: Vec<&str> = payloads.iter().map(|p| std::str::from_utf8(p).unwrap()).collect();
         format!("[{}]", records.join(",")).into_bytes()
     };
 

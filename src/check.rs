@@ -19,16 +19,11 @@ pub fn rules_check(paths: &[PathBuf], stations: Option<PathBuf>) -> anyhow::Resu
     if sources.is_empty() {
         eprintln!(
             "no rule files found in {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
         return Ok(false);
     }
-    let stations =
-        stations.or_else(|| Some(PathBuf::from("config/stations.toml")).filter(|p| p.exists()));
+    let stations = stations.or_else(|| Some(PathBuf::from("config/stations.toml")).filter(|p| p.exists()));
     let result = match &stations {
         Some(path) => {
             let registry = Registry::load(path)?;
@@ -39,10 +34,7 @@ pub fn rules_check(paths: &[PathBuf], stations: Option<PathBuf>) -> anyhow::Resu
                 for n in &set.notes {
                     println!("{}: note: {}", location(n), n.message);
                 }
-                set.rules
-                    .iter()
-                    .map(|r| format!("{} ({} stations)", r.id, r.station_count()))
-                    .collect::<Vec<_>>()
+                set.rules.iter().map(|r| format!("{} ({} stations)", r.id, r.station_count())).collect::<Vec<_>>()
             })
         }
         None => {
@@ -57,27 +49,15 @@ pub fn rules_check(paths: &[PathBuf], stations: Option<PathBuf>) -> anyhow::Resu
     };
     match result {
         Ok(rules) => {
-            println!(
-                "ok: {} rules in {} files: {}",
-                rules.len(),
-                sources.len(),
-                rules.join(", ")
-            );
+            println!("ok: {} rules in {} files: {}", rules.len(), sources.len(), rules.join(", "));
             Ok(true)
         }
         Err(diags) => {
             for d in &diags {
                 println!("{}: error: {}", location(d), d.message);
             }
-            let files: std::collections::BTreeSet<&str> =
-                diags.iter().map(|d| d.file.as_str()).collect();
-            println!(
-                "{} error{} in {} file{}",
-                diags.len(),
-                plural(diags.len()),
-                files.len(),
-                plural(files.len())
-            );
+            let files: std::collections::BTreeSet<&str> = diags.iter().map(|d| d.file.as_str()).collect();
+            println!("{} error{} in {} file{}", diags.len(), plural(diags.len()), files.len(), plural(files.len()));
             Ok(false)
         }
     }

@@ -23,6 +23,9 @@ pub struct Config {
     /// Where readings come from over MQTT.
     #[serde(default)]
     pub mqtt: MqttSection,
+    /// TCP listeners that data loggers and telemetry stations connect to.
+    #[serde(default)]
+    pub listener: Vec<Listener>,
     /// The HTTP API (alerts, health, metrics).
     #[serde(default)]
     pub http: HttpSection,
@@ -136,6 +139,43 @@ pub enum Format {
     Senml,
 }
 
+/// A TCP port devices connect to and stream frames on.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Name used in metrics and dead letters (and as the watermark source).
+    pub name: String,
+    pub protocol: StreamProtocolName,
+    /// Address to listen on, e.g. `0.0.0.0:9212`.
+    pub listen: SocketAddr,
+    /// Zone of the devices' clocks.
+    #[serde(default = "default_zone")]
+    pub time_zone: String,
+    /// A connection silent this long is closed (seconds).
+    #[serde(default = "default_idle")]
+    pub idle_timeout_s: u64,
+    /// Connections accepted at once; more wait.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_idle() -> u64 {
+    300
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamProtocolName {
+    /// HJ 212 data loggers (answered with CN=9014 when they ask).
+    Hj212,
+    /// SL 651 HEX-mode stations (reports are confirmed).
+    Sl651,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
@@ -145,9 +185,7 @@ pub struct HttpSection {
 
 impl Default for HttpSection {
     fn default() -> Self {
-        HttpSection {
-            listen: "127.0.0.1:8080".parse().expect("valid address"),
-        }
+        HttpSection { listen: "127.0.0.1:8080".parse().expect("valid address") }
     }
 }
 
@@ -182,10 +220,8 @@ pub struct EngineTiming {
 
 impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let mut config: Config =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         Ok(config)
@@ -224,17 +260,22 @@ impl Config {
             max_future_ms: duration("max_future", &self.engine.max_future),
         };
         if self.engine.workers == 0 || self.engine.workers > 256 {
-            problems.push(format!(
-                "engine.workers must be 1 to 256, not {}",
-                self.engine.workers
-            ));
+            problems.push(format!("engine.workers must be 1 to 256, not {}", self.engine.workers));
         }
         if self.rules.is_empty() {
             problems.push("rules: name at least one rule file or directory".into());
         }
-        if self.mqtt.route.is_empty() {
-            problems
-                .push("mqtt.route: at least one route is needed, or no reading can arrive".into());
+        if self.mqtt.route.is_empty() && self.listener.is_empty() {
+            problems.push("mqtt.route: a route (or a listener) is needed, or no reading can arrive".into());
+        }
+        for (i, l) in self.listener.iter().enumerate() {
+            if l.name == "mqtt" || self.listener[..i].iter().any(|o| o.name == l.name) {
+                problems.push(format!("listener {:?}: names must be unique and not \"mqtt\"", l.name));
+            }
+            if l.time_zone.parse::<chrono_tz::Tz>().is_err() {
+                problems
+                    .push(format!("listener {:?}: time_zone {:?} is not an IANA time zone name", l.name, l.time_zone));
+            }
         }
         for route in &self.mqtt.route {
             if let Err(e) = route.json.clone().into_decoder() {
@@ -247,10 +288,7 @@ impl Config {
                 ));
             }
             if route.filter.is_empty() || route.filter.contains("#/") {
-                problems.push(format!(
-                    "mqtt.route {:?}: {:?} is not a valid topic filter",
-                    route.name, route.filter
-                ));
+                problems.push(format!("mqtt.route {:?}: {:?} is not a valid topic filter", route.name, route.filter));
             }
         }
         if let Some(broker) = &self.mqtt.broker {
@@ -268,10 +306,7 @@ impl Config {
 
 /// `host:port` → (host, port).
 pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
-    let s = s
-        .strip_prefix("mqtt://")
-        .or_else(|| s.strip_prefix("tcp://"))
-        .unwrap_or(s);
+    let s = s.strip_prefix("mqtt://").or_else(|| s.strip_prefix("tcp://")).unwrap_or(s);
     let (host, port) = s.rsplit_once(':')?;
     Some((host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?))
 }
@@ -290,8 +325,7 @@ mod tests {
 
     #[test]
     fn a_typo_is_an_error_and_all_problems_come_at_once() {
-        let err = toml::from_str::<Config>("stations = 's'\nrules = []\n[engine]\nworkrs = 2\n")
-            .unwrap_err();
+        let err = toml::from_str::<Config>("stations = 's'\nrules = []\n[engine]\nworkrs = 2\n").unwrap_err();
         assert!(err.to_string().contains("workrs"), "{err}");
         let config: Config = toml::from_str(
             "stations = 's'\nrules = []\n[engine]\nworkers = 0\nallowed_lateness = '2 min'\n[mqtt]\nbroker = 'nohost'\n",

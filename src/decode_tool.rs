@@ -21,15 +21,9 @@ pub enum DecodeFormat {
     Json,
 }
 
-pub fn run(
-    format: DecodeFormat,
-    map: Option<PathBuf>,
-    input: Option<PathBuf>,
-    zone: &str,
-) -> anyhow::Result<()> {
-    let zone: chrono_tz::Tz = zone
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--time-zone {zone:?} is not an IANA time zone name"))?;
+pub fn run(format: DecodeFormat, map: Option<PathBuf>, input: Option<PathBuf>, zone: &str) -> anyhow::Result<()> {
+    let zone: chrono_tz::Tz =
+        zone.parse().map_err(|_| anyhow::anyhow!("--time-zone {zone:?} is not an IANA time zone name"))?;
     let decoder = match format {
         DecodeFormat::Hj212 => Decoder::Hj212(tidewatch_ingest::hj212::Hj212Decoder { zone }),
         DecodeFormat::Sl651 => Decoder::Sl651(tidewatch_ingest::sl651::Sl651Decoder { zone }),
@@ -39,8 +33,7 @@ pub fn run(
                 Some(path) => {
                     let text = std::fs::read_to_string(path)
                         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-                    toml::from_str::<JsonMapping>(&text)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                    toml::from_str::<JsonMapping>(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
                 }
                 None => JsonMapping::default(),
             };
@@ -51,8 +44,7 @@ pub fn run(
         None => Box::new(std::io::stdin().lock()),
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
         Some(p) => Box::new(std::io::BufReader::new(
-            std::fs::File::open(p)
-                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", p.display()))?,
+            std::fs::File::open(p).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", p.display()))?,
         )),
     };
     let stdout = std::io::stdout();

@@ -18,14 +18,8 @@ use crate::runtime::AppState;
 
 pub const STATIONS: &str = include_str!("../config/stations.toml");
 pub const RULES: &[(&str, &str)] = &[
-    (
-        "config/rules/flood.toml",
-        include_str!("../config/rules/flood.toml"),
-    ),
-    (
-        "config/rules/environment.toml",
-        include_str!("../config/rules/environment.toml"),
-    ),
+    ("config/rules/flood.toml", include_str!("../config/rules/flood.toml")),
+    ("config/rules/environment.toml", include_str!("../config/rules/environment.toml")),
 ];
 
 const MIN: i64 = 60_000;
@@ -49,8 +43,7 @@ pub async fn simulate(
     state: Arc<AppState>,
 ) {
     let mut mqtt = MqttOptions::new("tidewatch-simulator", host, port);
-    mqtt.set_keep_alive(Duration::from_secs(30))
-        .set_max_packet_size(1 << 20, 1 << 20);
+    mqtt.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(mqtt, 1024);
     tokio::spawn(async move {
         loop {
@@ -73,10 +66,7 @@ pub async fn simulate(
             continue; // caught up with the wall clock: readings from the future are refused
         }
         for message in scenario.messages_at(minute) {
-            if let Err(e) = client
-                .publish(message.topic, QoS::AtLeastOnce, false, message.payload)
-                .await
-            {
+            if let Err(e) = client.publish(message.topic, QoS::AtLeastOnce, false, message.payload).await {
                 tracing::warn!(error = %e, "simulator could not publish");
             }
         }
@@ -100,18 +90,10 @@ async fn status(state: Arc<AppState>, every: Duration) {
         let sim = state.sim_clock.load(Ordering::Relaxed);
         println!(
             "── simulated time {} · {} readings · {} dead letters · open alerts: {} ──",
-            if sim == i64::MIN {
-                "-".into()
-            } else {
-                tidewatch_alerting::render::local_time(sim)
-            },
+            if sim == i64::MIN { "-".into() } else { tidewatch_alerting::render::local_time(sim) },
             state.readings_total.load(Ordering::Relaxed),
             state.dead_letters_total.load(Ordering::Relaxed),
-            if open.is_empty() {
-                "none".into()
-            } else {
-                open.join(", ")
-            },
+            if open.is_empty() { "none".into() } else { open.join(", ") },
         );
     }
 }

@@ -42,7 +42,8 @@ async fn alerts(State(state): State<Arc<AppState>>, Query(filter): Query<AlertFi
         None => None,
         Some(Ok(s)) => Some(s),
         Some(Err(())) => {
-            let body = serde_json::json!({"error": "bad severity", "reason": "severity must be blue, yellow, orange or red"});
+            let body =
+                serde_json::json!({"error": "bad severity", "reason": "severity must be blue, yellow, orange or red"});
             return (StatusCode::BAD_REQUEST, Json(body)).into_response();
         }
     };
@@ -51,12 +52,7 @@ async fn alerts(State(state): State<Arc<AppState>>, Query(filter): Query<AlertFi
         .open_alerts()
         .into_iter()
         .filter(|a| min.is_none_or(|m| a.severity >= m))
-        .filter(|a| {
-            filter
-                .region
-                .as_deref()
-                .is_none_or(|r| a.region.starts_with(r))
-        })
+        .filter(|a| filter.region.as_deref().is_none_or(|r| a.region.starts_with(r)))
         .filter(|a| filter.rule.as_deref().is_none_or(|r| &*a.rule == r))
         .collect();
     Json(alerts).into_response()
@@ -71,18 +67,18 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         "watermark": (watermark != i64::MIN).then(|| to_rfc3339(watermark)),
         "readings": state.readings_total.load(Ordering::Relaxed),
         "dead_letters": state.dead_letters_total.load(Ordering::Relaxed),
+        "listeners": state.listeners.iter().map(|(name, s)| (name.to_string(), serde_json::json!({
+            "open": s.open.load(Ordering::Relaxed),
+            "accepted": s.accepted.load(Ordering::Relaxed),
+            "frames": s.frames.load(Ordering::Relaxed),
+            "garbage_bytes": s.garbage_bytes.load(Ordering::Relaxed),
+            "idle_closed": s.idle_closed.load(Ordering::Relaxed),
+        }))).collect::<serde_json::Map<_, _>>(),
     });
     Json(body).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.refresh_gauges();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode()).into_response()
 }

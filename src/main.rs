@@ -6,6 +6,7 @@ mod decode_tool;
 mod demo;
 mod http;
 mod metrics;
+mod protocols;
 mod routes;
 mod runtime;
 
@@ -23,11 +24,7 @@ use crate::config::Config;
 use crate::runtime::{RunOptions, Settings};
 
 #[derive(Parser)]
-#[command(
-    name = "tidewatch",
-    version,
-    about = "Streaming monitoring and early warning for IoT sensor networks"
-)]
+#[command(name = "tidewatch", version, about = "Streaming monitoring and early warning for IoT sensor networks")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -123,51 +120,24 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
-        Command::Rules {
-            command: RulesCommand::Check { paths, stations },
-        } => {
+        Command::Rules { command: RulesCommand::Check { paths, stations } } => {
             let ok = check::rules_check(&paths, stations)?;
-            Ok(if ok {
-                std::process::ExitCode::SUCCESS
-            } else {
-                std::process::ExitCode::from(1)
-            })
+            Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
         }
-        Command::Decode {
-            format,
-            map,
-            time_zone,
-            input,
-        } => {
+        Command::Decode { format, map, time_zone, input } => {
             decode_tool::run(format, map, input, &time_zone)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Run { config, duration } => {
             let config = Config::load(&config)?;
             let settings = settings(config, None)?;
-            block_on(runtime::run(
-                settings,
-                RunOptions {
-                    duration,
-                    simulate: None,
-                },
-            ))?;
+            block_on(runtime::run(settings, RunOptions { duration, simulate: None }))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Demo {
-            duration,
-            http,
-            mqtt_listen,
-            speed,
-            workers,
-            out,
-        } => {
+        Command::Demo { duration, http, mqtt_listen, speed, workers, out } => {
             let mqtt_listen = match mqtt_listen {
                 Some(a) => a,
-                None => SocketAddr::from((
-                    [127, 0, 0, 1],
-                    tidewatch_connectors::mqtt::embedded::free_local_port()?,
-                )),
+                None => SocketAddr::from(([127, 0, 0, 1], tidewatch_connectors::mqtt::embedded::free_local_port()?)),
             };
             let mut config: Config = toml::from_str(&format!(
                 "stations = \"<built-in>\"\nrules = [\"<built-in>\"]\n[engine]\nworkers = {workers}\n[mqtt]\nembedded_listen = \"{mqtt_listen}\"\nclient_id = \"tidewatch-demo\"\n[http]\nlisten = \"{http}\"\n"
@@ -175,13 +145,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             config.output.alerts_file = Some(out.join("alerts.jsonl"));
             config.output.dead_letter_file = Some(out.join("dead_letters.jsonl"));
             let registry = Registry::from_toml_str(demo::STATIONS)?;
-            let sources: Vec<RuleSource> = demo::RULES
-                .iter()
-                .map(|(n, t)| RuleSource {
-                    name: (*n).into(),
-                    text: (*t).into(),
-                })
-                .collect();
+            let sources: Vec<RuleSource> =
+                demo::RULES.iter().map(|(n, t)| RuleSource { name: (*n).into(), text: (*t).into() }).collect();
             let settings = settings(config, Some((registry, sources)))?;
             println!(
                 "Tidewatch demo: {} stations, {} rules; embedded MQTT broker on {mqtt_listen}",
@@ -189,7 +154,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 settings.rules.rules.len()
             );
             println!("Simulating a flood on the Qiantang from six hours ago at {:?} per simulated minute.", speed);
-            println!("Open alerts: http://{http}/api/alerts · metrics: http://{http}/metrics · files in {}", out.display());
+            println!(
+                "Open alerts: http://{http}/api/alerts · metrics: http://{http}/metrics · files in {}",
+                out.display()
+            );
             println!("Alerts appear below as they fire (Ctrl-C to stop).\n");
             let simulate = demo::SimulatorOptions {
                 speed,
@@ -197,49 +165,29 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 topic_prefix: "tidewatch/json".into(),
                 status_every: Some(Duration::from_secs(10)),
             };
-            block_on(runtime::run(
-                settings,
-                RunOptions {
-                    duration,
-                    simulate: Some(simulate),
-                },
-            ))?;
+            block_on(runtime::run(settings, RunOptions { duration, simulate: Some(simulate) }))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
 }
 
 /// Loads registry and rules (from the config's files unless given) and checks everything.
-fn settings(
-    config: Config,
-    given: Option<(Registry, Vec<RuleSource>)>,
-) -> anyhow::Result<Settings> {
-    let timing = config.check().map_err(|problems| {
-        anyhow::anyhow!("invalid configuration:\n  {}", problems.join("\n  "))
-    })?;
+fn settings(config: Config, given: Option<(Registry, Vec<RuleSource>)>) -> anyhow::Result<Settings> {
+    let timing =
+        config.check().map_err(|problems| anyhow::anyhow!("invalid configuration:\n  {}", problems.join("\n  ")))?;
     let (registry, sources) = match given {
         Some(g) => g,
         None => {
             let registry = Registry::load(&config.stations)?;
-            let sources = read_sources(&config.rules)
-                .map_err(|d| anyhow::anyhow!("{}: {}", d.file, d.message))?;
+            let sources = read_sources(&config.rules).map_err(|d| anyhow::anyhow!("{}: {}", d.file, d.message))?;
             (registry, sources)
         }
     };
     let rules = compile(&sources, &registry).map_err(|diags| {
         let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-        anyhow::anyhow!(
-            "rule files rejected ({} errors):\n  {}",
-            lines.len(),
-            lines.join("\n  ")
-        )
+        anyhow::anyhow!("rule files rejected ({} errors):\n  {}", lines.len(), lines.join("\n  "))
     })?;
-    Ok(Settings {
-        config,
-        timing,
-        registry: Arc::new(registry),
-        rules: Arc::new(rules),
-    })
+    Ok(Settings { config, timing, registry: Arc::new(registry), rules: Arc::new(rules) })
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {

@@ -53,31 +53,11 @@ impl Metrics {
         let watermark_lag_seconds = Gauge::<f64, AtomicU64>::default();
         let watermark_seconds = Gauge::<f64, AtomicU64>::default();
         let mqtt_connected = Gauge::default();
-        registry.register(
-            "readings",
-            "Readings accepted, by source",
-            readings_in.clone(),
-        );
-        registry.register(
-            "payloads",
-            "Payloads received, by source",
-            payloads_in.clone(),
-        );
-        registry.register(
-            "dead_letters",
-            "Rejected inputs, by reason",
-            dead_letters.clone(),
-        );
-        registry.register(
-            "alert_transitions",
-            "Alert transitions, by severity and kind",
-            alert_transitions.clone(),
-        );
-        registry.register(
-            "alerts_open",
-            "Open alerts, by severity",
-            alerts_open.clone(),
-        );
+        registry.register("readings", "Readings accepted, by source", readings_in.clone());
+        registry.register("payloads", "Payloads received, by source", payloads_in.clone());
+        registry.register("dead_letters", "Rejected inputs, by reason", dead_letters.clone());
+        registry.register("alert_transitions", "Alert transitions, by severity and kind", alert_transitions.clone());
+        registry.register("alerts_open", "Open alerts, by severity", alerts_open.clone());
         registry.register(
             "watermark_lag_seconds",
             "Wall clock minus the event-time watermark",
@@ -88,20 +68,12 @@ impl Metrics {
             "The event-time watermark, seconds since the epoch",
             watermark_seconds.clone(),
         );
-        registry.register(
-            "mqtt_connected",
-            "1 while connected to the MQTT broker",
-            mqtt_connected.clone(),
-        );
+        registry.register("mqtt_connected", "1 while connected to the MQTT broker", mqtt_connected.clone());
         for reason in tidewatch_ingest::Rejection::KINDS {
-            let _ = dead_letters.get_or_create(&ReasonLabels {
-                reason: (*reason).to_owned(),
-            });
+            let _ = dead_letters.get_or_create(&ReasonLabels { reason: (*reason).to_owned() });
         }
         for severity in tidewatch_rules::Severity::ALL {
-            let _ = alerts_open.get_or_create(&SeverityLabels {
-                severity: severity.name().to_owned(),
-            });
+            let _ = alerts_open.get_or_create(&SeverityLabels { severity: severity.name().to_owned() });
         }
         Metrics {
             registry,

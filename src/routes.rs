@@ -8,6 +8,8 @@ use crate::config::{Format, Route};
 /// Routes in configuration order; the first whose filter matches a topic wins.
 pub struct Router {
     routes: Vec<(String, String, Decoder)>,
+    /// TCP listeners by name: each speaks one protocol.
+    listeners: Vec<(&'static str, Decoder)>,
     /// Topic → route index; devices repeat their topics, so matching is done once per topic.
     cache: FxHashMap<String, Option<usize>>,
 }
@@ -15,49 +17,43 @@ pub struct Router {
 const CACHE_LIMIT: usize = 200_000;
 
 impl Router {
-    pub fn new(routes: &[Route]) -> anyhow::Result<Router> {
+    pub fn new(routes: &[Route], listeners: Vec<(&'static str, Decoder)>) -> anyhow::Result<Router> {
         let routes = routes
             .iter()
             .map(|r| {
                 let zone = || -> anyhow::Result<chrono_tz::Tz> {
-                    r.time_zone
-                        .parse()
-                        .map_err(|_| anyhow::anyhow!("bad time_zone {:?}", r.time_zone))
+                    r.time_zone.parse().map_err(|_| anyhow::anyhow!("bad time_zone {:?}", r.time_zone))
                 };
                 let decoder = match r.format {
                     Format::Json => Decoder::Json(r.json.clone().into_decoder()?),
-                    Format::Hj212 => {
-                        Decoder::Hj212(tidewatch_ingest::hj212::Hj212Decoder { zone: zone()? })
-                    }
-                    Format::Sl651 => {
-                        Decoder::Sl651(tidewatch_ingest::sl651::Sl651Decoder { zone: zone()? })
-                    }
-                    Format::Senml => Decoder::Senml(tidewatch_ingest::senml::SenmlDecoder {
-                        mapping: r.senml.clone(),
-                    }),
+                    Format::Hj212 => Decoder::Hj212(tidewatch_ingest::hj212::Hj212Decoder { zone: zone()? }),
+                    Format::Sl651 => Decoder::Sl651(tidewatch_ingest::sl651::Sl651Decoder { zone: zone()? }),
+                    Format::Senml => Decoder::Senml(tidewatch_ingest::senml::SenmlDecoder { mapping: r.senml.clone() }),
                 };
                 Ok((r.name.clone(), r.filter.clone(), decoder))
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Router {
-            routes,
-            cache: FxHashMap::default(),
-        })
+        Ok(Router { routes, listeners, cache: FxHashMap::default() })
     }
 
     pub fn filters(&self) -> Vec<String> {
         self.routes.iter().map(|(_, f, _)| f.clone()).collect()
     }
 
-    /// The route name and decoder for a topic, if any route matches.
+    /// The route (or listener) name and decoder for a message from `source` on `topic`.
+    pub fn route_envelope(&mut self, source: &str, topic: &str) -> Option<(&str, &Decoder)> {
+        if source == "mqtt" {
+            return self.route(topic);
+        }
+        self.listeners.iter().find(|(name, _)| *name == source).map(|(name, d)| (*name, d))
+    }
+
+    /// The route name and decoder for an MQTT topic, if any route matches.
     pub fn route(&mut self, topic: &str) -> Option<(&str, &Decoder)> {
         let index = match self.cache.get(topic) {
             Some(&i) => i,
             None => {
-                let i = self
-                    .routes
-                    .iter()
-                    .position(|(_, filter, _)| rumqttc::matches(topic, filter));
+                let i = self.routes.iter().position(|(_, filter, _)| rumqttc::matches(topic, filter));
                 if self.cache.len() >= CACHE_LIMIT {
                     self.cache.clear();
                 }

@@ -18,15 +18,18 @@ use anyhow::Context;
 use tidewatch_alerting::{render, AlertBoard};
 use tidewatch_connectors::envelope::now_ms;
 use tidewatch_connectors::mqtt::{embedded, MqttAcker, MqttSource, MqttSourceConfig, MqttStatus};
+use tidewatch_connectors::tcp::{StreamProtocol, TcpListenerConfig, TcpStatus};
 use tidewatch_connectors::Envelope;
+use tidewatch_ingest::hj212::Hj212Decoder;
+use tidewatch_ingest::sl651::Sl651Decoder;
+use tidewatch_ingest::Decoder;
 use tidewatch_ingest::{time::to_rfc3339, DeadLetter, Limits, Normaliser, Registry, Rejection};
-use tidewatch_rules::{
-    Engine, EngineConfig, EngineInput, EngineOutput, RuleSet, SourceId, Watermark,
-};
+use tidewatch_rules::{Engine, EngineConfig, EngineInput, EngineOutput, RuleSet, SourceId, Watermark};
 use tokio::sync::mpsc;
 
-use crate::config::{parse_host_port, Config, EngineTiming};
+use crate::config::{parse_host_port, Config, EngineTiming, StreamProtocolName};
 use crate::metrics::{Metrics, ReasonLabels, SeverityLabels, SourceLabels, TransitionLabels};
+use crate::protocols::{Hj212Stream, Sl651Stream};
 use crate::routes::Router;
 
 /// Everything a run needs, loaded and checked.
@@ -52,6 +55,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub watermark: Arc<Watermark>,
     pub mqtt: Arc<MqttStatus>,
+    pub listeners: Vec<(&'static str, Arc<TcpStatus>)>,
     pub readings_total: AtomicU64,
     pub dead_letters_total: AtomicU64,
     /// Newest simulated time published (demo only), ms.
@@ -64,13 +68,9 @@ impl AppState {
         let w = self.watermark.get();
         if w != i64::MIN {
             self.metrics.watermark_seconds.set(w as f64 / 1000.0);
-            self.metrics
-                .watermark_lag_seconds
-                .set((now_ms() - w) as f64 / 1000.0);
+            self.metrics.watermark_lag_seconds.set((now_ms() - w) as f64 / 1000.0);
         }
-        self.metrics
-            .mqtt_connected
-            .set(i64::from(self.mqtt.connected.load(Ordering::Relaxed)));
+        self.metrics.mqtt_connected.set(i64::from(self.mqtt.connected.load(Ordering::Relaxed)));
     }
 }
 
@@ -83,8 +83,7 @@ impl JsonLines {
             return Ok(JsonLines(None));
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -120,21 +119,10 @@ struct DeadLetters {
 
 impl DeadLetters {
     fn push(&self, letter: DeadLetter) {
-        self.state
-            .metrics
-            .dead_letters
-            .get_or_create(&ReasonLabels {
-                reason: letter.reason.kind().to_owned(),
-            })
-            .inc();
-        self.state
-            .dead_letters_total
-            .fetch_add(1, Ordering::Relaxed);
+        self.state.metrics.dead_letters.get_or_create(&ReasonLabels { reason: letter.reason.kind().to_owned() }).inc();
+        self.state.dead_letters_total.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(topic = %letter.topic, reason = %letter.message, "dead letter");
-        self.file
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .write(&letter);
+        self.file.lock().unwrap_or_else(|e| e.into_inner()).write(&letter);
     }
 
     fn flush(&self) {
@@ -143,53 +131,75 @@ impl DeadLetters {
 }
 
 pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> {
-    let Settings {
-        config,
-        timing,
-        registry,
-        rules,
-    } = settings;
-
-    let (host, port) = match &config.mqtt.broker {
-        Some(broker) => parse_host_port(broker).context("mqtt.broker must be host:port")?,
-        None => {
-            let listen = config.mqtt.embedded_listen;
-            embedded::start(listen).context("starting the embedded MQTT broker")?;
-            tracing::info!(%listen, "embedded MQTT broker started");
-            (listen.ip().to_string(), listen.port())
-        }
-    };
+    let Settings { config, timing, registry, rules } = settings;
 
     let watermark = Arc::new(Watermark::new(timing.lateness_ms, timing.idle_ms));
-    let source_id = watermark.register("mqtt");
-    let engine = Engine::start(
-        rules.clone(),
-        watermark.clone(),
-        EngineConfig {
-            workers: config.engine.workers,
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("starting the rules engine: {e}"))?;
+    let engine = Engine::start(rules.clone(), watermark.clone(), EngineConfig { workers: config.engine.workers })
+        .map_err(|e| anyhow::anyhow!("starting the rules engine: {e}"))?;
 
-    let router = Router::new(&config.mqtt.route)?;
-    let mut mqtt_config = MqttSourceConfig::new(
-        host.clone(),
-        port,
-        config.mqtt.client_id.clone(),
-        router.filters(),
-    );
-    mqtt_config.keep_alive_s = config.mqtt.keep_alive_s;
-    mqtt_config.max_backoff_s = config.mqtt.max_backoff_s;
-    mqtt_config.username = config.mqtt.username.clone();
-    mqtt_config.password = config.mqtt.password.clone();
-    let source = MqttSource::start(&mqtt_config, "mqtt", 8192);
-    let source_handle = source.task_handle();
+    // Every source feeds one channel; the ingest task decodes by source and topic.
+    let (envelopes_tx, envelopes) = mpsc::channel::<Envelope>(8192);
+    let mut sources = vec![("mqtt", watermark.register("mqtt"))];
+
+    let mut tcp = Vec::new();
+    let mut listener_decoders = Vec::new();
+    for l in &config.listener {
+        // Listener names live as long as the process: they label every envelope.
+        let name: &'static str = Box::leak(l.name.clone().into_boxed_str());
+        let zone: chrono_tz::Tz =
+            l.time_zone.parse().map_err(|_| anyhow::anyhow!("bad time_zone {:?}", l.time_zone))?;
+        let (protocol, decoder): (Arc<dyn StreamProtocol>, Decoder) = match l.protocol {
+            StreamProtocolName::Hj212 => (Arc::new(Hj212Stream), Decoder::Hj212(Hj212Decoder { zone })),
+            StreamProtocolName::Sl651 => (Arc::new(Sl651Stream { zone }), Decoder::Sl651(Sl651Decoder { zone })),
+        };
+        let listener_config = TcpListenerConfig {
+            name,
+            listen: l.listen,
+            idle_timeout: Duration::from_secs(l.idle_timeout_s.max(1)),
+            max_connections: l.max_connections,
+            max_buffer: 64 * 1024,
+        };
+        let source = tidewatch_connectors::tcp::start(listener_config, protocol, envelopes_tx.clone())
+            .await
+            .with_context(|| format!("listener {name:?}: cannot listen on {}", l.listen))?;
+        tracing::info!(listener = name, addr = %source.local_addr, protocol = ?l.protocol, "listening");
+        sources.push((name, watermark.register(name)));
+        listener_decoders.push((name, decoder));
+        tcp.push((name, source));
+    }
+
+    let router = Router::new(&config.mqtt.route, listener_decoders)?;
+    let mut broker = None;
+    let mqtt = if config.mqtt.route.is_empty() {
+        None
+    } else {
+        let (host, port) = match &config.mqtt.broker {
+            Some(broker) => parse_host_port(broker).context("mqtt.broker must be host:port")?,
+            None => {
+                let listen = config.mqtt.embedded_listen;
+                embedded::start(listen).context("starting the embedded MQTT broker")?;
+                tracing::info!(%listen, "embedded MQTT broker started");
+                (listen.ip().to_string(), listen.port())
+            }
+        };
+        let mut mqtt_config =
+            MqttSourceConfig::new(host.clone(), port, config.mqtt.client_id.clone(), router.filters());
+        mqtt_config.keep_alive_s = config.mqtt.keep_alive_s;
+        mqtt_config.max_backoff_s = config.mqtt.max_backoff_s;
+        mqtt_config.username = config.mqtt.username.clone();
+        mqtt_config.password = config.mqtt.password.clone();
+        broker = Some((host, port));
+        Some(MqttSource::start(&mqtt_config, "mqtt", envelopes_tx.clone()))
+    };
+    // The sources hold the only senders: the ingest task ends when they stop.
+    drop(envelopes_tx);
 
     let state = Arc::new(AppState {
         board: Mutex::new(AlertBoard::new(registry.clone(), rules.clone())),
         metrics: Metrics::new(),
         watermark: watermark.clone(),
-        mqtt: source.status.clone(),
+        mqtt: mqtt.as_ref().map(|m| m.status.clone()).unwrap_or_default(),
+        listeners: tcp.iter().map(|(name, source)| (*name, source.status.clone())).collect(),
         readings_total: AtomicU64::new(0),
         dead_letters_total: AtomicU64::new(0),
         sim_clock: AtomicI64::new(i64::MIN),
@@ -203,12 +213,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     // HTTP API.
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen for HTTP on {} (set http.listen or --http)",
-                config.http.listen
-            )
-        })?;
+        .with_context(|| format!("cannot listen for HTTP on {} (set http.listen or --http)", config.http.listen))?;
     let http_addr = listener.local_addr()?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn({
@@ -225,30 +230,24 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     tracing::info!(%http_addr, "HTTP API at http://{http_addr}/api/alerts (also /healthz, /metrics)");
 
     // Engine output: alerts to people and files, late readings to dead letters.
-    let output_thread = std::thread::Builder::new()
-        .name("alerts-out".into())
-        .spawn({
-            let output = engine.output().clone();
-            let state = state.clone();
-            let dead = dead.clone();
-            let registry = registry.clone();
-            let console = config.output.console;
-            move || deliver(output, state, alerts_file, console, &registry, &dead)
-        })?;
+    let output_thread = std::thread::Builder::new().name("alerts-out".into()).spawn({
+        let output = engine.output().clone();
+        let state = state.clone();
+        let dead = dead.clone();
+        let registry = registry.clone();
+        let console = config.output.console;
+        move || deliver(output, state, alerts_file, console, &registry, &dead)
+    })?;
 
+    let mqtt_stop = mqtt.as_ref().map(MqttSource::task_handle);
     let ingest = tokio::spawn(ingest(
-        source.envelopes,
-        source.acker.clone(),
+        envelopes,
+        mqtt.as_ref().map(|m| m.acker.clone()),
         router,
-        Normaliser::new(
-            registry.clone(),
-            Limits {
-                max_future_ms: timing.max_future_ms,
-            },
-        ),
+        Normaliser::new(registry.clone(), Limits { max_future_ms: timing.max_future_ms }),
         engine.input(),
         watermark.clone(),
-        source_id,
+        sources,
         state.clone(),
         dead.clone(),
     ));
@@ -266,17 +265,12 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         }
     });
 
-    let simulator = options.simulate.map(|sim| {
-        let state = state.clone();
-        let registry = registry.clone();
-        tokio::spawn(crate::demo::simulate(
-            host.clone(),
-            port,
-            registry,
-            sim,
-            state,
-        ))
-    });
+    let simulator = match (options.simulate, broker) {
+        (Some(sim), Some((host, port))) => {
+            Some(tokio::spawn(crate::demo::simulate(host, port, registry.clone(), sim, state.clone())))
+        }
+        _ => None,
+    };
 
     wait_for_stop(options.duration).await;
     tracing::info!("stopping: draining in-flight readings");
@@ -284,8 +278,14 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     if let Some(sim) = simulator {
         sim.abort();
     }
-    // Stop taking messages; what is not yet acknowledged stays with the broker.
-    source_handle.stop().await;
+    // Stop taking messages; what is not yet acknowledged stays with the broker, and devices
+    // on TCP send again what was not answered.
+    if let Some(mqtt) = mqtt_stop {
+        mqtt.stop().await;
+    }
+    for (_, source) in &tcp {
+        source.stop();
+    }
     let _ = ingest.await;
     // The ingest task held the last engine input: finishing now evaluates what is in flight.
     let engine_done = tokio::task::spawn_blocking(move || engine.finish());
@@ -327,91 +327,93 @@ async fn wait_for_stop(duration: Option<Duration>) {
 #[allow(clippy::too_many_arguments)]
 async fn ingest(
     mut envelopes: mpsc::Receiver<Envelope>,
-    acker: MqttAcker,
+    acker: Option<MqttAcker>,
     mut router: Router,
     normaliser: Normaliser,
     input: EngineInput,
     watermark: Arc<Watermark>,
-    source: SourceId,
+    sources: Vec<(&'static str, SourceId)>,
     state: Arc<AppState>,
     dead: Arc<DeadLetters>,
 ) {
     let mut batch: Vec<Envelope> = Vec::with_capacity(1024);
     let mut readings = Vec::with_capacity(4096);
+    // Per batch: payloads per source, readings per route, newest event time per source.
+    let mut payloads: Vec<(&'static str, u64)> = Vec::new();
     let mut per_route: Vec<(String, u64)> = Vec::new();
+    let mut newest: Vec<(&'static str, i64)> = Vec::new();
     while envelopes.recv_many(&mut batch, 1024).await > 0 {
         let dead_before = state.dead_letters_total.load(Ordering::Relaxed);
         for envelope in &batch {
-            let Some((route, decoder)) = router.route(&envelope.topic) else {
-                let reason = Rejection::Unrouted {
-                    topic: envelope.topic.clone(),
-                };
-                dead.push(DeadLetter::new(
-                    envelope.received_at,
-                    envelope.source,
-                    &envelope.topic,
-                    &envelope.payload,
-                    reason,
-                ));
+            let keep = |reason| {
+                DeadLetter::new(envelope.received_at, envelope.source, &envelope.topic, &envelope.payload, reason)
+            };
+            add(&mut payloads, envelope.source, 1);
+            if let Some(why) = &envelope.framing_error {
+                dead.push(keep(Rejection::Undecodable { message: format!("{}: {why}", envelope.source) }));
+                continue;
+            }
+            let Some((route, decoder)) = router.route_envelope(envelope.source, &envelope.topic) else {
+                dead.push(keep(Rejection::Unrouted { topic: envelope.topic.clone() }));
                 continue;
             };
             let before = readings.len();
-            for reason in normaliser.decode_into(
-                decoder,
-                &envelope.payload,
-                envelope.received_at,
-                &mut readings,
-            ) {
-                dead.push(DeadLetter::new(
-                    envelope.received_at,
-                    envelope.source,
-                    &envelope.topic,
-                    &envelope.payload,
-                    reason,
-                ));
+            for reason in normaliser.decode_into(decoder, &envelope.payload, envelope.received_at, &mut readings) {
+                dead.push(keep(reason));
             }
-            let accepted = (readings.len() - before) as u64;
-            match per_route.iter_mut().find(|(name, _)| name == route) {
-                Some((_, n)) => *n += accepted,
-                None => per_route.push((route.to_owned(), accepted)),
+            let accepted = &readings[before..];
+            if let Some(time) = accepted.iter().map(|r| r.time).max() {
+                match newest.iter_mut().find(|(s, _)| *s == envelope.source) {
+                    Some((_, t)) => *t = (*t).max(time),
+                    None => newest.push((envelope.source, time)),
+                }
+            }
+            let label =
+                if route == envelope.source { route.to_owned() } else { format!("{}/{route}", envelope.source) };
+            match per_route.iter_mut().find(|(name, _)| *name == label) {
+                Some((_, n)) => *n += accepted.len() as u64,
+                None => per_route.push((label, accepted.len() as u64)),
             }
         }
         if state.dead_letters_total.load(Ordering::Relaxed) != dead_before {
             dead.flush();
         }
         let metrics = &state.metrics;
-        metrics
-            .payloads_in
-            .get_or_create(&SourceLabels {
-                source: "mqtt".into(),
-            })
-            .inc_by(batch.len() as u64);
+        for (source, n) in payloads.drain(..) {
+            metrics.payloads_in.get_or_create(&SourceLabels { source: source.to_owned() }).inc_by(n);
+        }
         for (route, n) in per_route.iter_mut() {
-            metrics
-                .readings_in
-                .get_or_create(&SourceLabels {
-                    source: format!("mqtt/{route}"),
-                })
-                .inc_by(*n);
+            metrics.readings_in.get_or_create(&SourceLabels { source: route.clone() }).inc_by(*n);
             *n = 0;
         }
-        state
-            .readings_total
-            .fetch_add(readings.len() as u64, Ordering::Relaxed);
-        let newest = readings.iter().map(|r| r.time).max();
+        state.readings_total.fetch_add(readings.len() as u64, Ordering::Relaxed);
         let handed = std::mem::replace(&mut readings, Vec::with_capacity(4096));
-        // A full engine channel blocks here: back-pressure reaches the broker, which holds
-        // what we have not acknowledged.
+        // A full engine channel blocks here: back-pressure reaches the sources, which hold
+        // (broker) or resend (devices) what we have not acknowledged.
         if tokio::task::block_in_place(|| input.send(handed)).is_err() {
             tracing::error!("rules engine stopped; not acknowledging further messages");
             return;
         }
-        if let Some(newest) = newest {
-            watermark.observe(source, newest, now_ms());
+        let now = now_ms();
+        for (source, time) in newest.drain(..) {
+            if let Some((_, id)) = sources.iter().find(|(name, _)| *name == source) {
+                watermark.observe(*id, time, now);
+            }
         }
+        // Acknowledge only now that the readings are handed on: MQTT acks in arrival order,
+        // protocol answers back on their connections.
         for envelope in batch.drain(..) {
-            acker.ack(envelope.ack).await;
+            if let (Some(token), Some(acker)) = (envelope.ack.reply(), acker.as_ref()) {
+                acker.ack(token).await;
+            }
         }
+    }
+}
+
+fn add(counts: &mut Vec<(&'static str, u64)>, key: &'static str, n: u64) {
+    match counts.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, c)) => *c += n,
+        None => counts.push((key, n)),
     }
 }
 
@@ -442,9 +444,7 @@ fn deliver(
                     state
                         .metrics
                         .alerts_open
-                        .get_or_create(&SeverityLabels {
-                            severity: severity.name().into(),
-                        })
+                        .get_or_create(&SeverityLabels { severity: severity.name().into() })
                         .set(count as i64);
                 }
                 if console {
@@ -463,13 +463,7 @@ fn deliver(
                     time: to_rfc3339(reading.time),
                     watermark: to_rfc3339(watermark),
                 };
-                dead.push(DeadLetter::new(
-                    now_ms(),
-                    "engine",
-                    "",
-                    payload.to_string().as_bytes(),
-                    reason,
-                ));
+                dead.push(DeadLetter::new(now_ms(), "engine", "", payload.to_string().as_bytes(), reason));
                 if output.is_empty() {
                     dead.flush();
                 }

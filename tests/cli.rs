@@ -8,11 +8,7 @@ fn tidewatch(args: &[&str]) -> (i32, String) {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -36,14 +32,8 @@ fn rules_check_prints_every_error_with_its_position_and_fails() {
     let path = bad.to_str().unwrap();
     let (code, out) = tidewatch(&["rules", "check", path, "--stations", "config/stations.toml"]);
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(&format!("{path}:5:7: error: `for`: bad duration \"5 min\"")),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!("{path}:6:24: error: unknown severity \"amber\"")),
-        "{out}"
-    );
+    assert!(out.contains(&format!("{path}:5:7: error: `for`: bad duration \"5 min\"")), "{out}");
+    assert!(out.contains(&format!("{path}:6:24: error: unknown severity \"amber\"")), "{out}");
     assert!(out.contains("2 errors in 1 file"), "{out}");
 
     // With the severity fixed, the registry check finds the misspelt attribute.
@@ -55,7 +45,9 @@ fn rules_check_prints_every_error_with_its_position_and_fails() {
     let (code, out) = tidewatch(&["rules", "check", path, "--stations", "config/stations.toml"]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains(&format!("{path}:5:42: error: unknown station attribute `station.warnig_level`: did you mean station.warning_level?")),
+        out.contains(&format!(
+            "{path}:5:42: error: unknown station attribute `station.warnig_level`: did you mean station.warning_level?"
+        )),
         "{out}"
     );
 }
@@ -64,11 +56,7 @@ fn rules_check_prints_every_error_with_its_position_and_fails() {
 fn run_refuses_a_config_with_a_typo_and_says_where() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("t.toml");
-    std::fs::write(
-        &config,
-        "stations = \"s.toml\"\nrules = [\"r\"]\n[engine]\nwrokers = 2\n",
-    )
-    .unwrap();
+    std::fs::write(&config, "stations = \"s.toml\"\nrules = [\"r\"]\n[engine]\nwrokers = 2\n").unwrap();
     let (code, out) = tidewatch(&["run", "--config", config.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("unknown field `wrokers`"), "{out}");
@@ -77,14 +65,12 @@ fn run_refuses_a_config_with_a_typo_and_says_where() {
 
 #[test]
 fn decode_prints_readings_and_rejections_and_a_summary() {
-    let packets: String = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/ingest/tests/data/hj212_public_packets.tsv"
-    ))
-    .unwrap()
-    .lines()
-    .map(|l| format!("{}\n", l.split('\t').nth(1).unwrap()))
-    .collect();
+    let packets: String =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ingest/tests/data/hj212_public_packets.tsv"))
+            .unwrap()
+            .lines()
+            .map(|l| format!("{}\n", l.split('\t').nth(1).unwrap()))
+            .collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
         .args(["decode", "--format", "hj212", "-"])
         .stdin(std::process::Stdio::piped())
@@ -95,17 +81,10 @@ fn decode_prints_readings_and_rejections_and_a_summary() {
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), packets.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "rejections do not make it fail");
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let readings: Vec<&serde_json::Value> =
-        lines.iter().filter(|l| l.get("sensor").is_some()).collect();
-    let rejected: Vec<&serde_json::Value> = lines
-        .iter()
-        .filter(|l| l.get("rejected").is_some())
-        .collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let readings: Vec<&serde_json::Value> = lines.iter().filter(|l| l.get("sensor").is_some()).collect();
+    let rejected: Vec<&serde_json::Value> = lines.iter().filter(|l| l.get("rejected").is_some()).collect();
     // Packets 2, 3 and 11 carry 11 + 3 + 8 mapped values; 4 packets fail their CRC and 23
     // values have codes outside the table.
     assert_eq!((readings.len(), rejected.len()), (22, 27));
@@ -114,25 +93,11 @@ fn decode_prints_readings_and_rejections_and_a_summary() {
         &serde_json::json!({"sensor": "JLYP01_AIR01_0001/pm25", "station": "JLYP01_AIR01_0001", "quantity": "pm25",
             "value": 14.0, "unit": "ug/m3", "time": "2022-05-13T08:26:00.000Z", "quality": "good"})
     );
-    assert_eq!(
-        rejected
-            .iter()
-            .filter(|r| r["rejected"] == "undecodable")
-            .count(),
-        4
-    );
+    assert_eq!(rejected.iter().filter(|r| r["rejected"] == "undecodable").count(), 4);
     assert_eq!(rejected[0]["line"], 3);
-    assert_eq!(
-        String::from_utf8(out.stderr).unwrap().trim(),
-        "11 inputs: 22 readings, 27 rejected"
-    );
+    assert_eq!(String::from_utf8(out.stderr).unwrap().trim(), "11 inputs: 22 readings, 27 rejected");
 
-    let (code, out) = tidewatch(&[
-        "decode",
-        "--format",
-        "sl651",
-        "ingest/tests/data/sl651_frames.txt",
-    ]);
+    let (code, out) = tidewatch(&["decode", "--format", "sl651", "ingest/tests/data/sl651_frames.txt"]);
     assert_eq!(code, 0);
     assert!(out.contains("2 inputs: 22 readings, 0 rejected"), "{out}");
 }

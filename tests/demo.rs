@@ -11,16 +11,7 @@ fn demo_fires_alerts_serves_them_and_stops_by_itself() {
     let http = support::free_port();
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
-        .args([
-            "demo",
-            "--duration",
-            "20s",
-            "--speed",
-            "40ms",
-            "--http",
-            &format!("127.0.0.1:{http}"),
-            "--out",
-        ])
+        .args(["demo", "--duration", "20s", "--speed", "40ms", "--http", &format!("127.0.0.1:{http}"), "--out"])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -38,17 +29,9 @@ fn demo_fires_alerts_serves_them_and_stops_by_itself() {
     }
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "exit {}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "exit {}: {}", output.status, String::from_utf8_lossy(&output.stderr));
     assert!(seen_open, "no open alert was served during the demo");
-    assert!(
-        started.elapsed() < Duration::from_secs(40),
-        "the demo did not stop by itself"
-    );
+    assert!(started.elapsed() < Duration::from_secs(40), "the demo did not stop by itself");
 
     // Alerts were printed and written: water-level alerts reach red somewhere.
     assert!(stdout.contains("[water.level.warning]"), "{stdout}");
@@ -57,26 +40,12 @@ fn demo_fires_alerts_serves_them_and_stops_by_itself() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(
-        alerts
-            .iter()
-            .any(|a| a["rule"] == "water.level.warning" && a["severity"] == "red"),
-        "{alerts:?}"
-    );
-    assert!(
-        alerts.iter().any(|a| a["rule"] == "rain.1h.heavy"),
-        "{alerts:?}"
-    );
+    assert!(alerts.iter().any(|a| a["rule"] == "water.level.warning" && a["severity"] == "red"), "{alerts:?}");
+    assert!(alerts.iter().any(|a| a["rule"] == "rain.1h.heavy"), "{alerts:?}");
     // The simulator's injected faults became dead letters with reasons.
     let dead = std::fs::read_to_string(dir.path().join("dead_letters.jsonl")).unwrap();
     for reason in ["unknown_station", "undecodable", "out_of_range"] {
-        assert!(
-            dead.contains(&format!("\"kind\":\"{reason}\"")),
-            "no {reason} dead letter in {dead}"
-        );
+        assert!(dead.contains(&format!("\"kind\":\"{reason}\"")), "no {reason} dead letter in {dead}");
     }
-    assert!(
-        !dead.contains("\"kind\":\"late\""),
-        "the simulator's in-order feed produced late readings: {dead}"
-    );
+    assert!(!dead.contains("\"kind\":\"late\""), "the simulator's in-order feed produced late readings: {dead}");
 }

@@ -9,14 +9,7 @@ use support::{Mosquitto, Tidewatch};
 const PACKETS: &str = include_str!("../ingest/tests/data/hj212_public_packets.tsv");
 
 fn packet(i: usize) -> String {
-    PACKETS
-        .lines()
-        .nth(i)
-        .unwrap()
-        .split('\t')
-        .nth(1)
-        .unwrap()
-        .to_owned()
+    PACKETS.lines().nth(i).unwrap().split('\t').nth(1).unwrap().to_owned()
 }
 
 const STATIONS: &str = r#"
@@ -53,28 +46,17 @@ fn hj212_packets_on_mqtt_become_readings_dead_letters_and_alerts() {
     // No lateness, and a source silent for a second lets event time move on, so the last
     // packet's readings are evaluated without waiting for newer ones.
     let engine = "workers = 2\nallowed_lateness = \"0s\"\nidle_source_timeout = \"1s\"";
-    let tidewatch = Tidewatch::start_with_routes(
-        &dir.path().join("app"),
-        broker.port,
-        STATIONS,
-        RULES,
-        engine,
-        routes,
-    );
+    let tidewatch = Tidewatch::start_with_routes(&dir.path().join("app"), broker.port, STATIONS, RULES, engine, routes);
 
     // Oldest first: the 2021 water packet, a command, a packet with a bad CRC, then 2022 air data.
-    broker.publish_lines(
-        "hj212/loggers",
-        &[packet(10), packet(0), packet(3), packet(1)],
-    );
+    broker.publish_lines("hj212/loggers", &[packet(10), packet(0), packet(3), packet(1)]);
 
     // 8 water readings + 11 air readings; 3 unknown water codes + 1 bad CRC kept as dead letters.
     tidewatch.wait_until("readings and dead letters", Duration::from_secs(30), |h| {
         h["readings"] == 19 && h["dead_letters"] == 4
     });
-    tidewatch.wait_until("the PM2.5 alert", Duration::from_secs(20), |_| {
-        !tidewatch.json_lines("alerts.jsonl").is_empty()
-    });
+    tidewatch
+        .wait_until("the PM2.5 alert", Duration::from_secs(20), |_| !tidewatch.json_lines("alerts.jsonl").is_empty());
     let alerts = tidewatch.json_lines("alerts.jsonl");
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["station"], "JLYP01_AIR01_0001");
@@ -84,22 +66,10 @@ fn hj212_packets_on_mqtt_become_readings_dead_letters_and_alerts() {
     assert_eq!(alerts[0]["event_time"], "2022-05-13T08:26:00.000Z");
 
     let dead = tidewatch.json_lines("dead_letters.jsonl");
-    let messages: Vec<&str> = dead
-        .iter()
-        .map(|d| d["message"].as_str().unwrap())
-        .collect();
+    let messages: Vec<&str> = dead.iter().map(|d| d["message"].as_str().unwrap()).collect();
     assert!(
-        messages
-            .iter()
-            .any(|m| m.contains("CRC mismatch") && m.contains("data segment gives 2D00")),
+        messages.iter().any(|m| m.contains("CRC mismatch") && m.contains("data segment gives 2D00")),
         "{messages:?}"
     );
-    assert_eq!(
-        messages
-            .iter()
-            .filter(|m| m.starts_with("unknown quantity \"hj212:"))
-            .count(),
-        3,
-        "{messages:?}"
-    );
+    assert_eq!(messages.iter().filter(|m| m.starts_with("unknown quantity \"hj212:")).count(), 3, "{messages:?}");
 }

@@ -44,32 +44,31 @@ levels = [
 
 /// Late enough that nothing is "from the future", early enough to be well in the past.
 fn t0() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     (now - 3 * 3_600_000) / MIN * MIN
 }
 
 /// LX rises through every colour and back down; TL crosses yellow late and stays there.
 fn series(t0: i64) -> Vec<String> {
     let lx = [
-        9.0, 10.5, 10.6, 10.8, 11.0, 11.2, 12.3, 12.4, 12.6, 12.8, 13.0, 13.1, 13.0, 12.9, 12.2,
-        11.5, 11.0, 10.5, 9.8, 9.5, 9.4,
+        9.0, 10.5, 10.6, 10.8, 11.0, 11.2, 12.3, 12.4, 12.6, 12.8, 13.0, 13.1, 13.0, 12.9, 12.2, 11.5, 11.0, 10.5, 9.8,
+        9.5, 9.4,
     ];
     let mut lines = Vec::new();
     for (i, &level) in lx.iter().enumerate() {
         let t = t0 + i as i64 * 2 * MIN;
-        lines.push(json!({"station": "LX", "quantity": "water_level", "value": level, "unit": "m", "time": t}).to_string());
+        lines.push(
+            json!({"station": "LX", "quantity": "water_level", "value": level, "unit": "m", "time": t}).to_string(),
+        );
         let tl = if i >= 12 { 10.4 } else { 9.0 };
         // TL reports in centimetres: unit conversion on the way.
-        lines.push(json!({"station": "TL", "quantity": "water_level", "value": tl * 100.0, "unit": "cm", "time": t}).to_string());
+        lines.push(
+            json!({"station": "TL", "quantity": "water_level", "value": tl * 100.0, "unit": "cm", "time": t})
+                .to_string(),
+        );
     }
     // Push the watermark past the end so the last transitions are complete.
-    lines.push(
-        json!({"station": "TL", "quantity": "water_level", "value": 10.4, "time": t0 + 60 * MIN})
-            .to_string(),
-    );
+    lines.push(json!({"station": "TL", "quantity": "water_level", "value": 10.4, "time": t0 + 60 * MIN}).to_string());
     lines
 }
 
@@ -102,9 +101,7 @@ fn transitions(tidewatch: &Tidewatch, t0: i64) -> Vec<(String, String, String, i
         .json_lines("alerts.jsonl")
         .iter()
         .map(|a| {
-            let t = chrono::DateTime::parse_from_rfc3339(a["event_time"].as_str().unwrap())
-                .unwrap()
-                .timestamp_millis();
+            let t = chrono::DateTime::parse_from_rfc3339(a["event_time"].as_str().unwrap()).unwrap().timestamp_millis();
             (
                 (t - t0) / MIN,
                 a["station"].as_str().unwrap().to_owned(),
@@ -127,13 +124,7 @@ fn readings_from_mosquitto_pub_give_exactly_the_expected_alerts() {
     std::fs::create_dir_all(dir.path().join("broker")).unwrap();
     std::fs::create_dir_all(dir.path().join("app")).unwrap();
     let broker = Mosquitto::start(&dir.path().join("broker"));
-    let mut tidewatch = Tidewatch::start(
-        &dir.path().join("app"),
-        broker.port,
-        STATIONS,
-        RULES,
-        engine(),
-    );
+    let mut tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, STATIONS, RULES, engine());
 
     let t0 = t0();
     let lines = series(t0);
@@ -152,28 +143,15 @@ fn readings_from_mosquitto_pub_give_exactly_the_expected_alerts() {
     broker.publish_lines("sensors/water", &bad);
     broker.publish_lines("unrouted/topic", &["{}".to_owned()]);
     let _ = std::process::Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &broker.port.to_string(),
-            "-q",
-            "1",
-            "-t",
-            "sensors/x",
-            "-m",
-            "{}",
-        ])
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1", "-t", "sensors/x", "-m", "{}"])
         .status();
 
     let total_good = lines.len() as u64;
     // The late reading is received and accepted by ingest; only the engine finds it late.
     let received = total_good + 1;
-    tidewatch.wait_until(
-        "all readings and dead letters",
-        Duration::from_secs(30),
-        |h| h["readings"] == received && h["dead_letters"].as_u64().unwrap_or(0) >= 8,
-    );
+    tidewatch.wait_until("all readings and dead letters", Duration::from_secs(30), |h| {
+        h["readings"] == received && h["dead_letters"].as_u64().unwrap_or(0) >= 8
+    });
     tidewatch.wait_until("the last transition", Duration::from_secs(10), |_| {
         transitions(&tidewatch, t0).len() >= expected().len()
     });
@@ -194,10 +172,7 @@ fn readings_from_mosquitto_pub_give_exactly_the_expected_alerts() {
 
     // Every bad input is a dead letter with a reason, in the file and in /metrics.
     let dead = tidewatch.json_lines("dead_letters.jsonl");
-    let mut reasons: Vec<&str> = dead
-        .iter()
-        .map(|d| d["reason"]["kind"].as_str().unwrap())
-        .collect();
+    let mut reasons: Vec<&str> = dead.iter().map(|d| d["reason"]["kind"].as_str().unwrap()).collect();
     reasons.sort();
     assert_eq!(
         reasons,
@@ -213,51 +188,20 @@ fn readings_from_mosquitto_pub_give_exactly_the_expected_alerts() {
         ]
     );
     let late = dead.iter().find(|d| d["reason"]["kind"] == "late").unwrap();
-    assert!(
-        late["message"]
-            .as_str()
-            .unwrap()
-            .contains("older than the watermark"),
-        "{late}"
-    );
-    let unrouted_or_undecodable = dead
-        .iter()
-        .filter(|d| d["reason"]["kind"] == "undecodable")
-        .count();
-    assert_eq!(
-        unrouted_or_undecodable, 2,
-        "garbage text and an empty object on sensors/x"
-    );
+    assert!(late["message"].as_str().unwrap().contains("older than the watermark"), "{late}");
+    let unrouted_or_undecodable = dead.iter().filter(|d| d["reason"]["kind"] == "undecodable").count();
+    assert_eq!(unrouted_or_undecodable, 2, "garbage text and an empty object on sensors/x");
 
     let metrics = tidewatch.get("/metrics").text().unwrap();
+    assert!(metrics.contains(&format!("tidewatch_readings_total{{source=\"mqtt/json\"}} {received}")), "{metrics}");
+    assert!(metrics.contains("tidewatch_dead_letters_total{reason=\"late\"} 1"), "{metrics}");
+    assert!(metrics.contains("tidewatch_dead_letters_total{reason=\"unknown_station\"} 1"), "{metrics}");
     assert!(
-        metrics.contains(&format!(
-            "tidewatch_readings_total{{source=\"mqtt/json\"}} {received}"
-        )),
+        metrics.contains("tidewatch_alert_transitions_total{severity=\"red\",transition=\"escalate\"} 1"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("tidewatch_dead_letters_total{reason=\"late\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("tidewatch_dead_letters_total{reason=\"unknown_station\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(
-            "tidewatch_alert_transitions_total{severity=\"red\",transition=\"escalate\"} 1"
-        ),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("tidewatch_alerts_open{severity=\"yellow\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("tidewatch_watermark_lag_seconds"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("tidewatch_alerts_open{severity=\"yellow\"} 1"), "{metrics}");
+    assert!(metrics.contains("tidewatch_watermark_lag_seconds"), "{metrics}");
 
     tidewatch.stop();
 }
@@ -268,28 +212,16 @@ fn a_broker_restart_mid_stream_loses_no_qos1_reading() {
     std::fs::create_dir_all(dir.path().join("broker")).unwrap();
     std::fs::create_dir_all(dir.path().join("app")).unwrap();
     let mut broker = Mosquitto::start(&dir.path().join("broker"));
-    let mut tidewatch = Tidewatch::start(
-        &dir.path().join("app"),
-        broker.port,
-        STATIONS,
-        RULES,
-        engine(),
-    );
+    let mut tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, STATIONS, RULES, engine());
 
     let t0 = t0();
     let lines = series(t0);
     let (first, second) = lines.split_at(lines.len() / 2);
     broker.publish_lines("sensors/water", first);
-    tidewatch.wait_until("the first half", Duration::from_secs(30), |h| {
-        h["readings"] == first.len() as u64
-    });
+    tidewatch.wait_until("the first half", Duration::from_secs(30), |h| h["readings"] == first.len() as u64);
 
     broker.stop();
-    tidewatch.wait_until(
-        "the disconnect to be noticed",
-        Duration::from_secs(30),
-        |h| h["mqtt_connected"] == false,
-    );
+    tidewatch.wait_until("the disconnect to be noticed", Duration::from_secs(30), |h| h["mqtt_connected"] == false);
     std::thread::sleep(Duration::from_secs(2));
     broker.restart();
     // Published at once, most likely while tidewatch is still backing off: the broker must

@@ -86,12 +86,7 @@ pub struct AlertBoard {
 
 impl AlertBoard {
     pub fn new(registry: Arc<Registry>, rules: Arc<RuleSet>) -> Self {
-        AlertBoard {
-            registry,
-            rules,
-            open: BTreeMap::new(),
-            next_id: 1,
-        }
+        AlertBoard { registry, rules, open: BTreeMap::new(), next_id: 1 }
     }
 
     /// Applies an event. A `Fire` for an alert that is already open (a replay after a
@@ -174,11 +169,7 @@ impl AlertBoard {
     /// Open alerts, most severe first, then most recently changed.
     pub fn open_alerts(&self) -> Vec<&Alert> {
         let mut alerts: Vec<&Alert> = self.open.values().collect();
-        alerts.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(b.updated_ms.cmp(&a.updated_ms))
-        });
+        alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.updated_ms.cmp(&a.updated_ms)));
         alerts
     }
 

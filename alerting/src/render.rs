@@ -61,10 +61,7 @@ fn colour(severity: Severity) -> &'static str {
 /// Event time as duty staff read it: local time in Asia/Shanghai.
 pub fn local_time(ms: i64) -> String {
     match DateTime::<Utc>::from_timestamp_millis(ms) {
-        Some(t) => t
-            .with_timezone(&Shanghai)
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string(),
+        Some(t) => t.with_timezone(&Shanghai).format("%Y-%m-%d %H:%M:%S").to_string(),
         None => format!("@{ms}"),
     }
 }
@@ -85,17 +82,11 @@ pub fn console_line(n: &Notice, ansi: bool) -> String {
         Transition::DeEscalate => ("▼", "de-escalate"),
         Transition::Resolve => ("✓", "resolved"),
     };
-    let severity = paint(
-        n.severity,
-        format!("{:<6}", n.severity.name().to_uppercase()),
-    );
+    let severity = paint(n.severity, format!("{:<6}", n.severity.name().to_uppercase()));
     let (unit, value, threshold) = (n.unit, n.value, n.threshold);
     let reading = match (n.transition, n.previous) {
         (Transition::DeEscalate, Some(previous)) => {
-            format!(
-                "{value:.2} {unit} (was {previous}; {} from {threshold:.2} {unit})",
-                n.severity
-            )
+            format!("{value:.2} {unit} (was {previous}; {} from {threshold:.2} {unit})", n.severity)
         }
         (Transition::Resolve, _) => format!("{value:.2} {unit} ≤ {threshold:.2} {unit}"),
         _ => format!("{value:.2} {unit} > {threshold:.2} {unit}"),
@@ -139,27 +130,10 @@ mod tests {
 
     #[test]
     fn lines_say_what_changed_against_which_threshold() {
-        let up = console_line(
-            &notice(
-                Transition::Escalate,
-                Severity::Orange,
-                Some(Severity::Yellow),
-            ),
-            false,
-        );
+        let up = console_line(&notice(Transition::Escalate, Severity::Orange, Some(Severity::Yellow)), false);
         assert_eq!(up, "2025-11-25 00:00:00  ▲ ORANGE  escalate     兰溪 (QT-LX)  water_level 30.64 m > 30.50 m  [water.level.warning]");
-        let down = console_line(
-            &notice(
-                Transition::DeEscalate,
-                Severity::Orange,
-                Some(Severity::Red),
-            ),
-            false,
-        );
-        assert!(
-            down.contains("30.64 m (was red; orange from 30.50 m)"),
-            "{down}"
-        );
+        let down = console_line(&notice(Transition::DeEscalate, Severity::Orange, Some(Severity::Red)), false);
+        assert!(down.contains("30.64 m (was red; orange from 30.50 m)"), "{down}");
         let coloured = console_line(&notice(Transition::Fire, Severity::Red, None), true);
         assert!(coloured.contains("\x1b[1;31mRED"), "{coloured}");
     }

@@ -6,5 +6,6 @@
 
 pub mod envelope;
 pub mod mqtt;
+pub mod tcp;
 
 pub use envelope::{AckToken, Envelope};

@@ -19,41 +19,15 @@ pub enum Rejection {
     #[error("unknown quantity {quantity:?}")]
     UnknownQuantity { quantity: String },
     #[error("unit {unit:?} is not a unit of {quantity} (canonical unit {canonical})")]
-    UnknownUnit {
-        quantity: Quantity,
-        unit: String,
-        canonical: &'static str,
-    },
+    UnknownUnit { quantity: Quantity, unit: String, canonical: &'static str },
     #[error("{station}/{quantity}: value {value} is not a finite number")]
-    NotFinite {
-        station: String,
-        quantity: Quantity,
-        value: String,
-    },
+    NotFinite { station: String, quantity: Quantity, value: String },
     #[error("{station}/{quantity}: value {value} is outside the physical range [{min}, {max}]")]
-    OutOfRange {
-        station: String,
-        quantity: Quantity,
-        value: f64,
-        min: f64,
-        max: f64,
-    },
-    #[error(
-        "{station}/{quantity}: event time {time} is more than {max_future_s} s ahead of the clock"
-    )]
-    FromTheFuture {
-        station: String,
-        quantity: Quantity,
-        time: String,
-        max_future_s: i64,
-    },
+    OutOfRange { station: String, quantity: Quantity, value: f64, min: f64, max: f64 },
+    #[error("{station}/{quantity}: event time {time} is more than {max_future_s} s ahead of the clock")]
+    FromTheFuture { station: String, quantity: Quantity, time: String, max_future_s: i64 },
     #[error("{station}/{quantity}: event time {time} is older than the watermark {watermark} (later than the allowed lateness)")]
-    Late {
-        station: String,
-        quantity: Quantity,
-        time: String,
-        watermark: String,
-    },
+    Late { station: String, quantity: Quantity, time: String, watermark: String },
 }
 
 impl Rejection {
@@ -105,13 +79,7 @@ pub struct DeadLetter {
 impl DeadLetter {
     pub const MAX_PAYLOAD: usize = 4096;
 
-    pub fn new(
-        received_at: i64,
-        source: &str,
-        topic: &str,
-        payload: &[u8],
-        reason: Rejection,
-    ) -> Self {
+    pub fn new(received_at: i64, source: &str, topic: &str, payload: &[u8], reason: Rejection) -> Self {
         let cut = &payload[..payload.len().min(Self::MAX_PAYLOAD)];
         DeadLetter {
             received_at,

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod dead_letter;
+pub mod framing;
 pub mod hj212;
 pub mod json;
 pub mod normalise;

@@ -40,31 +40,19 @@ pub fn canonical_value(raw: &RawReading<'_>) -> Result<f64, Rejection> {
     let quantity = raw.quantity;
     let conversion = match raw.unit.as_deref() {
         None => crate::UnitConversion::IDENTITY,
-        Some(unit) => quantity
-            .conversion_from(unit)
-            .ok_or_else(|| Rejection::UnknownUnit {
-                quantity,
-                unit: unit.to_owned(),
-                canonical: quantity.canonical_unit(),
-            })?,
+        Some(unit) => quantity.conversion_from(unit).ok_or_else(|| Rejection::UnknownUnit {
+            quantity,
+            unit: unit.to_owned(),
+            canonical: quantity.canonical_unit(),
+        })?,
     };
     if !raw.value.is_finite() {
-        return Err(Rejection::NotFinite {
-            station: raw.station.to_string(),
-            quantity,
-            value: raw.value.to_string(),
-        });
+        return Err(Rejection::NotFinite { station: raw.station.to_string(), quantity, value: raw.value.to_string() });
     }
     let value = conversion.apply(raw.value);
     let (min, max) = quantity.physical_range();
     if !(min..=max).contains(&value) {
-        return Err(Rejection::OutOfRange {
-            station: raw.station.to_string(),
-            quantity,
-            value,
-            min,
-            max,
-        });
+        return Err(Rejection::OutOfRange { station: raw.station.to_string(), quantity, value, min, max });
     }
     Ok(value)
 }
@@ -79,9 +67,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_future_ms: 10 * 60 * 1000,
-        }
+        Limits { max_future_ms: 10 * 60 * 1000 }
     }
 }
 
@@ -103,12 +89,10 @@ impl Normaliser {
 
     /// Checks one raw reading received at `received_at` (ms since the epoch).
     pub fn accept(&self, raw: RawReading<'_>, received_at: i64) -> Result<Reading, Rejection> {
-        let station =
-            self.registry
-                .key_of(&raw.station)
-                .ok_or_else(|| Rejection::UnknownStation {
-                    station: raw.station.to_string(),
-                })?;
+        let station = self
+            .registry
+            .key_of(&raw.station)
+            .ok_or_else(|| Rejection::UnknownStation { station: raw.station.to_string() })?;
         let quantity = raw.quantity;
         let value = canonical_value(&raw)?;
         let time = raw.time.unwrap_or(received_at);
@@ -120,12 +104,7 @@ impl Normaliser {
                 max_future_s: self.limits.max_future_ms / 1000,
             });
         }
-        Ok(Reading {
-            sensor: SensorKey::new(station, quantity),
-            quality: raw.quality,
-            time,
-            value,
-        })
+        Ok(Reading { sensor: SensorKey::new(station, quantity), quality: raw.quality, time, value })
     }
 
     /// Decodes a payload, appending accepted readings to `out`; returns what was refused
@@ -138,9 +117,7 @@ impl Normaliser {
         out: &mut Vec<Reading>,
     ) -> Vec<Rejection> {
         let mut rejected = Vec::new();
-        decoder.decode(payload, received_at, &mut |raw| match raw
-            .and_then(|raw| self.accept(raw, received_at))
-        {
+        decoder.decode(payload, received_at, &mut |raw| match raw.and_then(|raw| self.accept(raw, received_at)) {
             Ok(reading) => out.push(reading),
             Err(reason) => rejected.push(reason),
         });

@@ -108,10 +108,7 @@ pub struct UnitConversion {
 }
 
 impl UnitConversion {
-    pub const IDENTITY: UnitConversion = UnitConversion {
-        scale: 1.0,
-        offset: 0.0,
-    };
+    pub const IDENTITY: UnitConversion = UnitConversion { scale: 1.0, offset: 0.0 };
 
     #[inline]
     pub fn apply(self, raw: f64) -> f64 {
@@ -155,14 +152,8 @@ impl Quantity {
             },
             AirTemperature | WaterTemperature => match unit {
                 "°C" | "C" | "℃" | "celsius" | "Cel" => scale(1.0),
-                "K" => Some(UnitConversion {
-                    scale: 1.0,
-                    offset: -273.15,
-                }),
-                "°F" | "F" | "degF" => Some(UnitConversion {
-                    scale: 5.0 / 9.0,
-                    offset: -160.0 / 9.0,
-                }),
+                "K" => Some(UnitConversion { scale: 1.0, offset: -273.15 }),
+                "°F" | "F" | "degF" => Some(UnitConversion { scale: 5.0 / 9.0, offset: -160.0 / 9.0 }),
                 _ => None,
             },
             Humidity | Occupancy => match unit {
@@ -184,8 +175,8 @@ impl Quantity {
                 "" | "1" => scale(1.0),
                 _ => None,
             },
-            DissolvedOxygen | Cod | AmmoniaNitrogen | TotalPhosphorus | TotalNitrogen
-            | PermanganateIndex => match unit {
+            DissolvedOxygen | Cod | AmmoniaNitrogen | TotalPhosphorus | TotalNitrogen | PermanganateIndex => match unit
+            {
                 "mg/l" => scale(1.0),
                 "ug/L" | "µg/L" | "μg/L" | "ug/l" => scale(0.001),
                 _ => None,
@@ -254,10 +245,7 @@ mod tests {
     fn names_round_trip() {
         for &q in Quantity::ALL {
             assert_eq!(q.name().parse::<Quantity>(), Ok(q));
-            assert_eq!(
-                q.conversion_from(q.canonical_unit()),
-                Some(UnitConversion::IDENTITY)
-            );
+            assert_eq!(q.conversion_from(q.canonical_unit()), Some(UnitConversion::IDENTITY));
         }
     }
 

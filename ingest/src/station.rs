@@ -24,12 +24,7 @@ pub enum Domain {
 }
 
 impl Domain {
-    pub const ALL: &'static [Domain] = &[
-        Domain::Water,
-        Domain::Environment,
-        Domain::Traffic,
-        Domain::Emergency,
-    ];
+    pub const ALL: &'static [Domain] = &[Domain::Water, Domain::Environment, Domain::Traffic, Domain::Emergency];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -93,10 +88,7 @@ impl Station {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("cannot read station registry {path}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("station registry {path}: {message}")]
     Invalid { path: String, message: String },
 }
@@ -117,10 +109,8 @@ pub struct Registry {
 
 impl Registry {
     pub fn load(path: &Path) -> Result<Registry, RegistryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| RegistryError::Io { path: path.display().to_string(), source })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -129,32 +119,22 @@ impl Registry {
     }
 
     fn parse(text: &str, path: &str) -> Result<Registry, RegistryError> {
-        let invalid = |message: String| RegistryError::Invalid {
-            path: path.to_owned(),
-            message,
-        };
+        let invalid = |message: String| RegistryError::Invalid { path: path.to_owned(), message };
         let file: RegistryFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let mut problems = Vec::new();
         for spec in &file.station {
             let [lon, lat] = spec.location;
             if !(-180.0..=180.0).contains(&lon) || !(-90.0..=90.0).contains(&lat) {
-                problems.push(format!(
-                    "station {:?}: location {:?} is not [longitude, latitude]",
-                    spec.id, spec.location
-                ));
+                problems
+                    .push(format!("station {:?}: location {:?} is not [longitude, latitude]", spec.id, spec.location));
             }
             if spec.region.is_empty() || !spec.region.bytes().all(|b| b.is_ascii_digit()) {
-                problems.push(format!(
-                    "station {:?}: region {:?} is not a division code of digits",
-                    spec.id, spec.region
-                ));
+                problems
+                    .push(format!("station {:?}: region {:?} is not a division code of digits", spec.id, spec.region));
             }
             for (name, value) in &spec.attributes {
                 if !value.is_finite() {
-                    problems.push(format!(
-                        "station {:?}: attribute {name} is {value}",
-                        spec.id
-                    ));
+                    problems.push(format!("station {:?}: attribute {name} is {value}", spec.id));
                 }
             }
         }
@@ -171,11 +151,7 @@ impl Registry {
         let mut registry = Registry::default();
         for spec in specs {
             let key = StationKey(registry.stations.len() as u32);
-            if registry
-                .by_id
-                .insert(spec.id.clone().into_boxed_str(), key)
-                .is_some()
-            {
+            if registry.by_id.insert(spec.id.clone().into_boxed_str(), key).is_some() {
                 return Err(DuplicateStation(spec.id));
             }
             registry.stations.push(Station {
@@ -224,10 +200,7 @@ impl Registry {
 
     /// Every attribute name some station has, for validating `station.<name>` references.
     pub fn attribute_names(&self) -> std::collections::BTreeSet<&str> {
-        self.stations
-            .iter()
-            .flat_map(|s| s.attributes.keys().map(String::as_str))
-            .collect()
+        self.stations.iter().flat_map(|s| s.attributes.keys().map(String::as_str)).collect()
     }
 }
 
@@ -270,9 +243,7 @@ mod tests {
 
     #[test]
     fn a_typo_in_the_registry_is_an_error_with_its_position() {
-        let err = Registry::from_toml_str("[[station]]\nid='x'\nnmae='y'\n")
-            .unwrap_err()
-            .to_string();
+        let err = Registry::from_toml_str("[[station]]\nid='x'\nnmae='y'\n").unwrap_err().to_string();
         assert!(err.contains("nmae"), "{err}");
         assert!(err.contains("line 3"), "{err}");
     }
@@ -280,14 +251,8 @@ mod tests {
     #[test]
     fn duplicate_ids_and_swapped_coordinates_are_refused() {
         let dup = format!("{TWO}\n[[station]]\nid = \"AQ-01\"\nname = \"x\"\ndomain = \"traffic\"\nlocation = [1.0, 2.0]\nregion = \"33\"\n");
-        assert!(Registry::from_toml_str(&dup)
-            .unwrap_err()
-            .to_string()
-            .contains("more than once"));
+        assert!(Registry::from_toml_str(&dup).unwrap_err().to_string().contains("more than once"));
         let swapped = TWO.replace("[120.15, 30.25]", "[30.25, 200.0]");
-        assert!(Registry::from_toml_str(&swapped)
-            .unwrap_err()
-            .to_string()
-            .contains("longitude"));
+        assert!(Registry::from_toml_str(&swapped).unwrap_err().to_string().contains("longitude"));
     }
 }

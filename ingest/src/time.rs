@@ -49,9 +49,8 @@ pub fn from_number(n: f64, format: TimeFormat) -> Result<i64, TimeError> {
 /// Milliseconds since the epoch from a textual time field.
 pub fn from_text(s: &str, format: TimeFormat, zone: Tz) -> Result<i64, TimeError> {
     match format {
-        TimeFormat::Auto | TimeFormat::Rfc3339 => DateTime::parse_from_rfc3339(s)
-            .map(|t| t.timestamp_millis())
-            .or_else(|e| {
+        TimeFormat::Auto | TimeFormat::Rfc3339 => {
+            DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_millis()).or_else(|e| {
                 if format == TimeFormat::Auto {
                     if let Ok(n) = s.trim().parse::<f64>() {
                         return from_number(n, TimeFormat::Auto);
@@ -59,7 +58,8 @@ pub fn from_text(s: &str, format: TimeFormat, zone: Tz) -> Result<i64, TimeError
                 }
                 let _ = e;
                 Err(TimeError::BadText(s.to_owned(), "RFC 3339"))
-            }),
+            })
+        }
         TimeFormat::EpochS | TimeFormat::EpochMs => s
             .trim()
             .parse::<f64>()
@@ -91,35 +91,19 @@ mod tests {
 
     #[test]
     fn auto_numbers_distinguish_seconds_from_milliseconds() {
-        assert_eq!(
-            from_number(1_764_000_000.0, TimeFormat::Auto),
-            Ok(1_764_000_000_000)
-        );
-        assert_eq!(
-            from_number(1_764_000_000_123.0, TimeFormat::Auto),
-            Ok(1_764_000_000_123)
-        );
+        assert_eq!(from_number(1_764_000_000.0, TimeFormat::Auto), Ok(1_764_000_000_000));
+        assert_eq!(from_number(1_764_000_000_123.0, TimeFormat::Auto), Ok(1_764_000_000_123));
     }
 
     #[test]
     fn local_time_uses_the_configured_zone() {
-        let ms = from_text(
-            "2025-11-25 08:00:00",
-            TimeFormat::Local,
-            chrono_tz::Asia::Shanghai,
-        )
-        .unwrap();
+        let ms = from_text("2025-11-25 08:00:00", TimeFormat::Local, chrono_tz::Asia::Shanghai).unwrap();
         assert_eq!(to_rfc3339(ms), "2025-11-25T00:00:00.000Z");
     }
 
     #[test]
     fn rfc3339_with_offset() {
-        let ms = from_text(
-            "2025-11-25T08:00:00+08:00",
-            TimeFormat::Auto,
-            chrono_tz::UTC,
-        )
-        .unwrap();
+        let ms = from_text("2025-11-25T08:00:00+08:00", TimeFormat::Auto, chrono_tz::UTC).unwrap();
         assert_eq!(to_rfc3339(ms), "2025-11-25T00:00:00.000Z");
     }
 

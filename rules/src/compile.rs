@@ -48,9 +48,7 @@ pub struct RuleSet {
 impl RuleSet {
     #[inline]
     pub fn rules_for(&self, quantity: Quantity) -> &[u32] {
-        self.by_quantity
-            .get(quantity as usize)
-            .map_or(&[], Vec::as_slice)
+        self.by_quantity.get(quantity as usize).map_or(&[], Vec::as_slice)
     }
 
     pub fn get(&self, id: &str) -> Option<&CompiledRule> {
@@ -84,17 +82,11 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<RuleSource>, Diagnostic> {
             files.sort();
             for file in files {
                 let text = std::fs::read_to_string(&file).map_err(|e| io(e, &file))?;
-                sources.push(RuleSource {
-                    name: file.display().to_string(),
-                    text,
-                });
+                sources.push(RuleSource { name: file.display().to_string(), text });
             }
         } else {
             let text = std::fs::read_to_string(path).map_err(|e| io(e, path))?;
-            sources.push(RuleSource {
-                name: path.display().to_string(),
-                text,
-            });
+            sources.push(RuleSource { name: path.display().to_string(), text });
         }
     }
     Ok(sources)
@@ -109,10 +101,7 @@ pub fn check_sources(sources: &[RuleSource]) -> (Vec<RuleSpec>, Vec<Diagnostic>)
         diags.extend(errors);
         for rule in rules {
             if let Some(first) = specs.iter().find(|r| r.id == rule.id) {
-                diags.push(rule.at.error(format!(
-                    "duplicate rule id {:?} (first defined at {})",
-                    rule.id, first.at
-                )));
+                diags.push(rule.at.error(format!("duplicate rule id {:?} (first defined at {})", rule.id, first.at)));
             } else {
                 specs.push(rule);
             }
@@ -125,10 +114,7 @@ pub fn check_sources(sources: &[RuleSource]) -> (Vec<RuleSpec>, Vec<Diagnostic>)
 /// set: a deployment never runs half a rule file.
 pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, Vec<Diagnostic>> {
     let (specs, mut diags) = check_sources(sources);
-    let mut set = RuleSet {
-        by_quantity: vec![Vec::new(); Quantity::ALL.len()],
-        ..RuleSet::default()
-    };
+    let mut set = RuleSet { by_quantity: vec![Vec::new(); Quantity::ALL.len()], ..RuleSet::default() };
     let known_attributes = registry.attribute_names();
     for spec in specs {
         let before = diags.len();
@@ -145,21 +131,13 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
                 if !known_attributes.contains(attr) {
                     let hint = match did_you_mean(attr, known_attributes.iter().copied()) {
                         Some(s) => format!("did you mean station.{s}?"),
-                        None if known_attributes.is_empty() => {
-                            "no station has attributes".to_owned()
-                        }
+                        None if known_attributes.is_empty() => "no station has attributes".to_owned(),
                         None => format!(
                             "stations have: {}",
-                            known_attributes
-                                .iter()
-                                .copied()
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            known_attributes.iter().copied().collect::<Vec<_>>().join(", ")
                         ),
                     };
-                    diags.push(level.at.error(format!(
-                        "unknown station attribute `station.{attr}`: {hint}"
-                    )));
+                    diags.push(level.at.error(format!("unknown station attribute `station.{attr}`: {hint}")));
                 }
             }
         }
@@ -181,10 +159,9 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
                     ladders.push(None);
                 }
                 Err(LadderProblem::OutOfOrder(message)) => {
-                    diags.push(spec.levels[0].at.error(format!(
-                        "for station {} ({}): {message}",
-                        station.id, station.name
-                    )));
+                    diags.push(
+                        spec.levels[0].at.error(format!("for station {} ({}): {message}", station.id, station.name)),
+                    );
                     ladders.push(None);
                 }
             }
@@ -203,10 +180,8 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
             spec,
         };
         if rule.station_count() == 0 {
-            set.warnings.push(rule.spec.at.error(format!(
-                "rule {:?} selects no station in the registry",
-                rule.spec.id
-            )));
+            set.warnings
+                .push(rule.spec.at.error(format!("rule {:?} selects no station in the registry", rule.spec.id)));
         } else if lacking > 0 {
             set.notes.push(rule.spec.at.error(format!(
                 "rule {:?} skips {lacking} selected station(s) that lack an attribute its thresholds use",
@@ -229,10 +204,7 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
 fn selects(spec: &RuleSpec, station: &Station) -> bool {
     let s = &spec.select;
     (s.domains.is_empty() || s.domains.contains(&station.domain))
-        && (s.regions.is_empty()
-            || s.regions
-                .iter()
-                .any(|r| station.region.starts_with(r.as_str())))
+        && (s.regions.is_empty() || s.regions.iter().any(|r| station.region.starts_with(r.as_str())))
         && (s.basins.is_empty() || station.basin.as_ref().is_some_and(|b| s.basins.contains(b)))
         && (s.stations.is_empty() || s.stations.iter().any(|(id, _)| *id == station.id))
 }
@@ -245,15 +217,9 @@ enum LadderProblem {
 fn station_ladder(spec: &RuleSpec, station: &Station, sign: f64) -> Result<Ladder, LadderProblem> {
     let mut values = Vec::with_capacity(spec.levels.len());
     for level in &spec.levels {
-        let v = level
-            .threshold
-            .eval(station)
-            .map_err(|_| LadderProblem::MissingAttribute)?;
+        let v = level.threshold.eval(station).map_err(|_| LadderProblem::MissingAttribute)?;
         if !v.is_finite() {
-            return Err(LadderProblem::OutOfOrder(format!(
-                "{} threshold evaluates to {v}",
-                level.severity
-            )));
+            return Err(LadderProblem::OutOfOrder(format!("{} threshold evaluates to {v}", level.severity)));
         }
         values.push(v);
     }
@@ -273,9 +239,5 @@ fn station_ladder(spec: &RuleSpec, station: &Station, sign: f64) -> Result<Ladde
 
 /// Rule ids by index, for looking up compiled rules from events.
 pub fn index_by_id(set: &RuleSet) -> FxHashMap<Arc<str>, usize> {
-    set.rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.id.clone(), i))
-        .collect()
+    set.rules.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect()
 }

@@ -80,28 +80,14 @@ pub struct Engine {
 const CHANNEL_BATCHES: usize = 1024;
 
 impl Engine {
-    pub fn start(
-        rules: Arc<RuleSet>,
-        watermark: Arc<Watermark>,
-        config: EngineConfig,
-    ) -> Result<Engine, String> {
+    pub fn start(rules: Arc<RuleSet>, watermark: Arc<Watermark>, config: EngineConfig) -> Result<Engine, String> {
         let (in_tx, in_rx) = crossbeam_channel::bounded::<Vec<Reading>>(CHANNEL_BATCHES);
         let (out_tx, out_rx) = crossbeam_channel::unbounded::<EngineOutput>();
         let timely_config = timely::Config::process(config.workers.max(1));
         let guards = timely::execute(timely_config, move |worker| {
-            run_worker(
-                worker,
-                rules.clone(),
-                watermark.clone(),
-                in_rx.clone(),
-                out_tx.clone(),
-            )
+            run_worker(worker, rules.clone(), watermark.clone(), in_rx.clone(), out_tx.clone())
         })?;
-        Ok(Engine {
-            input: Some(EngineInput { sender: in_tx }),
-            output: out_rx,
-            guards: Some(guards),
-        })
+        Ok(Engine { input: Some(EngineInput { sender: in_tx }), output: out_rx, guards: Some(guards) })
     }
 
     /// A handle to feed readings with.
@@ -132,8 +118,7 @@ fn run_worker(
     batches: Receiver<Vec<Reading>>,
     output: Sender<EngineOutput>,
 ) {
-    let mut input =
-        InputHandle::<i64, timely::container::CapacityContainerBuilder<Vec<Reading>>>::new();
+    let mut input = InputHandle::<i64, timely::container::CapacityContainerBuilder<Vec<Reading>>>::new();
     let alerts = output.clone();
     let newest_seen = Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN));
     let newest_for_operator = newest_seen.clone();
@@ -165,7 +150,9 @@ fn run_worker(
                         // event time seen by this worker or any other.
                         let complete = match frontier.frontier().first() {
                             Some(&t) => t,
-                            None => newest.max(newest_for_operator.load(std::sync::atomic::Ordering::Relaxed)).saturating_add(1),
+                            None => newest
+                                .max(newest_for_operator.load(std::sync::atomic::Ordering::Relaxed))
+                                .saturating_add(1),
                         };
                         if complete <= *held.time() {
                             return;
@@ -207,17 +194,11 @@ fn run_worker(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        for mut batch in first
-            .into_iter()
-            .chain(std::iter::from_fn(|| batches.try_recv().ok()).take(64))
-        {
+        for mut batch in first.into_iter().chain(std::iter::from_fn(|| batches.try_recv().ok()).take(64)) {
             let promised = *input.time();
             batch.retain(|r| {
                 if r.time < promised {
-                    let _ = output.send(EngineOutput::Late {
-                        reading: *r,
-                        watermark: promised,
-                    });
+                    let _ = output.send(EngineOutput::Late { reading: *r, watermark: promised });
                     false
                 } else {
                     true
@@ -243,10 +224,7 @@ fn run_worker(
         worker.step();
     }
     // Input closed: share this worker's newest time, close, and run to completion.
-    newest_seen.fetch_max(
-        watermark.newest_event(),
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    newest_seen.fetch_max(watermark.newest_event(), std::sync::atomic::Ordering::Relaxed);
     drop(input);
     while worker.step() {}
 }

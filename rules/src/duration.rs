@@ -2,9 +2,8 @@
 
 /// Milliseconds from a duration string, or a message saying what is wrong.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let bad = || {
-        format!("bad duration {text:?}: expected numbers with units ms, s, m, h or d, such as \"10m\" or \"1h30m\"")
-    };
+    let bad =
+        || format!("bad duration {text:?}: expected numbers with units ms, s, m, h or d, such as \"10m\" or \"1h30m\"");
     let s = text.trim();
     if s.is_empty() {
         return Err(bad());
@@ -36,10 +35,7 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             "d" => 86_400_000,
             _ => return Err(bad()),
         };
-        total = number
-            .checked_mul(unit_ms)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+        total = number.checked_mul(unit_ms).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
     }
     Ok(total)
 }
@@ -51,13 +47,7 @@ pub fn format_duration(ms: i64) -> String {
     }
     let mut out = String::new();
     let mut rest = ms;
-    for (unit, size) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
         if rest >= size {
             out.push_str(&format!("{}{unit}", rest / size));
             rest %= size;
@@ -81,15 +71,7 @@ mod tests {
 
     #[test]
     fn bad_durations_say_what_is_expected() {
-        for bad in [
-            "10",
-            "10x",
-            "m",
-            "",
-            "1h 30m",
-            "-5m",
-            "99999999999999999999d",
-        ] {
+        for bad in ["10", "10x", "m", "", "1h 30m", "-5m", "99999999999999999999d"] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("expected numbers with units"), "{bad}: {err}");
         }

@@ -105,10 +105,7 @@ struct Parser<'t> {
 
 impl Parser<'_> {
     fn error(&self, message: String) -> ExprError {
-        ExprError {
-            offset: self.pos,
-            message,
-        }
+        ExprError { offset: self.pos, message }
     }
 
     fn skip_ws(&mut self) {
@@ -161,32 +158,25 @@ impl Parser<'_> {
                 let start = self.pos;
                 let rest = &self.text[start..];
                 let len = rest
-                    .find(|c: char| {
-                        !(c.is_ascii_digit() || c == '.' || c == '_' || c == 'e' || c == 'E')
-                    })
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_' || c == 'e' || c == 'E'))
                     .unwrap_or(rest.len());
                 let digits: String = rest[..len].chars().filter(|&c| c != '_').collect();
-                let n = digits
-                    .parse::<f64>()
-                    .map_err(|_| self.error(format!("{:?} is not a number", &rest[..len])))?;
+                let n = digits.parse::<f64>().map_err(|_| self.error(format!("{:?} is not a number", &rest[..len])))?;
                 self.pos += len;
                 Ok(Expr::Number(n))
             }
             Some(c) if c.is_ascii_alphabetic() => {
                 let start = self.pos;
                 let rest = &self.text[start..];
-                let len = rest
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-                    .unwrap_or(rest.len());
+                let len =
+                    rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).unwrap_or(rest.len());
                 let word = &rest[..len];
                 match word.strip_prefix("station.") {
                     Some(attr) if !attr.is_empty() && !attr.contains('.') => {
                         self.pos += len;
                         Ok(Expr::Attribute(attr.to_owned()))
                     }
-                    _ => Err(self.error(format!(
-                        "unknown name {word:?}: write a number or station.<attribute>"
-                    ))),
+                    _ => Err(self.error(format!("unknown name {word:?}: write a number or station.<attribute>"))),
                 }
             }
             Some(c) => Err(self.error(format!("unexpected {c:?}"))),
@@ -213,16 +203,11 @@ mod tests {
         let e = Expr::parse("station.guarantee_level + 0.5").unwrap();
         assert_eq!(e.eval(&station()), Ok(6.5));
         assert_eq!(
-            Expr::parse("(station.warning_level + station.guarantee_level) / 2")
-                .unwrap()
-                .eval(&station()),
+            Expr::parse("(station.warning_level + station.guarantee_level) / 2").unwrap().eval(&station()),
             Ok(5.25)
         );
         assert_eq!(Expr::parse("-2 * 3 + 1").unwrap().constant(), Some(-5.0));
-        assert_eq!(
-            Expr::parse("station.depth").unwrap().eval(&station()),
-            Err("depth".into())
-        );
+        assert_eq!(Expr::parse("station.depth").unwrap().eval(&station()), Err("depth".into()));
     }
 
     #[test]

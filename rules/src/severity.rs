@@ -16,12 +16,7 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 4] = [
-        Severity::Blue,
-        Severity::Yellow,
-        Severity::Orange,
-        Severity::Red,
-    ];
+    pub const ALL: [Severity; 4] = [Severity::Blue, Severity::Yellow, Severity::Orange, Severity::Red];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -52,11 +52,7 @@ impl Watermark {
         if let Some(i) = sources.iter().position(|s| s.name == name) {
             return SourceId(i);
         }
-        sources.push(SourceMark {
-            name: name.to_owned(),
-            newest_event: NONE,
-            last_seen_wall: NONE,
-        });
+        sources.push(SourceMark { name: name.to_owned(), newest_event: NONE, last_seen_wall: NONE });
         SourceId(sources.len() - 1)
     }
 
@@ -80,20 +76,10 @@ impl Watermark {
 
     fn recompute(&self, sources: &[SourceMark], now: i64) {
         let seen = sources.iter().filter(|s| s.newest_event != NONE);
-        let active = seen
-            .clone()
-            .filter(|s| now - s.last_seen_wall < self.idle_ms)
-            .map(|s| s.newest_event)
-            .min();
+        let active = seen.clone().filter(|s| now - s.last_seen_wall < self.idle_ms).map(|s| s.newest_event).min();
         let candidate = match active {
             Some(slowest) => slowest.saturating_sub(self.lateness_ms),
-            None => match seen
-                .map(|s| {
-                    s.newest_event
-                        .saturating_add(now - s.last_seen_wall - self.idle_ms)
-                })
-                .max()
-            {
+            None => match seen.map(|s| s.newest_event.saturating_add(now - s.last_seen_wall - self.idle_ms)).max() {
                 Some(newest) => newest.saturating_sub(self.lateness_ms),
                 None => return,
             },

@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use tidewatch_ingest::{Quantity, Reading, Registry, SensorKey};
 use tidewatch_rules::{
-    compile, AlertEvent, Engine, EngineConfig, EngineOutput, RuleSource, Severity, Transition,
-    Watermark,
+    compile, AlertEvent, Engine, EngineConfig, EngineOutput, RuleSource, Severity, Transition, Watermark,
 };
 
 const MIN: i64 = 60_000;
@@ -53,11 +52,7 @@ fn reading(station: u32, minute: i64, value: f64) -> Reading {
 
 /// Runs `batches` through an engine with `workers`, advancing the watermark after each batch
 /// to its newest time minus the lateness; returns the outputs.
-fn run(
-    workers: usize,
-    lateness_min: i64,
-    batches: Vec<Vec<Reading>>,
-) -> (Vec<AlertEvent>, Vec<Reading>) {
+fn run(workers: usize, lateness_min: i64, batches: Vec<Vec<Reading>>) -> (Vec<AlertEvent>, Vec<Reading>) {
     let (_registry, rules) = setup(4);
     let watermark = Arc::new(Watermark::new(lateness_min * MIN, i64::MAX / 4));
     let source = watermark.register("test");
@@ -86,28 +81,14 @@ fn run(
 }
 
 fn summary(alerts: &[AlertEvent]) -> Vec<(u32, i64, Transition, Severity)> {
-    alerts
-        .iter()
-        .map(|a| {
-            (
-                a.key.station.0,
-                (a.event_time - T0) / MIN,
-                a.transition,
-                a.severity,
-            )
-        })
-        .collect()
+    alerts.iter().map(|a| (a.key.station.0, (a.event_time - T0) / MIN, a.transition, a.severity)).collect()
 }
 
 fn flood_wave() -> Vec<Reading> {
     // Station 0 rises through yellow into orange and back; station 1 only touches yellow
     // briefly (shorter than `for`); station 2 stays low.
-    let levels0 = [
-        9.0, 10.5, 10.8, 11.5, 12.5, 12.8, 13.0, 12.9, 12.1, 11.0, 10.2, 9.7, 9.5,
-    ];
-    let levels1 = [
-        9.0, 10.5, 10.6, 9.5, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0,
-    ];
+    let levels0 = [9.0, 10.5, 10.8, 11.5, 12.5, 12.8, 13.0, 12.9, 12.1, 11.0, 10.2, 9.7, 9.5];
+    let levels1 = [9.0, 10.5, 10.6, 9.5, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0];
     let mut out = Vec::new();
     for (i, (&a, &b)) in levels0.iter().zip(&levels1).enumerate() {
         let m = i as i64 * 2;
@@ -133,11 +114,7 @@ fn a_flood_wave_gives_exactly_the_expected_transitions() {
     let fire = &alerts[0];
     assert_eq!(&*fire.rule, "level");
     assert_eq!(fire.threshold, 10.0);
-    assert_eq!(
-        fire.since,
-        T0 + 2 * MIN,
-        "evidence: above warning since minute 2"
-    );
+    assert_eq!(fire.since, T0 + 2 * MIN, "evidence: above warning since minute 2");
 }
 
 #[test]
@@ -170,9 +147,8 @@ fn many_sensors_spread_over_workers_all_alert() {
     let engine = Engine::start(rules, watermark.clone(), EngineConfig { workers: 2 }).unwrap();
     let input = engine.input();
     for minute in 0..10 {
-        let batch: Vec<Reading> = (0..registry.len() as u32)
-            .map(|s| reading(s, minute, 10.0 + s as f64 % 3.0))
-            .collect();
+        let batch: Vec<Reading> =
+            (0..registry.len() as u32).map(|s| reading(s, minute, 10.0 + s as f64 % 3.0)).collect();
         input.send(batch).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(10));
         watermark.observe(source, T0 + minute * MIN, 0);
@@ -189,7 +165,5 @@ fn many_sensors_spread_over_workers_all_alert() {
     // Values 10.0 (not above 10), 11.0 (yellow), 12.0 (yellow: not above 12) by station % 3.
     let expected = (0..200).filter(|s| s % 3 != 0).count();
     assert_eq!(fired.len(), expected);
-    assert!(fired
-        .iter()
-        .all(|a| a.severity == Severity::Yellow && a.event_time == T0 + 5 * MIN));
+    assert!(fired.iter().all(|a| a.severity == Severity::Yellow && a.event_time == T0 + 5 * MIN));
 }

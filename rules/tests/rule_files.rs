@@ -37,10 +37,7 @@ fn registry() -> Registry {
 }
 
 fn source(text: &str) -> Vec<RuleSource> {
-    vec![RuleSource {
-        name: "flood.toml".into(),
-        text: text.into(),
-    }]
+    vec![RuleSource { name: "flood.toml".into(), text: text.into() }]
 }
 
 fn errors(text: &str) -> Vec<String> {
@@ -76,17 +73,11 @@ labels = { team = "flood" }
     let rule = &set.rules[0];
     assert_eq!(rule.spec.for_ms, 600_000);
     assert_eq!(rule.spec.direction, Direction::Above);
-    assert_eq!(
-        rule.severities,
-        [Severity::Yellow, Severity::Orange, Severity::Red]
-    );
+    assert_eq!(rule.severities, [Severity::Yellow, Severity::Orange, Severity::Red]);
     // Only Lanxi is in region 3307.
     assert_eq!(rule.station_count(), 1);
     let lx = rule.ladder(registry().key_of("LX").unwrap()).unwrap();
-    assert_eq!(
-        (lx.threshold(0), lx.threshold(1), lx.threshold(2)),
-        (28.0, 30.5, 31.0)
-    );
+    assert_eq!((lx.threshold(0), lx.threshold(1), lx.threshold(2)), (28.0, 30.5, 31.0));
     assert_eq!(rule.spec.labels["team"], "flood");
 }
 
@@ -162,24 +153,11 @@ fn duplicate_ids_across_files_and_toml_syntax_errors() {
         name: "a.toml".into(),
         text: "[[rule]]\nid = \"x\"\nkind = \"threshold\"\nselect = { quantity = \"rainfall\" }\nlevels = [{ severity = \"red\", above = 50 }]\n".into(),
     };
-    let b = RuleSource {
-        name: "b.toml".into(),
-        text: a.text.clone(),
-    };
-    let c = RuleSource {
-        name: "c.toml".into(),
-        text: "[[rule]\nid = 1\n".into(),
-    };
-    let got: Vec<String> = compile(&[a, b, c], &registry())
-        .unwrap_err()
-        .iter()
-        .map(|d| d.to_string())
-        .collect();
+    let b = RuleSource { name: "b.toml".into(), text: a.text.clone() };
+    let c = RuleSource { name: "c.toml".into(), text: "[[rule]\nid = 1\n".into() };
+    let got: Vec<String> = compile(&[a, b, c], &registry()).unwrap_err().iter().map(|d| d.to_string()).collect();
     assert_eq!(got.len(), 2, "{got:?}");
-    assert_eq!(
-        got[0],
-        "b.toml:2:6: duplicate rule id \"x\" (first defined at a.toml:2:6)"
-    );
+    assert_eq!(got[0], "b.toml:2:6: duplicate rule id \"x\" (first defined at a.toml:2:6)");
     assert!(got[1].starts_with("c.toml:1:"), "{got:?}");
     assert!(got[1].contains("TOML syntax"), "{got:?}");
 }
@@ -214,10 +192,7 @@ select = { quantity = "dissolved_oxygen" }
 levels = [{ severity = "yellow", below = 3 }, { severity = "red", below = 5 }]
 "#,
     );
-    assert_eq!(
-        got,
-        ["flood.toml:5:75: ladder out of order: red below 5 does not go beyond yellow below 3"]
-    );
+    assert_eq!(got, ["flood.toml:5:75: ladder out of order: red below 5 does not go beyond yellow below 3"]);
 }
 
 #[test]

@@ -18,18 +18,9 @@ struct Gauge {
 #[derive(Clone, Debug)]
 enum Plan {
     /// base + amplitude × hydrograph((t - arrival) / rise)
-    River {
-        base: f64,
-        amplitude: f64,
-        arrival_min: f64,
-        rise_min: f64,
-    },
+    River { base: f64, amplitude: f64, arrival_min: f64, rise_min: f64 },
     /// Rolling one-hour rainfall following a storm cell's passage.
-    Rain {
-        peak_mm_h: f64,
-        centre_min: f64,
-        width_min: f64,
-    },
+    Rain { peak_mm_h: f64, centre_min: f64, width_min: f64 },
 }
 
 /// A device message the scenario emits: MQTT topic and JSON payload.
@@ -75,16 +66,11 @@ impl FloodScenario {
     /// reach yellow, a few orange and one red: every colour of the ladder is exercised.
     pub fn new(registry: &Registry, start_ms: i64, topic_prefix: &str) -> Self {
         let mut gauges = Vec::new();
-        let rivers: Vec<&Station> = registry
-            .stations()
-            .iter()
-            .filter(|s| s.attribute("warning_level").is_some())
-            .collect();
+        let rivers: Vec<&Station> =
+            registry.stations().iter().filter(|s| s.attribute("warning_level").is_some()).collect();
         // How far past the warning level each river gauge peaks, as a fraction of the
         // warning-to-guarantee band; cycles so every colour appears.
-        let excess = [
-            -0.6, 0.4, 0.7, 1.4, 0.5, -0.3, 0.9, 1.2, 0.3, 2.1, 0.6, -0.8,
-        ];
+        let excess = [-0.6, 0.4, 0.7, 1.4, 0.5, -0.3, 0.9, 1.2, 0.3, 2.1, 0.6, -0.8];
         for (i, s) in rivers.iter().enumerate() {
             let warning = s.attribute("warning_level").unwrap_or(0.0);
             let guarantee = s.attribute("guarantee_level").unwrap_or(warning + 1.0);
@@ -102,11 +88,7 @@ impl FloodScenario {
                 phase: i as i64,
             });
         }
-        let rains: Vec<&Station> = registry
-            .stations()
-            .iter()
-            .filter(|s| s.id.starts_with("RG-"))
-            .collect();
+        let rains: Vec<&Station> = registry.stations().iter().filter(|s| s.id.starts_with("RG-")).collect();
         let peaks = [18.0, 35.0, 55.0, 25.0, 75.0, 12.0, 42.0];
         for (i, s) in rains.iter().enumerate() {
             gauges.push(Gauge {
@@ -119,12 +101,7 @@ impl FloodScenario {
                 phase: i as i64 + 2,
             });
         }
-        FloodScenario {
-            gauges,
-            start_ms,
-            interval_min: 5,
-            topic_prefix: topic_prefix.trim_end_matches('/').to_owned(),
-        }
+        FloodScenario { gauges, start_ms, interval_min: 5, topic_prefix: topic_prefix.trim_end_matches('/').to_owned() }
     }
 
     pub fn start_ms(&self) -> i64 {
@@ -145,28 +122,16 @@ impl FloodScenario {
             }
             let m = minute as f64;
             let records = match g.quantity_plan {
-                Plan::River {
-                    base,
-                    amplitude,
-                    arrival_min,
-                    rise_min,
-                } => {
-                    let level = base
-                        + amplitude * hydrograph((m - arrival_min) / rise_min)
-                        + 0.01 * noise(seed as u64, t);
+                Plan::River { base, amplitude, arrival_min, rise_min } => {
+                    let level =
+                        base + amplitude * hydrograph((m - arrival_min) / rise_min) + 0.01 * noise(seed as u64, t);
                     vec![
                         json!({"station": g.id, "quantity": Quantity::WaterLevel.name(), "value": round(level, 3), "unit": "m", "time": t}),
                     ]
                 }
-                Plan::Rain {
-                    peak_mm_h,
-                    centre_min,
-                    width_min,
-                } => {
+                Plan::Rain { peak_mm_h, centre_min, width_min } => {
                     let x = (m - centre_min) / width_min;
-                    let rate =
-                        (peak_mm_h * (-x * x / 2.0).exp() * (1.0 + 0.05 * noise(seed as u64, t)))
-                            .max(0.0);
+                    let rate = (peak_mm_h * (-x * x / 2.0).exp() * (1.0 + 0.05 * noise(seed as u64, t))).max(0.0);
                     let five_min = rate / 12.0;
                     vec![
                         json!({"station": g.id, "quantity": Quantity::Rainfall1h.name(), "value": round(rate, 1), "unit": "mm", "time": t}),
@@ -184,7 +149,10 @@ impl FloodScenario {
         if minute > 0 && minute % 37 == 0 {
             out.push(SimPayload {
                 topic: format!("{}/QT-UNKNOWN", self.topic_prefix),
-                payload: serde_json::to_vec(&json!({"station": "QT-UNKNOWN", "quantity": "water_level", "value": 3.2, "time": t})).unwrap_or_default(),
+                payload: serde_json::to_vec(
+                    &json!({"station": "QT-UNKNOWN", "quantity": "water_level", "value": 3.2, "time": t}),
+                )
+                .unwrap_or_default(),
             });
             out.push(SimPayload {
                 topic: format!("{}/QT-LX", self.topic_prefix),
@@ -192,7 +160,10 @@ impl FloodScenario {
             });
             out.push(SimPayload {
                 topic: format!("{}/QT-FY", self.topic_prefix),
-                payload: serde_json::to_vec(&json!({"station": "QT-FY", "quantity": "water_level", "value": 99999.0, "time": t})).unwrap_or_default(),
+                payload: serde_json::to_vec(
+                    &json!({"station": "QT-FY", "quantity": "water_level", "value": 99999.0, "time": t}),
+                )
+                .unwrap_or_default(),
             });
         }
         out
@@ -238,8 +209,7 @@ mod tests {
         let mut peaks = std::collections::HashMap::<String, f64>::new();
         for m in 0..600 {
             for msg in s.messages_at(m) {
-                let Ok(serde_json::Value::Array(records)) = serde_json::from_slice(&msg.payload)
-                else {
+                let Ok(serde_json::Value::Array(records)) = serde_json::from_slice(&msg.payload) else {
                     continue;
                 };
                 for rec in records {
@@ -254,11 +224,7 @@ mod tests {
         }
         let mut above_guarantee = 0;
         let mut below_warning = 0;
-        for st in r
-            .stations()
-            .iter()
-            .filter(|s| s.attribute("warning_level").is_some())
-        {
+        for st in r.stations().iter().filter(|s| s.attribute("warning_level").is_some()) {
             let peak = peaks[&st.id];
             if peak > st.attribute("guarantee_level").unwrap() + 0.5 {
                 above_guarantee += 1;

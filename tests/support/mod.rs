@@ -13,11 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn wait_for_port(port: u16, up: bool, within: Duration) {
@@ -28,22 +24,12 @@ fn wait_for_port(port: u16, up: bool, within: Duration) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!(
-        "port {port} did not become {} within {within:?}",
-        if up { "open" } else { "closed" }
-    );
+    panic!("port {port} did not become {} within {within:?}", if up { "open" } else { "closed" });
 }
 
 fn require(program: &str) {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .output()
-        .map(|o| o.status.success());
-    assert!(
-        found.unwrap_or(false),
-        "{program} is not installed: run scripts/test.sh, which installs the test servers"
-    );
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().map(|o| o.status.success());
+    assert!(found.unwrap_or(false), "{program} is not installed: run scripts/test.sh, which installs the test servers");
 }
 
 /// A Mosquitto broker with persistence, on a free port.
@@ -56,11 +42,7 @@ pub struct Mosquitto {
 impl Mosquitto {
     pub fn start(dir: &Path) -> Mosquitto {
         require("mosquitto");
-        let mut m = Mosquitto {
-            port: free_port(),
-            dir: dir.to_owned(),
-            child: None,
-        };
+        let mut m = Mosquitto { port: free_port(), dir: dir.to_owned(), child: None };
         m.restart();
         m
     }
@@ -81,13 +63,8 @@ impl Mosquitto {
             ),
         )
         .unwrap();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child =
+            Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         self.child = Some(child);
         wait_for_port(self.port, true, Duration::from_secs(10));
     }
@@ -105,17 +82,7 @@ impl Mosquitto {
     pub fn publish_lines(&self, topic: &str, lines: &[String]) {
         require("mosquitto_pub");
         let mut child = Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-q",
-                "1",
-                "-t",
-                topic,
-                "-l",
-            ])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1", "-t", topic, "-l"])
             .stdin(Stdio::piped())
             .spawn()
             .unwrap();
@@ -139,10 +106,7 @@ impl Drop for Mosquitto {
 }
 
 fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status();
+    let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
 }
 
 /// The `tidewatch` binary running `run --config` in a directory of its own.
@@ -155,15 +119,8 @@ pub struct Tidewatch {
 impl Tidewatch {
     /// Writes stations, rules and a config naming the broker, then starts the binary and
     /// waits until it is connected.
-    pub fn start(
-        dir: &Path,
-        broker_port: u16,
-        stations: &str,
-        rules: &str,
-        engine: &str,
-    ) -> Tidewatch {
-        let json_route =
-            "[[mqtt.route]]\nname = \"json\"\nfilter = \"sensors/#\"\nformat = \"json\"\n";
+    pub fn start(dir: &Path, broker_port: u16, stations: &str, rules: &str, engine: &str) -> Tidewatch {
+        let json_route = "[[mqtt.route]]\nname = \"json\"\nfilter = \"sensors/#\"\nformat = \"json\"\n";
         Self::start_with_routes(dir, broker_port, stations, rules, engine, json_route)
     }
 
@@ -210,14 +167,8 @@ console = true
             .stderr(log)
             .spawn()
             .unwrap();
-        let t = Tidewatch {
-            http,
-            dir: dir.to_owned(),
-            child: Some(child),
-        };
-        t.wait_until("MQTT connected", Duration::from_secs(20), |h| {
-            h["mqtt_connected"] == true
-        });
+        let t = Tidewatch { http, dir: dir.to_owned(), child: Some(child) };
+        t.wait_until("MQTT connected", Duration::from_secs(20), |h| h["mqtt_connected"] == true);
         t
     }
 
@@ -230,34 +181,20 @@ console = true
     }
 
     /// Polls `/healthz` until `ready` holds.
-    pub fn wait_until(
-        &self,
-        what: &str,
-        within: Duration,
-        ready: impl Fn(&serde_json::Value) -> bool,
-    ) {
+    pub fn wait_until(&self, what: &str, within: Duration, ready: impl Fn(&serde_json::Value) -> bool) {
         let deadline = Instant::now() + within;
         loop {
-            if let Ok(resp) =
-                reqwest::blocking::get(format!("http://127.0.0.1:{}/healthz", self.http))
-            {
+            if let Ok(resp) = reqwest::blocking::get(format!("http://127.0.0.1:{}/healthz", self.http)) {
                 if let Ok(h) = resp.json::<serde_json::Value>() {
                     if ready(&h) {
                         return;
                     }
                     if Instant::now() > deadline {
-                        panic!(
-                            "timed out waiting for {what}; health: {h}; log:\n{}",
-                            self.log()
-                        );
+                        panic!("timed out waiting for {what}; health: {h}; log:\n{}", self.log());
                     }
                 }
             }
-            assert!(
-                Instant::now() <= deadline,
-                "timed out waiting for {what}; log:\n{}",
-                self.log()
-            );
+            assert!(Instant::now() <= deadline, "timed out waiting for {what}; log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -280,11 +217,7 @@ console = true
         if let Some(mut child) = self.child.take() {
             signal(child.id(), "TERM");
             let status = child.wait().unwrap();
-            assert!(
-                status.success(),
-                "tidewatch exited with {status}; log:\n{}",
-                self.log()
-            );
+            assert!(status.success(), "tidewatch exited with {status}; log:\n{}", self.log());
         }
     }
 }

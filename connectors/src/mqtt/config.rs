@@ -42,12 +42,7 @@ fn default_inflight() -> u16 {
 }
 
 impl MqttSourceConfig {
-    pub fn new(
-        host: impl Into<String>,
-        port: u16,
-        client_id: impl Into<String>,
-        filters: Vec<String>,
-    ) -> Self {
+    pub fn new(host: impl Into<String>, port: u16, client_id: impl Into<String>, filters: Vec<String>) -> Self {
         MqttSourceConfig {
             host: host.into(),
             port,

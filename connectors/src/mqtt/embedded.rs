@@ -12,22 +12,14 @@ use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedBrokerError {
     #[error("cannot listen on {addr}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// Starts an MQTT 3.1.1 broker listening on `listen`, for the life of the process.
 pub fn start(listen: SocketAddr) -> Result<(), EmbeddedBrokerError> {
     // rumqttd binds inside its own thread and only logs a failure; check first so that a
     // taken port is an error the operator sees.
-    drop(
-        TcpListener::bind(listen).map_err(|source| EmbeddedBrokerError::Bind {
-            addr: listen,
-            source,
-        })?,
-    );
+    drop(TcpListener::bind(listen).map_err(|source| EmbeddedBrokerError::Bind { addr: listen, source })?);
     let server = ServerSettings {
         name: "tidewatch-embedded".into(),
         listen,

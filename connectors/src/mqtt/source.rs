@@ -53,17 +53,15 @@ impl MqttAcker {
 /// A running MQTT subscription.
 pub struct MqttSource {
     pub acker: MqttAcker,
-    pub envelopes: mpsc::Receiver<Envelope>,
     pub status: Arc<MqttStatus>,
     task: JoinHandle<()>,
     client: AsyncClient,
 }
 
 impl MqttSource {
-    /// Connects (in the background, retrying) and starts yielding envelopes.
-    /// `buffer` bounds envelopes waiting for the consumer: when full, the event loop waits,
-    /// and the broker holds the rest.
-    pub fn start(config: &MqttSourceConfig, source: &'static str, buffer: usize) -> MqttSource {
+    /// Connects (in the background, retrying) and starts sending envelopes to `tx`. When
+    /// the channel is full the event loop waits, and the broker holds the rest.
+    pub fn start(config: &MqttSourceConfig, source: &'static str, tx: mpsc::Sender<Envelope>) -> MqttSource {
         let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
         options
             .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(5)))
@@ -75,33 +73,14 @@ impl MqttSource {
             options.set_credentials(user, pass);
         }
         let (client, eventloop) = AsyncClient::new(options, 4096);
-        let (tx, rx) = mpsc::channel(buffer.max(1));
         let status = Arc::new(MqttStatus::default());
-        let task = tokio::spawn(run(
-            eventloop,
-            client.clone(),
-            config.clone(),
-            source,
-            tx,
-            status.clone(),
-        ));
-        MqttSource {
-            acker: MqttAcker {
-                client: client.clone(),
-            },
-            envelopes: rx,
-            status,
-            task,
-            client,
-        }
+        let task = tokio::spawn(run(eventloop, client.clone(), config.clone(), source, tx, status.clone()));
+        MqttSource { acker: MqttAcker { client: client.clone() }, status, task, client }
     }
 
-    /// A handle that stops the connection; the envelope receiver is moved out separately.
+    /// A handle that stops the connection.
     pub fn task_handle(&self) -> SourceHandle {
-        SourceHandle {
-            client: self.client.clone(),
-            task: self.task.abort_handle(),
-        }
+        SourceHandle { client: self.client.clone(), task: self.task.abort_handle() }
     }
 }
 
@@ -138,16 +117,11 @@ async fn run(
                     topic: p.topic,
                     payload: p.payload,
                     received_at: now_ms(),
+                    framing_error: None,
                     ack: match p.qos {
                         QoS::AtMostOnce => AckToken::None,
-                        QoS::AtLeastOnce => AckToken::Mqtt {
-                            pkid: p.pkid,
-                            qos: 1,
-                        },
-                        QoS::ExactlyOnce => AckToken::Mqtt {
-                            pkid: p.pkid,
-                            qos: 2,
-                        },
+                        QoS::AtLeastOnce => AckToken::Mqtt { pkid: p.pkid, qos: 1 },
+                        QoS::ExactlyOnce => AckToken::Mqtt { pkid: p.pkid, qos: 2 },
                     },
                 };
                 if tx.send(envelope).await.is_err() {

@@ -15,19 +15,11 @@ pub struct CodeInfo {
 }
 
 const fn same(quantity: Quantity, unit: &'static str) -> CodeInfo {
-    CodeInfo {
-        quantity,
-        source_unit: unit,
-        ambient_unit: unit,
-    }
+    CodeInfo { quantity, source_unit: unit, ambient_unit: unit }
 }
 
 const fn air(quantity: Quantity) -> CodeInfo {
-    CodeInfo {
-        quantity,
-        source_unit: "mg/m3",
-        ambient_unit: "ug/m3",
-    }
+    CodeInfo { quantity, source_unit: "mg/m3", ambient_unit: "ug/m3" }
 }
 
 /// The code's meaning, by 2017 code, 2005 code, or the `O3` some devices send.

@@ -20,16 +20,12 @@ pub struct Hj212Decoder {
 
 impl Default for Hj212Decoder {
     fn default() -> Self {
-        Hj212Decoder {
-            zone: chrono_tz::Asia::Shanghai,
-        }
+        Hj212Decoder { zone: chrono_tz::Asia::Shanghai }
     }
 }
 
 fn undecodable(message: impl Into<String>) -> Rejection {
-    Rejection::Undecodable {
-        message: message.into(),
-    }
+    Rejection::Undecodable { message: message.into() }
 }
 
 /// Data commands and the field holding their value.
@@ -52,11 +48,7 @@ fn quality(flag: &str) -> Quality {
 }
 
 impl Hj212Decoder {
-    pub fn decode<'a>(
-        &self,
-        payload: &'a [u8],
-        emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>),
-    ) {
+    pub fn decode<'a>(&self, payload: &'a [u8], emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>)) {
         let mut any = false;
         for line in payload.split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -75,11 +67,7 @@ impl Hj212Decoder {
     }
 
     /// Readings of one checked packet; commands that carry no data give none.
-    pub fn readings<'a>(
-        &self,
-        packet: &Packet<'a>,
-        emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>),
-    ) {
+    pub fn readings<'a>(&self, packet: &Packet<'a>, emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>)) {
         let Some(field) = value_field(packet.cn) else {
             return;
         };
@@ -101,15 +89,13 @@ impl Hj212Decoder {
         let mut flags: Vec<(&'a str, &'a str)> = Vec::new();
         for item in packet.items() {
             match item {
-                Ok(i) if i.code == "DataTime" && i.field.is_empty() => {
-                    match self.local_time(i.value) {
-                        Ok(t) => time = Some(t),
-                        Err(e) => {
-                            emit(Err(undecodable(format!("HJ 212 from {}: {e}", packet.mn))));
-                            return;
-                        }
+                Ok(i) if i.code == "DataTime" && i.field.is_empty() => match self.local_time(i.value) {
+                    Ok(t) => time = Some(t),
+                    Err(e) => {
+                        emit(Err(undecodable(format!("HJ 212 from {}: {e}", packet.mn))));
+                        return;
                     }
-                }
+                },
                 Ok(i) if i.field == field => values.push((i.code, i.value)),
                 Ok(i) if i.field == "Flag" => flags.push((i.code, i.value)),
                 Ok(_) => {}
@@ -118,31 +104,19 @@ impl Hj212Decoder {
         }
         for (code, text) in values {
             let Some(info) = code_info(code) else {
-                emit(Err(Rejection::UnknownQuantity {
-                    quantity: format!("hj212:{code}"),
-                }));
+                emit(Err(Rejection::UnknownQuantity { quantity: format!("hj212:{code}") }));
                 continue;
             };
             let Ok(value) = text.parse::<f64>() else {
-                emit(Err(undecodable(format!(
-                    "HJ 212 from {}: {code}-{field}={text:?} is not a number",
-                    packet.mn
-                ))));
+                emit(Err(undecodable(format!("HJ 212 from {}: {code}-{field}={text:?} is not a number", packet.mn))));
                 continue;
             };
-            let flag = flags
-                .iter()
-                .find(|(c, _)| *c == code)
-                .map_or("N", |(_, f)| f);
+            let flag = flags.iter().find(|(c, _)| *c == code).map_or("N", |(_, f)| f);
             emit(Ok(RawReading {
                 station: Cow::Borrowed(packet.mn),
                 quantity: info.quantity,
                 value,
-                unit: Some(Cow::Borrowed(if ambient {
-                    info.ambient_unit
-                } else {
-                    info.source_unit
-                })),
+                unit: Some(Cow::Borrowed(if ambient { info.ambient_unit } else { info.source_unit })),
                 time,
                 quality: quality(flag),
             }));
@@ -151,26 +125,13 @@ impl Hj212Decoder {
 
     /// `YYYYMMDDhhmmss`, optionally followed by milliseconds, in the decoder's zone.
     fn local_time(&self, text: &str) -> Result<i64, Hj212Error> {
-        let bad = || Hj212Error::BadValue {
-            name: "DataTime",
-            value: text.to_owned(),
-            why: "not YYYYMMDDhhmmss[zzz]",
-        };
+        let bad = || Hj212Error::BadValue { name: "DataTime", value: text.to_owned(), why: "not YYYYMMDDhhmmss[zzz]" };
         if !(text.len() == 14 || text.len() == 17) || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        let naive =
-            NaiveDateTime::parse_from_str(&text[..14], "%Y%m%d%H%M%S").map_err(|_| bad())?;
-        let ms: i64 = if text.len() == 17 {
-            text[14..].parse().map_err(|_| bad())?
-        } else {
-            0
-        };
-        let local = self
-            .zone
-            .from_local_datetime(&naive)
-            .earliest()
-            .ok_or_else(bad)?;
+        let naive = NaiveDateTime::parse_from_str(&text[..14], "%Y%m%d%H%M%S").map_err(|_| bad())?;
+        let ms: i64 = if text.len() == 17 { text[14..].parse().map_err(|_| bad())? } else { 0 };
+        let local = self.zone.from_local_datetime(&naive).earliest().ok_or_else(bad)?;
         Ok(local.timestamp_millis() + ms)
     }
 }

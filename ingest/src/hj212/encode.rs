@@ -21,8 +21,5 @@ pub fn encode_with(data: &str, crc: CrcKind) -> String {
 pub fn answer_9014(packet: &Packet<'_>) -> String {
     let qn = packet.qn.map(|q| format!("QN={q};")).unwrap_or_default();
     let pw = packet.pw.unwrap_or("");
-    encode(&format!(
-        "{qn}ST=91;CN=9014;PW={pw};MN={};Flag=4;CP=&&&&",
-        packet.mn
-    ))
+    encode(&format!("{qn}ST=91;CN=9014;PW={pw};MN={};Flag=4;CP=&&&&", packet.mn))
 }

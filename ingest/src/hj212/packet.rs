@@ -30,11 +30,7 @@ pub enum Hj212Error {
     #[error("CRC field {0:?} is not four hex digits")]
     BadCrcField(String),
     #[error("CRC mismatch: packet says {found}, data segment gives {expected} (HJ 212 CRC16) or {modbus_low_first} (CRC-16/MODBUS low byte first)")]
-    CrcMismatch {
-        found: String,
-        expected: String,
-        modbus_low_first: String,
-    },
+    CrcMismatch { found: String, expected: String, modbus_low_first: String },
     #[error("{0} bytes after the CRC (expected only \"\\r\\n\")")]
     TrailingBytes(usize),
     #[error("data segment is not UTF-8")]
@@ -44,11 +40,7 @@ pub enum Hj212Error {
     #[error("missing field {0}")]
     MissingField(&'static str),
     #[error("field {name}={value:?} is not valid: {why}")]
-    BadValue {
-        name: &'static str,
-        value: String,
-        why: &'static str,
-    },
+    BadValue { name: &'static str, value: String, why: &'static str },
     #[error("CP is not enclosed in && ... &&")]
     BadCp,
     #[error("protocol version {0} (Flag bits) is not known: 1 is HJ 212-2017, 2 is HJ 212-2025")]
@@ -99,22 +91,15 @@ impl<'a> Packet<'a> {
         }
         let len_field = &bytes[2..6];
         if !len_field.iter().all(u8::is_ascii_digit) {
-            return Err(Hj212Error::BadLength(
-                String::from_utf8_lossy(len_field).into_owned(),
-            ));
+            return Err(Hj212Error::BadLength(String::from_utf8_lossy(len_field).into_owned()));
         }
-        let declared: usize = len_field
-            .iter()
-            .fold(0, |n, d| n * 10 + usize::from(d - b'0'));
+        let declared: usize = len_field.iter().fold(0, |n, d| n * 10 + usize::from(d - b'0'));
         if declared > MAX_DATA {
             return Err(Hj212Error::Oversize(declared));
         }
         let available = bytes.len() - 6;
         if available < declared + 4 {
-            return Err(Hj212Error::LengthMismatch {
-                declared,
-                available: available.saturating_sub(4),
-            });
+            return Err(Hj212Error::LengthMismatch { declared, available: available.saturating_sub(4) });
         }
         let data = &bytes[6..6 + declared];
         let crc_field = &bytes[6 + declared..6 + declared + 4];
@@ -122,13 +107,9 @@ impl<'a> Packet<'a> {
         if !rest.is_empty() && rest != b"\r\n" && rest != b"\n" {
             return Err(Hj212Error::TrailingBytes(rest.len()));
         }
-        let crc_text = std::str::from_utf8(crc_field)
-            .ok()
-            .filter(|s| s.bytes().all(|b| b.is_ascii_hexdigit()));
+        let crc_text = std::str::from_utf8(crc_field).ok().filter(|s| s.bytes().all(|b| b.is_ascii_hexdigit()));
         let Some(found) = crc_text.and_then(|s| u16::from_str_radix(s, 16).ok()) else {
-            return Err(Hj212Error::BadCrcField(
-                String::from_utf8_lossy(crc_field).into_owned(),
-            ));
+            return Err(Hj212Error::BadCrcField(String::from_utf8_lossy(crc_field).into_owned()));
         };
         let standard = crc16_hj212(data);
         let modbus_low_first = crc16_modbus(data).swap_bytes();
@@ -162,9 +143,8 @@ impl<'a> Packet<'a> {
         let mut offset = 0;
         for field in data[..cp_start].split(';') {
             if !field.is_empty() {
-                let (name, value) = field
-                    .split_once('=')
-                    .ok_or_else(|| Hj212Error::BadField(field.to_owned(), offset))?;
+                let (name, value) =
+                    field.split_once('=').ok_or_else(|| Hj212Error::BadField(field.to_owned(), offset))?;
                 match name {
                     "QN" => qn = Some(value),
                     "ST" => st = Some(value),
@@ -220,30 +200,19 @@ impl<'a> Packet<'a> {
         let cp: &'a str = self.cp;
         cp.split(';').enumerate().flat_map(|(group, g)| {
             g.split(',').filter(|i| !i.is_empty()).map(move |item| {
-                let (name, value) = item
-                    .split_once('=')
-                    .ok_or_else(|| Hj212Error::BadField(item.to_owned(), 0))?;
+                let (name, value) = item.split_once('=').ok_or_else(|| Hj212Error::BadField(item.to_owned(), 0))?;
                 let (code, field) = match name.rsplit_once('-') {
                     Some((code, field)) => (code, field),
                     None => (name, ""),
                 };
-                Ok(CpItem {
-                    group,
-                    code,
-                    field,
-                    value,
-                })
+                Ok(CpItem { group, code, field, value })
             })
         })
     }
 }
 
 fn number(value: &str, name: &'static str) -> Result<u32, Hj212Error> {
-    value.parse().map_err(|_| Hj212Error::BadValue {
-        name,
-        value: value.to_owned(),
-        why: "not a decimal number",
-    })
+    value.parse().map_err(|_| Hj212Error::BadValue { name, value: value.to_owned(), why: "not a decimal number" })
 }
 
 impl fmt::Display for Packet<'_> {

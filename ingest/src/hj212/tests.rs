@@ -28,23 +28,11 @@ fn decode(payload: &str) -> (Vec<RawReading<'_>>, Vec<Rejection>) {
 
 /// (quantity, value, unit, quality)
 fn summary<'a>(readings: &'a [RawReading<'a>]) -> Vec<(Quantity, f64, &'a str, Quality)> {
-    readings
-        .iter()
-        .map(|r| {
-            (
-                r.quantity,
-                r.value,
-                r.unit.as_deref().unwrap_or(""),
-                r.quality,
-            )
-        })
-        .collect()
+    readings.iter().map(|r| (r.quantity, r.value, r.unit.as_deref().unwrap_or(""), r.quality)).collect()
 }
 
 fn utc(s: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .unwrap()
-        .timestamp_millis()
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
 }
 
 #[test]
@@ -55,10 +43,7 @@ fn every_valid_public_packet_passes_the_standard_crc_and_every_bad_one_is_refuse
         if label == "valid_hj212" {
             assert_eq!(parsed.map(|p| p.crc), Ok(CrcKind::Standard), "{text}");
         } else {
-            assert!(
-                matches!(parsed, Err(Hj212Error::CrcMismatch { .. })),
-                "{text}: {parsed:?}"
-            );
+            assert!(matches!(parsed, Err(Hj212Error::CrcMismatch { .. })), "{text}: {parsed:?}");
         }
     }
 }
@@ -66,42 +51,23 @@ fn every_valid_public_packet_passes_the_standard_crc_and_every_bad_one_is_refuse
 #[test]
 fn bad_crc_packets_name_the_expected_crc() {
     // Worked out with the standard's algorithm over each data segment.
-    let expected = [
-        (3, "1100", "2D00"),
-        (4, "4980", "3C00"),
-        (5, "f9c1", "7340"),
-        (8, "2800", "D801"),
-    ];
+    let expected = [(3, "1100", "2D00"), (4, "4980", "3C00"), (5, "f9c1", "7340"), (8, "2800", "D801")];
     for (i, found, want) in expected {
         let err = Packet::parse(packet(i).as_bytes()).unwrap_err();
         match &err {
-            Hj212Error::CrcMismatch {
-                found: f,
-                expected: e,
-                ..
-            } => assert_eq!((f.as_str(), e.as_str()), (found, want)),
+            Hj212Error::CrcMismatch { found: f, expected: e, .. } => {
+                assert_eq!((f.as_str(), e.as_str()), (found, want))
+            }
             other => panic!("{other:?}"),
         }
-        assert!(
-            err.to_string()
-                .contains(&format!("data segment gives {want}")),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&format!("data segment gives {want}")), "{err}");
     }
 }
 
 #[test]
 fn the_standards_example_is_a_command_that_asks_for_an_answer() {
     let p = Packet::parse(packet(0).as_bytes()).unwrap();
-    assert_eq!(
-        (p.qn, p.st, p.cn, p.pw),
-        (
-            Some("20160801085857223"),
-            Some("32"),
-            "1062",
-            Some("100000")
-        )
-    );
+    assert_eq!((p.qn, p.st, p.cn, p.pw), (Some("20160801085857223"), Some("32"), "1062", Some("100000")));
     assert_eq!(p.mn, "010000A8900016F000169DC0");
     assert_eq!((p.flag, p.version(), p.wants_answer()), (Some(5), 1, true));
     assert_eq!(p.cp, "RtdInterval=30");
@@ -112,14 +78,7 @@ fn the_standards_example_is_a_command_that_asks_for_an_answer() {
     let a = Packet::parse(answer.as_bytes()).unwrap();
     assert_eq!(
         (a.qn, a.st, a.cn, a.mn, a.flag, a.cp),
-        (
-            Some("20160801085857223"),
-            Some("91"),
-            "9014",
-            p.mn,
-            Some(4),
-            ""
-        )
+        (Some("20160801085857223"), Some("91"), "9014", p.mn, Some(4), "")
     );
 }
 
@@ -146,9 +105,7 @@ fn minute_averages_from_an_air_quality_station() {
         ]
     );
     // DataTime=20220513162600 is Beijing time.
-    assert!(ok
-        .iter()
-        .all(|r| r.time == Some(utc("2022-05-13T08:26:00Z")) && r.station == "JLYP01_AIR01_0001"));
+    assert!(ok.iter().all(|r| r.time == Some(utc("2022-05-13T08:26:00Z")) && r.station == "JLYP01_AIR01_0001"));
 }
 
 #[test]
@@ -156,17 +113,8 @@ fn real_time_data_with_codes_outside_the_table_keeps_them_as_rejections() {
     let (ok, bad) = decode(packet(2));
     use Quantity::*;
     let good = Quality::Good;
-    assert_eq!(
-        summary(&ok),
-        [
-            (Co, 0.0, "mg/m3", good),
-            (No2, 0.0, "ug/m3", good),
-            (Nox, 49.2, "ug/m3", good)
-        ]
-    );
-    assert!(ok
-        .iter()
-        .all(|r| r.time == Some(utc("2019-10-12T05:37:10Z"))));
+    assert_eq!(summary(&ok), [(Co, 0.0, "mg/m3", good), (No2, 0.0, "ug/m3", good), (Nox, 49.2, "ug/m3", good)]);
+    assert!(ok.iter().all(|r| r.time == Some(utc("2019-10-12T05:37:10Z"))));
     let unknown: Vec<String> = bad.iter().map(|r| r.to_string()).collect();
     assert_eq!(
         unknown,
@@ -202,14 +150,8 @@ fn a_surface_water_station_on_hj212_2025() {
             (PermanganateIndex, 4.102818, "mg/L", good),
         ]
     );
-    assert_eq!(
-        bad.len(),
-        3,
-        "w01003 turbidity, w01008, w23002 volatile phenol: {bad:?}"
-    );
-    assert!(ok
-        .iter()
-        .all(|r| r.time == Some(utc("2021-03-01T03:11:00Z"))));
+    assert_eq!(bad.len(), 3, "w01003 turbidity, w01008, w23002 volatile phenol: {bad:?}");
+    assert!(ok.iter().all(|r| r.time == Some(utc("2021-03-01T03:11:00Z"))));
 }
 
 #[test]
@@ -225,23 +167,13 @@ fn a_2005_style_packet_with_three_digit_codes_and_millisecond_datatime() {
     let good = Quality::Good;
     assert_eq!(
         summary(&ok),
-        [
-            (Flow, 36.91, "L/s", good),
-            (Cod, 231.0, "mg/L", good),
-            (AmmoniaNitrogen, 1.803, "mg/L", good)
-        ]
+        [(Flow, 36.91, "L/s", good), (Cod, 231.0, "mg/L", good), (AmmoniaNitrogen, 1.803, "mg/L", good)]
     );
-    assert!(ok
-        .iter()
-        .all(|r| r.time == Some(utc("2016-08-23T16:38:17Z"))));
+    assert!(ok.iter().all(|r| r.time == Some(utc("2016-08-23T16:38:17Z"))));
     // Public packet 9: a 17-digit DataTime (with milliseconds), no QN or Flag.
     let (ok, bad) = decode(packet(9));
     assert!(ok.is_empty());
-    assert_eq!(
-        bad.len(),
-        2,
-        "ele01 and ele02 are no standard codes: {bad:?}"
-    );
+    assert_eq!(bad.len(), 2, "ele01 and ele02 are no standard codes: {bad:?}");
 }
 
 #[test]
@@ -266,23 +198,15 @@ fn data_flags_become_quality() {
 fn modbus_checked_packets_are_recognised_and_recorded() {
     let data = "QN=20240101000000000;ST=22;CN=2011;PW=1;MN=S1;Flag=4;CP=&&DataTime=20240101000000;a34004-Rtd=35&&";
     let text = encode_with(data, CrcKind::ModbusLowFirst);
-    assert_eq!(
-        Packet::parse(text.as_bytes()).unwrap().crc,
-        CrcKind::ModbusLowFirst
-    );
+    assert_eq!(Packet::parse(text.as_bytes()).unwrap().crc, CrcKind::ModbusLowFirst);
     assert_eq!(decode(&text).0.len(), 1);
 }
 
 #[test]
 fn split_packets_and_malformed_frames_are_refused_with_reasons() {
-    let split = encode(
-        "QN=20240101000000000;ST=22;CN=2011;PW=1;MN=S1;Flag=7;PNUM=2;PNO=1;CP=&&a34004-Rtd=35&&",
-    );
+    let split = encode("QN=20240101000000000;ST=22;CN=2011;PW=1;MN=S1;Flag=7;PNUM=2;PNO=1;CP=&&a34004-Rtd=35&&");
     let (_, bad) = decode(&split);
-    assert!(
-        bad[0].to_string().contains("split packet 1 of 2"),
-        "{bad:?}"
-    );
+    assert!(bad[0].to_string().contains("split packet 1 of 2"), "{bad:?}");
     let cases: &[(&str, &str)] = &[
         ("hello", "does not start with"),
         ("##12", "too short"),
@@ -297,9 +221,7 @@ fn split_packets_and_malformed_frames_are_refused_with_reasons() {
         assert!(bad[0].to_string().contains(why), "{text}: {bad:?}");
     }
     let unknown_version = encode("QN=1;ST=22;CN=2011;PW=1;MN=S1;Flag=12;CP=&&&&");
-    assert!(decode(&unknown_version).1[0]
-        .to_string()
-        .contains("protocol version 3"));
+    assert!(decode(&unknown_version).1[0].to_string().contains("protocol version 3"));
 }
 
 proptest! {

@@ -71,16 +71,8 @@ pub enum MappingError {
 
 impl JsonMapping {
     pub fn into_decoder(self) -> Result<JsonDecoder, MappingError> {
-        let zone = self
-            .time_zone
-            .parse()
-            .map_err(|_| MappingError::BadZone(self.time_zone.clone()))?;
-        let fields = [
-            ("station", &self.station),
-            ("value", &self.value),
-            ("time", &self.time),
-            ("unit", &self.unit),
-        ];
+        let zone = self.time_zone.parse().map_err(|_| MappingError::BadZone(self.time_zone.clone()))?;
+        let fields = [("station", &self.station), ("value", &self.value), ("time", &self.time), ("unit", &self.unit)];
         for (i, (a, fa)) in fields.iter().enumerate() {
             for (b, fb) in &fields[i + 1..] {
                 if fa == fb {
@@ -88,10 +80,7 @@ impl JsonMapping {
                 }
             }
         }
-        Ok(JsonDecoder {
-            mapping: self,
-            zone,
-        })
+        Ok(JsonDecoder { mapping: self, zone })
     }
 }
 
@@ -124,11 +113,7 @@ impl RawReading<'_> {
 impl JsonDecoder {
     /// Decodes every record of `payload`, calling `emit` once per record with the reading
     /// or the reason it was refused. A payload that is not JSON at all gives one rejection.
-    pub fn decode<'a>(
-        &'a self,
-        payload: &'a [u8],
-        emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>),
-    ) {
+    pub fn decode<'a>(&'a self, payload: &'a [u8], emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>)) {
         visitor::decode(&self.mapping, self.zone, payload, emit)
     }
 

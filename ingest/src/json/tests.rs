@@ -71,19 +71,10 @@ fn batch_array_with_custom_field_names_fixed_quantity_and_rfc3339() {
 
 #[test]
 fn local_time_in_the_mapping_zone() {
-    let mapping = JsonMapping {
-        time_format: TimeFormat::Local,
-        ..JsonMapping::default()
-    };
-    let (ok, bad) = run(
-        mapping,
-        br#"{"station":"LX","quantity":"rainfall","value":1.5,"time":"2025-11-25 00:00:00"}"#,
-    );
+    let mapping = JsonMapping { time_format: TimeFormat::Local, ..JsonMapping::default() };
+    let (ok, bad) = run(mapping, br#"{"station":"LX","quantity":"rainfall","value":1.5,"time":"2025-11-25 00:00:00"}"#);
     assert!(bad.is_empty(), "{bad:?}");
-    assert_eq!(
-        crate::time::to_rfc3339(ok[0].time),
-        "2025-11-24T16:00:00.000Z"
-    );
+    assert_eq!(crate::time::to_rfc3339(ok[0].time), "2025-11-24T16:00:00.000Z");
 }
 
 #[test]
@@ -100,10 +91,7 @@ fn each_bad_record_says_what_and_where_and_the_good_ones_survive() {
             17]"#,
     );
     assert_eq!(ok.len(), 1);
-    assert_eq!(
-        ok[0].time, NOW,
-        "a record without time is stamped on receipt"
-    );
+    assert_eq!(ok[0].time, NOW, "a record without time is stamped on receipt");
     let kinds: Vec<_> = bad.iter().map(|r| r.kind()).collect();
     assert_eq!(
         kinds,
@@ -117,22 +105,13 @@ fn each_bad_record_says_what_and_where_and_the_good_ones_survive() {
             "undecodable"
         ]
     );
-    assert_eq!(
-        bad[0].to_string(),
-        "undecodable: record 1: missing field \"value\" (value)"
-    );
-    assert_eq!(
-        bad[6].to_string(),
-        "undecodable: record 7: expected an object, found a number"
-    );
+    assert_eq!(bad[0].to_string(), "undecodable: record 1: missing field \"value\" (value)");
+    assert_eq!(bad[6].to_string(), "undecodable: record 7: expected an object, found a number");
 }
 
 #[test]
 fn not_json_at_all_gives_one_rejection_with_position() {
-    let (ok, bad) = run(
-        JsonMapping::default(),
-        b"{\"station\": \"LX\",\n \"value\": 1.0,, }",
-    );
+    let (ok, bad) = run(JsonMapping::default(), b"{\"station\": \"LX\",\n \"value\": 1.0,, }");
     assert!(ok.is_empty());
     assert_eq!(bad.len(), 1);
     assert!(bad[0].to_string().contains("line 2 column"), "{}", bad[0]);
@@ -140,18 +119,8 @@ fn not_json_at_all_gives_one_rejection_with_position() {
 
 #[test]
 fn a_mapping_with_a_bad_zone_or_clashing_fields_is_refused() {
-    assert!(JsonMapping {
-        time_zone: "Mars/Olympus".into(),
-        ..Default::default()
-    }
-    .into_decoder()
-    .is_err());
-    assert!(JsonMapping {
-        value: "station".into(),
-        ..Default::default()
-    }
-    .into_decoder()
-    .is_err());
+    assert!(JsonMapping { time_zone: "Mars/Olympus".into(), ..Default::default() }.into_decoder().is_err());
+    assert!(JsonMapping { value: "station".into(), ..Default::default() }.into_decoder().is_err());
 }
 
 proptest! {

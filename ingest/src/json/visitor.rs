@@ -12,24 +12,12 @@ use crate::time;
 
 type Emit<'e, 'a> = &'e mut dyn FnMut(Result<RawReading<'a>, Rejection>);
 
-pub(super) fn decode<'a>(
-    mapping: &'a JsonMapping,
-    zone: chrono_tz::Tz,
-    payload: &'a [u8],
-    emit: Emit<'_, 'a>,
-) {
+pub(super) fn decode<'a>(mapping: &'a JsonMapping, zone: chrono_tz::Tz, payload: &'a [u8], emit: Emit<'_, 'a>) {
     let mut de = serde_json::Deserializer::from_slice(payload);
     let ctx = Ctx { mapping, zone };
-    let result = DocSeed {
-        ctx: &ctx,
-        emit: &mut *emit,
-    }
-    .deserialize(&mut de)
-    .and_then(|()| de.end());
+    let result = DocSeed { ctx: &ctx, emit: &mut *emit }.deserialize(&mut de).and_then(|()| de.end());
     if let Err(e) = result {
-        emit(Err(Rejection::Undecodable {
-            message: format!("JSON: {e}"),
-        }));
+        emit(Err(Rejection::Undecodable { message: format!("JSON: {e}") }));
     }
 }
 
@@ -156,9 +144,9 @@ impl<'de> Visitor<'de> for DocSeed<'_, '_, 'de> {
         while let Some(item) = seq.next_element_seed(ItemSeed(self.ctx))? {
             let result = match item {
                 Item::Record(record) => record.into_reading(self.ctx, Some(index)),
-                Item::NotAnObject(what) => Err(Rejection::Undecodable {
-                    message: format!("record {index}: expected an object, found {what}"),
-                }),
+                Item::NotAnObject(what) => {
+                    Err(Rejection::Undecodable { message: format!("record {index}: expected an object, found {what}") })
+                }
             };
             (self.emit)(result);
             index += 1;
@@ -224,10 +212,7 @@ struct Record<'a> {
     time: Option<Scalar<'a>>,
 }
 
-fn read_record<'de, A: MapAccess<'de>>(
-    ctx: &Ctx<'de>,
-    mut map: A,
-) -> Result<Record<'de>, A::Error> {
+fn read_record<'de, A: MapAccess<'de>>(ctx: &Ctx<'de>, mut map: A) -> Result<Record<'de>, A::Error> {
     let m = ctx.mapping;
     let mut record = Record::default();
     while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
@@ -251,11 +236,7 @@ fn read_record<'de, A: MapAccess<'de>>(
 }
 
 impl<'a> Record<'a> {
-    fn into_reading(
-        self,
-        ctx: &Ctx<'a>,
-        index: Option<usize>,
-    ) -> Result<RawReading<'a>, Rejection> {
+    fn into_reading(self, ctx: &Ctx<'a>, index: Option<usize>) -> Result<RawReading<'a>, Rejection> {
         let m = ctx.mapping;
         let at = |msg: String| Rejection::Undecodable {
             message: match index {
@@ -265,34 +246,17 @@ impl<'a> Record<'a> {
         };
         let station = match self.station {
             Some(Scalar::Str(s)) => s,
-            Some(Scalar::Num(n)) if n.fract() == 0.0 && n.abs() < 1e15 => {
-                Cow::Owned(format!("{n}"))
-            }
-            Some(other) => {
-                return Err(at(format!(
-                    "field {:?} (station) is {}",
-                    m.station,
-                    other.describe()
-                )))
-            }
+            Some(Scalar::Num(n)) if n.fract() == 0.0 && n.abs() < 1e15 => Cow::Owned(format!("{n}")),
+            Some(other) => return Err(at(format!("field {:?} (station) is {}", m.station, other.describe()))),
             None => return Err(at(format!("missing field {:?} (station)", m.station))),
         };
         let quantity = match m.fixed_quantity {
             Some(q) => q,
             None => match self.quantity {
                 Some(Scalar::Str(s)) => {
-                    s.parse::<Quantity>()
-                        .map_err(|_| Rejection::UnknownQuantity {
-                            quantity: s.into_owned(),
-                        })?
+                    s.parse::<Quantity>().map_err(|_| Rejection::UnknownQuantity { quantity: s.into_owned() })?
                 }
-                Some(other) => {
-                    return Err(at(format!(
-                        "field {:?} (quantity) is {}",
-                        m.quantity,
-                        other.describe()
-                    )))
-                }
+                Some(other) => return Err(at(format!("field {:?} (quantity) is {}", m.quantity, other.describe()))),
                 None => return Err(at(format!("missing field {:?} (quantity)", m.quantity))),
             },
         };
@@ -300,56 +264,22 @@ impl<'a> Record<'a> {
             Some(Scalar::Num(n)) => n,
             Some(Scalar::Str(s)) => match s.trim().parse::<f64>() {
                 Ok(n) => n,
-                Err(_) => {
-                    return Err(at(format!(
-                        "field {:?} (value) is {:?}, not a number",
-                        m.value, s
-                    )))
-                }
+                Err(_) => return Err(at(format!("field {:?} (value) is {:?}, not a number", m.value, s))),
             },
-            Some(other) => {
-                return Err(at(format!(
-                    "field {:?} (value) is {}",
-                    m.value,
-                    other.describe()
-                )))
-            }
+            Some(other) => return Err(at(format!("field {:?} (value) is {}", m.value, other.describe()))),
             None => return Err(at(format!("missing field {:?} (value)", m.value))),
         };
         let unit = match self.unit {
             Some(Scalar::Str(s)) => Some(s),
             Some(Scalar::Null) | None => m.fixed_unit.as_deref().map(Cow::Borrowed),
-            Some(other) => {
-                return Err(at(format!(
-                    "field {:?} (unit) is {}",
-                    m.unit,
-                    other.describe()
-                )))
-            }
+            Some(other) => return Err(at(format!("field {:?} (unit) is {}", m.unit, other.describe()))),
         };
         let time = match self.time {
-            Some(Scalar::Num(n)) => {
-                Some(time::from_number(n, m.time_format).map_err(|e| at(e.to_string()))?)
-            }
-            Some(Scalar::Str(s)) => {
-                Some(time::from_text(&s, m.time_format, ctx.zone).map_err(|e| at(e.to_string()))?)
-            }
+            Some(Scalar::Num(n)) => Some(time::from_number(n, m.time_format).map_err(|e| at(e.to_string()))?),
+            Some(Scalar::Str(s)) => Some(time::from_text(&s, m.time_format, ctx.zone).map_err(|e| at(e.to_string()))?),
             Some(Scalar::Null) | None => None,
-            Some(other) => {
-                return Err(at(format!(
-                    "field {:?} (time) is {}",
-                    m.time,
-                    other.describe()
-                )))
-            }
+            Some(other) => return Err(at(format!("field {:?} (time) is {}", m.time, other.describe()))),
         };
-        Ok(RawReading {
-            station,
-            quantity,
-            value,
-            unit,
-            time,
-            quality: Quality::Good,
-        })
+        Ok(RawReading { station, quantity, value, unit, time, quality: Quality::Good })
     }
 }

@@ -58,11 +58,7 @@ impl SenmlDecoder {
     ) {
         let records = match resolve(payload, received_at as f64 / 1000.0) {
             Ok(r) => r,
-            Err(e) => {
-                return emit(Err(Rejection::Undecodable {
-                    message: format!("SenML: {e}"),
-                }))
-            }
+            Err(e) => return emit(Err(Rejection::Undecodable { message: format!("SenML: {e}") })),
         };
         for record in records {
             let Some(value) = record.value else {
@@ -74,24 +70,12 @@ impl SenmlDecoder {
             let split = record.name.rfind([':', '/']);
             let by_name = split.and_then(|i| {
                 let measurement = &record.name[i + 1..];
-                let quantity = self
-                    .mapping
-                    .names
-                    .get(measurement)
-                    .copied()
-                    .or_else(|| measurement.parse().ok())?;
+                let quantity = self.mapping.names.get(measurement).copied().or_else(|| measurement.parse().ok())?;
                 Some((record.name[..i].to_owned(), quantity))
             });
-            let by_unit = || {
-                Some((
-                    record.name.clone(),
-                    *self.mapping.units.get(record.unit.as_deref()?)?,
-                ))
-            };
+            let by_unit = || Some((record.name.clone(), *self.mapping.units.get(record.unit.as_deref()?)?));
             let Some((station, quantity)) = by_name.or_else(by_unit) else {
-                emit(Err(Rejection::UnknownQuantity {
-                    quantity: format!("senml:{}", record.name),
-                }));
+                emit(Err(Rejection::UnknownQuantity { quantity: format!("senml:{}", record.name) }));
                 continue;
             };
             emit(Ok(RawReading {

@@ -60,14 +60,8 @@ pub enum SenmlError {
     #[error("record {0} is not an object")]
     NotAnObject(usize),
     #[error("record {record}: field {field:?} must be {expected}")]
-    FieldType {
-        record: usize,
-        field: String,
-        expected: &'static str,
-    },
-    #[error(
-        "record {record}: field {field:?} ends in '_' and must be understood, but is not known"
-    )]
+    FieldType { record: usize, field: String, expected: &'static str },
+    #[error("record {record}: field {field:?} ends in '_' and must be understood, but is not known")]
     MustUnderstand { record: usize, field: String },
     #[error("record {record}: resolved name {name:?} is not a valid SenML name")]
     BadName { record: usize, name: String },
@@ -90,8 +84,7 @@ struct Base {
 
 /// Resolves a pack; `now` (seconds since the epoch) anchors relative times.
 pub fn resolve(payload: &[u8], now: f64) -> Result<Vec<Resolved>, SenmlError> {
-    let pack: Value =
-        serde_json::from_slice(payload).map_err(|e| SenmlError::Json(e.to_string()))?;
+    let pack: Value = serde_json::from_slice(payload).map_err(|e| SenmlError::Json(e.to_string()))?;
     let Value::Array(records) = pack else {
         return Err(SenmlError::NotAnArray);
     };
@@ -115,11 +108,7 @@ pub fn resolve(payload: &[u8], now: f64) -> Result<Vec<Resolved>, SenmlError> {
             match fields.get(f) {
                 None => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(SenmlError::FieldType {
-                    record: i,
-                    field: f.into(),
-                    expected: "a string",
-                }),
+                Some(_) => Err(SenmlError::FieldType { record: i, field: f.into(), expected: "a string" }),
             }
         };
         if let Some(version) = number("bver")? {
@@ -145,14 +134,9 @@ pub fn resolve(payload: &[u8], now: f64) -> Result<Vec<Resolved>, SenmlError> {
         let mut extra = Map::new();
         for (key, value) in &fields {
             match key.as_str() {
-                "bn" | "bt" | "bu" | "bv" | "bs" | "bver" | "n" | "u" | "v" | "vs" | "vb"
-                | "vd" | "s" | "t" | "ut" => {}
-                k if k.ends_with('_') => {
-                    return Err(SenmlError::MustUnderstand {
-                        record: i,
-                        field: key.clone(),
-                    })
+                "bn" | "bt" | "bu" | "bv" | "bs" | "bver" | "n" | "u" | "v" | "vs" | "vb" | "vd" | "s" | "t" | "ut" => {
                 }
+                k if k.ends_with('_') => return Err(SenmlError::MustUnderstand { record: i, field: key.clone() }),
                 _ => {
                     extra.insert(key.clone(), value.clone());
                 }
@@ -169,37 +153,22 @@ pub fn resolve(payload: &[u8], now: f64) -> Result<Vec<Resolved>, SenmlError> {
         let bool_value = match fields.get("vb") {
             None => None,
             Some(Value::Bool(b)) => Some(*b),
-            Some(_) => {
-                return Err(SenmlError::FieldType {
-                    record: i,
-                    field: "vb".into(),
-                    expected: "a boolean",
-                })
-            }
+            Some(_) => return Err(SenmlError::FieldType { record: i, field: "vb".into(), expected: "a boolean" }),
         };
         let (string_value, data_value) = (text("vs")?, text("vd")?);
         let value = match number("v")? {
             Some(v) => Some(base.value.unwrap_or(0.0) + v),
-            None if string_value.is_none() && bool_value.is_none() && data_value.is_none() => {
-                base.value
-            }
+            None if string_value.is_none() && bool_value.is_none() && data_value.is_none() => base.value,
             None => None,
         };
         let sum = match number("s")? {
             Some(s) => Some(base.sum.unwrap_or(0.0) + s),
             None => None,
         };
-        if value.is_none()
-            && string_value.is_none()
-            && bool_value.is_none()
-            && data_value.is_none()
-            && sum.is_none()
-        {
+        if value.is_none() && string_value.is_none() && bool_value.is_none() && data_value.is_none() && sum.is_none() {
             // A record of base fields alone sets the base for the records after it and is
             // not a measurement itself (RFC 8428 example 9).
-            let base_only = fields
-                .keys()
-                .all(|k| matches!(k.as_str(), "bn" | "bt" | "bu" | "bv" | "bs" | "bver"));
+            let base_only = fields.keys().all(|k| matches!(k.as_str(), "bn" | "bt" | "bu" | "bv" | "bs" | "bver"));
             if base_only {
                 continue;
             }

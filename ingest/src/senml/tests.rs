@@ -8,20 +8,15 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 fn example(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/data/senml/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    std::fs::read(format!("{}/tests/data/senml/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 #[test]
 fn every_example_resolves_to_its_resolved_form() {
     for n in 1..=12 {
-        let Ok(text) = std::fs::read(format!(
-            "{}/tests/data/senml/ex{n}.gen.resolved.json",
-            env!("CARGO_MANIFEST_DIR")
-        )) else {
+        let Ok(text) =
+            std::fs::read(format!("{}/tests/data/senml/ex{n}.gen.resolved.json", env!("CARGO_MANIFEST_DIR")))
+        else {
             continue;
         };
         let expected: Vec<Value> = serde_json::from_slice::<Vec<Value>>(&text).unwrap();
@@ -42,10 +37,7 @@ fn every_example_resolves_to_its_resolved_form() {
                 assert_eq!(g.get(key), e.get(key), "ex{n} field {key}: {g} vs {e}");
             }
             for key in ["t", "v"] {
-                match (
-                    g.get(key).and_then(Value::as_f64),
-                    e.get(key).and_then(Value::as_f64),
-                ) {
+                match (g.get(key).and_then(Value::as_f64), e.get(key).and_then(Value::as_f64)) {
                     (Some(a), Some(b)) => assert!((a - b).abs() < 1e-6, "ex{n} {key}: {a} vs {b}"),
                     (a, b) => assert_eq!(a, b, "ex{n} {key}"),
                 }
@@ -69,26 +61,11 @@ fn must_understand_fields_and_broken_packs_are_errors() {
         err(r#"[{"n":"a","v":1,"foo_":2}]"#),
         "record 0: field \"foo_\" ends in '_' and must be understood, but is not known"
     );
-    assert_eq!(
-        err(r#"[{"n":"a"}]"#),
-        "record 0: no value (v, vs, vb, vd) and no sum (s)"
-    );
-    assert_eq!(
-        err(r#"[{"n":"-a","v":1}]"#),
-        "record 0: resolved name \"-a\" is not a valid SenML name"
-    );
-    assert_eq!(
-        err(r#"[{"n":"a","v":"1"}]"#),
-        "record 0: field \"v\" must be a number"
-    );
-    assert_eq!(
-        err(r#"{"n":"a","v":1}"#),
-        "a SenML pack is a JSON array of records"
-    );
-    assert_eq!(
-        err(r#"[{"bver":11,"n":"a","v":1}]"#),
-        "record 0: bver 11 is newer than this resolver understands (10)"
-    );
+    assert_eq!(err(r#"[{"n":"a"}]"#), "record 0: no value (v, vs, vb, vd) and no sum (s)");
+    assert_eq!(err(r#"[{"n":"-a","v":1}]"#), "record 0: resolved name \"-a\" is not a valid SenML name");
+    assert_eq!(err(r#"[{"n":"a","v":"1"}]"#), "record 0: field \"v\" must be a number");
+    assert_eq!(err(r#"{"n":"a","v":1}"#), "a SenML pack is a JSON array of records");
+    assert_eq!(err(r#"[{"bver":11,"n":"a","v":1}]"#), "record 0: bver 11 is newer than this resolver understands (10)");
     assert!(err("[").starts_with("not JSON"));
 }
 
@@ -101,60 +78,22 @@ fn readings_by_measurement_name_or_by_unit() {
     for ex in ["ex2.json", "ex6.json", "ex4.json"] {
         let payload = example(ex);
         decoder.decode(&payload, now, &mut |r| match r {
-            Ok(r) => ok.push((
-                r.station.into_owned(),
-                r.quantity,
-                r.value,
-                r.unit.map(|u| u.into_owned()),
-                r.time.unwrap(),
-            )),
+            Ok(r) => {
+                ok.push((r.station.into_owned(), r.quantity, r.value, r.unit.map(|u| u.into_owned()), r.time.unwrap()))
+            }
             Err(e) => bad.push(e),
         });
     }
     // ex2: voltage maps, current does not (no quantity for it): kept as a rejection.
-    assert_eq!(
-        ok[0],
-        (
-            "urn:dev:ow:10e2073a01080063".into(),
-            Quantity::SupplyVoltage,
-            120.1,
-            Some("V".into()),
-            now
-        )
-    );
-    assert_eq!(
-        bad,
-        [Rejection::UnknownQuantity {
-            quantity: "senml:urn:dev:ow:10e2073a01080063:current".into()
-        }]
-    );
+    assert_eq!(ok[0], ("urn:dev:ow:10e2073a01080063".into(), Quantity::SupplyVoltage, 120.1, Some("V".into()), now));
+    assert_eq!(bad, [Rejection::UnknownQuantity { quantity: "senml:urn:dev:ow:10e2073a01080063:current".into() }]);
     // ex6: two stations, temperature and humidity each.
     let t = 1_320_078_429_000;
-    assert_eq!(
-        ok[1],
-        (
-            "2001:db8::2".into(),
-            Quantity::AirTemperature,
-            25.2,
-            Some("Cel".into()),
-            t
-        )
-    );
-    assert_eq!(
-        ok[4],
-        (
-            "2001:db8::1".into(),
-            Quantity::Humidity,
-            67.0,
-            Some("%RH".into()),
-            t
-        )
-    );
+    assert_eq!(ok[1], ("2001:db8::2".into(), Quantity::AirTemperature, 25.2, Some("Cel".into()), t));
+    assert_eq!(ok[4], ("2001:db8::1".into(), Quantity::Humidity, 67.0, Some("%RH".into()), t));
     // ex4: the name is the station, the unit says humidity; 12 readings 10 s apart at first.
-    let humidity: Vec<_> = ok
-        .iter()
-        .filter(|r| r.0 == "urn:dev:ow:10e2073a01080063" && r.1 == Quantity::Humidity)
-        .collect();
+    let humidity: Vec<_> =
+        ok.iter().filter(|r| r.0 == "urn:dev:ow:10e2073a01080063" && r.1 == Quantity::Humidity).collect();
     assert_eq!(humidity.len(), 12);
     assert_eq!(humidity[1].4 - humidity[0].4, 10_000);
     assert!(Quantity::AirTemperature.conversion_from("Cel").is_some());

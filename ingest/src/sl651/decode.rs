@@ -23,38 +23,23 @@ pub struct Sl651Decoder {
 
 impl Default for Sl651Decoder {
     fn default() -> Self {
-        Sl651Decoder {
-            zone: chrono_tz::Asia::Shanghai,
-        }
+        Sl651Decoder { zone: chrono_tz::Asia::Shanghai }
     }
 }
 
 fn undecodable(station: &str, e: impl std::fmt::Display) -> Rejection {
-    let from = if station.is_empty() {
-        String::new()
-    } else {
-        format!(" from {station}")
-    };
-    Rejection::Undecodable {
-        message: format!("SL 651{from}: {e}"),
-    }
+    let from = if station.is_empty() { String::new() } else { format!(" from {station}") };
+    Rejection::Undecodable { message: format!("SL 651{from}: {e}") }
 }
 
 impl Sl651Decoder {
     /// Decodes a payload; binary frames are used as they are, hex text is converted first.
-    pub fn decode<'a>(
-        &self,
-        payload: &'a [u8],
-        emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>),
-    ) {
+    pub fn decode<'a>(&self, payload: &'a [u8], emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>)) {
         if payload.starts_with(&[0x7E, 0x7E]) {
             return self.decode_frame(payload, emit);
         }
         let Ok(text) = std::str::from_utf8(payload) else {
-            return emit(Err(undecodable(
-                "",
-                "payload is neither a 7E7E frame nor hex text",
-            )));
+            return emit(Err(undecodable("", "payload is neither a 7E7E frame nor hex text")));
         };
         let mut any = false;
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -75,11 +60,7 @@ impl Sl651Decoder {
     }
 
     /// Decodes one binary frame.
-    pub fn decode_frame<'b>(
-        &self,
-        bytes: &'b [u8],
-        emit: &mut dyn FnMut(Result<RawReading<'b>, Rejection>),
-    ) {
+    pub fn decode_frame<'b>(&self, bytes: &'b [u8], emit: &mut dyn FnMut(Result<RawReading<'b>, Rejection>)) {
         let frame = match Frame::parse(bytes) {
             Ok(f) => f,
             Err(e) => return emit(Err(undecodable("", e))),
@@ -99,11 +80,8 @@ impl Sl651Decoder {
             return Ok(());
         }
         let body = frame.body;
-        let err = |what: &'static str, at: usize, why: String| Sl651Error::Body {
-            what,
-            offset: frame.body_offset + at,
-            why,
-        };
+        let err =
+            |what: &'static str, at: usize, why: String| Sl651Error::Body { what, offset: frame.body_offset + at, why };
         // serial (2) + send time (6) + F1F1 + station (5) + class (1)
         if body.len() < 16 || body[8..10] != [0xF1, 0xF1] {
             return Err(err(
@@ -118,25 +96,14 @@ impl Sl651Decoder {
             let id = body[at];
             if id == 0xF0 {
                 if body.get(at + 1) != Some(&0xF0) || at + 7 > body.len() {
-                    return Err(err(
-                        "observation time",
-                        at,
-                        "expected F0F0 and 5 BCD bytes YYMMDDhhmm".into(),
-                    ));
+                    return Err(err("observation time", at, "expected F0F0 and 5 BCD bytes YYMMDDhhmm".into()));
                 }
-                time = Some(
-                    self.bcd_time(&body[at + 2..at + 7])
-                        .map_err(|why| err("observation time", at + 2, why))?,
-                );
+                time = Some(self.bcd_time(&body[at + 2..at + 7]).map_err(|why| err("observation time", at + 2, why))?);
                 at += 7;
                 continue;
             }
             let Some(&format) = body.get(at + 1) else {
-                return Err(err(
-                    "element",
-                    at,
-                    format!("identifier {id:02X} without its length byte"),
-                ));
+                return Err(err("element", at, format!("identifier {id:02X} without its length byte")));
             };
             let len = usize::from(format >> 3);
             let decimals = i32::from(format & 0x07);
@@ -146,17 +113,11 @@ impl Sl651Decoder {
             let element_at = at;
             at += 2 + len;
             let Some(info) = element_info(id) else {
-                emit(Err(Rejection::UnknownQuantity {
-                    quantity: format!("sl651:{id:02X}"),
-                }));
+                emit(Err(Rejection::UnknownQuantity { quantity: format!("sl651:{id:02X}") }));
                 continue;
             };
             let Some(t) = time else {
-                return Err(err(
-                    "element",
-                    element_at,
-                    format!("{} before any observation time (F0F0)", info.name),
-                ));
+                return Err(err("element", element_at, format!("{} before any observation time (F0F0)", info.name)));
             };
             let station: Cow<'b, str> = Cow::Owned(frame.station.clone());
             let reading = |value: f64, time: i64| RawReading {
@@ -188,10 +149,7 @@ impl Sl651Decoder {
                 _ => match bcd_value(data, decimals) {
                     Ok(Some(v)) => emit(Ok(reading(v, t))),
                     Ok(None) => {} // all FF: the station has no value for this element
-                    Err(why) => emit(Err(undecodable(
-                        &frame.station,
-                        err(info.name, element_at + 2, why),
-                    ))),
+                    Err(why) => emit(Err(undecodable(&frame.station, err(info.name, element_at + 2, why)))),
                 },
             }
         }
@@ -199,20 +157,11 @@ impl Sl651Decoder {
     }
 
     fn bcd_time(&self, bytes: &[u8]) -> Result<i64, String> {
-        let d: Vec<u32> = bytes
-            .iter()
-            .map(|&b| bcd_byte(b))
-            .collect::<Result<_, _>>()?;
+        let d: Vec<u32> = bytes.iter().map(|&b| bcd_byte(b)).collect::<Result<_, _>>()?;
         let date = NaiveDate::from_ymd_opt(2000 + d[0] as i32, d[1], d[2])
             .ok_or_else(|| format!("no such date 20{:02}-{:02}-{:02}", d[0], d[1], d[2]))?;
-        let naive = date
-            .and_hms_opt(d[3], d[4], 0)
-            .ok_or_else(|| format!("no such time {:02}:{:02}", d[3], d[4]))?;
-        let local = self
-            .zone
-            .from_local_datetime(&naive)
-            .earliest()
-            .ok_or("time skipped by a clock change")?;
+        let naive = date.and_hms_opt(d[3], d[4], 0).ok_or_else(|| format!("no such time {:02}:{:02}", d[3], d[4]))?;
+        let local = self.zone.from_local_datetime(&naive).earliest().ok_or("time skipped by a clock change")?;
         Ok(local.timestamp_millis())
     }
 }
@@ -234,11 +183,11 @@ pub(crate) fn bcd_value(data: &[u8], decimals: i32) -> Result<Option<f64>, Strin
     if data.iter().all(|&b| b == 0xFF) {
         return Ok(None);
     }
-    let (negative, digits) = if data[0] == 0xFF {
-        (true, &data[1..])
-    } else {
-        (false, data)
-    };
+    let (negative, digits) = if data[0] == 0xFF { (true, &data[1..]) } else { (false, data) };
+    // 9 bytes are 18 digits, which fit a u64; no SL 651 element is half that long.
+    if digits.len() > 9 {
+        return Err(format!("{} BCD bytes is longer than any SL 651 value", digits.len()));
+    }
     let mut n: u64 = 0;
     for &b in digits {
         n = n * 100 + u64::from(bcd_byte(b)?);
@@ -250,19 +199,12 @@ pub(crate) fn bcd_value(data: &[u8], decimals: i32) -> Result<Option<f64>, Strin
 fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
     if !text.len().is_multiple_of(2) {
-        return Err(format!(
-            "hex text has an odd number of digits ({})",
-            text.len()
-        ));
+        return Err(format!("hex text has an odd number of digits ({})", text.len()));
     }
     (0..text.len() / 2)
         .map(|i| {
             u8::from_str_radix(text.get(2 * i..2 * i + 2).unwrap_or("zz"), 16).map_err(|_| {
-                format!(
-                    "{:?} at character {} is not hex",
-                    text.get(2 * i..2 * i + 2).unwrap_or(""),
-                    2 * i
-                )
+                format!("{:?} at character {} is not hex", text.get(2 * i..2 * i + 2).unwrap_or(""), 2 * i)
             })
         })
         .collect()

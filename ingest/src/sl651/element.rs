@@ -12,11 +12,7 @@ pub struct ElementInfo {
 }
 
 const fn info(quantity: Quantity, unit: &'static str, name: &'static str) -> Option<ElementInfo> {
-    Some(ElementInfo {
-        quantity,
-        unit,
-        name,
-    })
+    Some(ElementInfo { quantity, unit, name })
 }
 
 /// The meaning of an element identifier, for the elements Tidewatch maps to quantities.

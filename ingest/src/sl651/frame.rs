@@ -27,18 +27,12 @@ pub enum Sl651Error {
     MultiPacket { total: u16, seq: u16 },
     #[error("end byte {0:02X}: expected 03 (ETX) or 17 (ETB)")]
     BadEnd(u8),
-    #[error(
-        "CRC mismatch: frame says {found:04X}, CRC-16/MODBUS of the frame gives {expected:04X}"
-    )]
+    #[error("CRC mismatch: frame says {found:04X}, CRC-16/MODBUS of the frame gives {expected:04X}")]
     CrcMismatch { found: u16, expected: u16 },
     #[error("{0} bytes after the CRC")]
     TrailingBytes(usize),
     #[error("{what} at byte {offset}: {why}")]
-    Body {
-        what: &'static str,
-        offset: usize,
-        why: String,
-    },
+    Body { what: &'static str, offset: usize, why: String },
 }
 
 /// A checked uplink frame, borrowing its body.
@@ -85,10 +79,7 @@ impl<'a> Frame<'a> {
         let _ = start;
         let available = bytes.len().saturating_sub(body_offset + 3);
         if declared > available {
-            return Err(Sl651Error::LengthMismatch {
-                declared,
-                available,
-            });
+            return Err(Sl651Error::LengthMismatch { declared, available });
         }
         let end_at = body_offset + declared;
         match bytes[end_at] {
@@ -124,17 +115,10 @@ pub(crate) fn hex_digits(bytes: &[u8]) -> String {
 ///
 /// # Panics
 /// If `station` is not 10 hex digits or `body` is longer than 4095 bytes.
-pub fn encode_uplink(
-    centre: u8,
-    station: &str,
-    password: u16,
-    function: u8,
-    body: &[u8],
-) -> Vec<u8> {
+pub fn encode_uplink(centre: u8, station: &str, password: u16, function: u8, body: &[u8]) -> Vec<u8> {
     assert!(body.len() <= 0x0FFF, "SL 651 body too long");
-    let address: Vec<u8> = (0..5)
-        .map(|i| u8::from_str_radix(&station[2 * i..2 * i + 2], 16).expect("hex station address"))
-        .collect();
+    let address: Vec<u8> =
+        (0..5).map(|i| u8::from_str_radix(&station[2 * i..2 * i + 2], 16).expect("hex station address")).collect();
     let mut out = vec![0x7E, 0x7E, centre];
     out.extend_from_slice(&address);
     out.extend_from_slice(&password.to_be_bytes());
@@ -143,6 +127,28 @@ pub fn encode_uplink(
     out.push(STX);
     out.extend_from_slice(body);
     out.push(ETX);
+    let crc = crc16_modbus(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// The centre's confirmation of a report (downlink, ending EOT: "received, you may hang
+/// up"), so the station does not send it again: the report's serial number and the centre's
+/// time (`sent`: YYMMDDhhmmss as BCD).
+pub fn encode_confirmation(report: &Frame<'_>, sent: [u8; 6]) -> Vec<u8> {
+    let address: Vec<u8> = (0..5)
+        .map(|i| u8::from_str_radix(report.station.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0))
+        .collect();
+    let mut out = vec![0x7E, 0x7E];
+    out.extend_from_slice(&address);
+    out.push(report.centre);
+    out.extend_from_slice(&report.password.to_be_bytes());
+    out.push(report.function);
+    let body: Vec<u8> = report.body.iter().take(2).copied().chain(sent).collect();
+    out.extend_from_slice(&(0x8000u16 | body.len() as u16).to_be_bytes());
+    out.push(STX);
+    out.extend_from_slice(&body);
+    out.push(0x04); // EOT
     let crc = crc16_modbus(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     out

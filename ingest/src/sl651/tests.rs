@@ -28,30 +28,19 @@ fn decode(payload: &[u8]) -> (Vec<RawReading<'static>>, Vec<Rejection>) {
 }
 
 fn utc(s: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .unwrap()
-        .timestamp_millis()
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
 }
 
 /// (quantity, value, unit, time)
 fn summary(readings: &[RawReading<'_>]) -> Vec<(Quantity, f64, String, i64)> {
     readings
         .iter()
-        .map(|r| {
-            (
-                r.quantity,
-                r.value,
-                r.unit.as_deref().unwrap_or("").to_owned(),
-                r.time.unwrap(),
-            )
-        })
+        .map(|r| (r.quantity, r.value, r.unit.as_deref().unwrap_or("").to_owned(), r.time.unwrap()))
         .collect()
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
+    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
 }
 
 #[test]
@@ -60,15 +49,7 @@ fn the_worked_example_timed_report() {
     // F0F0 2007241723 | 20 19 000130 | 22 19 000040 | 39 23 00000550 | 38 12 1268 | 03 8397
     let bytes = unhex(REPORT_32.trim());
     let frame = Frame::parse(&bytes).unwrap();
-    assert_eq!(
-        (
-            frame.centre,
-            frame.station.as_str(),
-            frame.password,
-            frame.function
-        ),
-        (1, "0010100001", 0xA000, 0x32)
-    );
+    assert_eq!((frame.centre, frame.station.as_str(), frame.password, frame.function), (1, "0010100001", 0xA000, 0x32));
     let (ok, bad) = decode(&bytes);
     assert!(bad.is_empty(), "{bad:?}");
     let t = utc("2020-07-24T09:23:00Z"); // 20-07-24 17:23 Beijing time
@@ -149,6 +130,8 @@ fn bcd_values_negatives_and_missing() {
     assert_eq!(bcd_value(&[0xFF, 0x01, 0x25], 2), Ok(Some(-1.25)));
     assert_eq!(bcd_value(&[0xFF, 0xFF, 0xFF], 3), Ok(None));
     assert!(bcd_value(&[0x1A], 0).unwrap_err().contains("not BCD"));
+    // Found by the corrupt-body property test: a length byte claiming 31 data bytes.
+    assert!(bcd_value(&[0x99; 31], 0).unwrap_err().contains("longer than any SL 651 value"));
 }
 
 #[test]
@@ -159,27 +142,12 @@ fn keep_alive_gives_nothing_and_unknown_elements_are_kept() {
     assert_eq!(decode(&keep_alive), (vec![], vec![]));
     // A 33 (threshold-triggered) report with a water level and an element not mapped (45 ZT
     // status bits) and a missing value (all FF).
-    let body = unhex(
-        "0002170718110016F1F1001122334448F0F017071811003923FFFFFFFF45200000000139230001234503",
-    );
+    let body = unhex("0002170718110016F1F1001122334448F0F017071811003923FFFFFFFF45200000000139230001234503");
     let body = &body[..body.len() - 1];
     let frame = encode_uplink(5, station, 0x03E8, 0x33, body);
     let (ok, bad) = decode(&frame);
-    assert_eq!(
-        summary(&ok),
-        [(
-            Quantity::WaterLevel,
-            12.345,
-            "m".into(),
-            utc("2017-07-18T03:00:00Z")
-        )]
-    );
-    assert_eq!(
-        bad,
-        [Rejection::UnknownQuantity {
-            quantity: "sl651:45".into()
-        }]
-    );
+    assert_eq!(summary(&ok), [(Quantity::WaterLevel, 12.345, "m".into(), utc("2017-07-18T03:00:00Z"))]);
+    assert_eq!(bad, [Rejection::UnknownQuantity { quantity: "sl651:45".into() }]);
 }
 
 #[test]
@@ -195,10 +163,7 @@ fn broken_frames_are_refused_with_reasons() {
     let mut end = good.clone();
     end[n - 3] = 0x05;
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (
-            crc,
-            "CRC mismatch: frame says 8396, CRC-16/MODBUS of the frame gives 8397",
-        ),
+        (crc, "CRC mismatch: frame says 8396, CRC-16/MODBUS of the frame gives 8397"),
         (multi, "multi-packet frame"),
         (downlink, "not an uplink frame"),
         (end, "end byte 05"),
@@ -209,10 +174,7 @@ fn broken_frames_are_refused_with_reasons() {
     for (bytes, why) in cases {
         let (ok, bad) = decode(&bytes);
         assert!(ok.is_empty());
-        assert!(
-            bad.len() == 1 && bad[0].to_string().contains(why),
-            "{why}: {bad:?}"
-        );
+        assert!(bad.len() == 1 && bad[0].to_string().contains(why), "{why}: {bad:?}");
     }
 }
 

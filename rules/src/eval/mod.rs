@@ -29,14 +29,8 @@ pub struct Evaluator {
 
 impl Evaluator {
     pub fn new(rules: Arc<RuleSet>) -> Self {
-        let states = (0..rules.rules.len())
-            .map(|_| FxHashMap::default())
-            .collect();
-        Evaluator {
-            rules,
-            states,
-            timers: BinaryHeap::new(),
-        }
+        let states = (0..rules.rules.len()).map(|_| FxHashMap::default()).collect();
+        Evaluator { rules, states, timers: BinaryHeap::new() }
     }
 
     /// True while some state waits for a timer: the caller must keep a capability for it.
@@ -52,12 +46,7 @@ impl Evaluator {
     /// Applies `readings` (sorted by time, all before `complete_before`), then fires every
     /// timer due before `complete_before`: after this call, all transitions with event time
     /// `< complete_before` have been emitted, in event-time order.
-    pub fn advance(
-        &mut self,
-        readings: &[Reading],
-        complete_before: i64,
-        emit: &mut impl FnMut(AlertEvent),
-    ) {
+    pub fn advance(&mut self, readings: &[Reading], complete_before: i64, emit: &mut impl FnMut(AlertEvent)) {
         debug_assert!(readings.windows(2).all(|w| w[0].time <= w[1].time));
         for reading in readings {
             self.fire_timers(reading.time, emit);
@@ -86,8 +75,7 @@ impl Evaluator {
                 if state.is_idle() {
                     states.remove(&key);
                 } else if after.is_some() && after != before {
-                    self.timers
-                        .push(Reverse((after.unwrap_or_default(), rule_index, key)));
+                    self.timers.push(Reverse((after.unwrap_or_default(), rule_index, key)));
                 }
             }
         }
@@ -103,16 +91,13 @@ impl Evaluator {
             self.timers.pop();
             let rule = &self.rules.rules[rule_index as usize];
             let states = &mut self.states[rule_index as usize];
-            let (Some(state), Some(ladder)) = (states.get_mut(&key), rule.ladder(key.station))
-            else {
+            let (Some(state), Some(ladder)) = (states.get_mut(&key), rule.ladder(key.station)) else {
                 continue;
             };
             if state.next_deadline(ladder, &rule.params) != Some(deadline) {
                 continue; // stale: a reading moved or cancelled this deadline
             }
-            state.advance_to(deadline, ladder, &rule.params, &mut |c| {
-                emit(make_event(&rule.id, key, c, rule, ladder))
-            });
+            state.advance_to(deadline, ladder, &rule.params, &mut |c| emit(make_event(&rule.id, key, c, rule, ladder)));
             match state.next_deadline(ladder, &rule.params) {
                 _ if state.is_idle() => {
                     states.remove(&key);

@@ -16,11 +16,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
     }
 }
 
@@ -42,12 +38,7 @@ pub struct Position {
 
 impl Position {
     pub fn error(&self, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            file: self.file.clone(),
-            line: self.line,
-            column: self.column,
-            message: message.into(),
-        }
+        Diagnostic { file: self.file.clone(), line: self.line, column: self.column, message: message.into() }
     }
 }
 
@@ -60,19 +51,12 @@ impl fmt::Display for Position {
 impl Source<'_> {
     pub fn position(&self, offset: usize) -> Position {
         let offset = offset.min(self.text.len());
-        let offset = (0..=offset)
-            .rev()
-            .find(|&o| self.text.is_char_boundary(o))
-            .unwrap_or(0);
+        let offset = (0..=offset).rev().find(|&o| self.text.is_char_boundary(o)).unwrap_or(0);
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = self.text[line_start..offset].chars().count() + 1;
-        Position {
-            file: self.name.to_owned(),
-            line,
-            column,
-        }
+        Position { file: self.name.to_owned(), line, column }
     }
 
     pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
@@ -91,10 +75,7 @@ impl Source<'_> {
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'c>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<&'c str> {
+pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
@@ -124,20 +105,14 @@ mod tests {
 
     #[test]
     fn positions_count_characters_not_bytes() {
-        let s = Source {
-            name: "f.toml",
-            text: "a = 1\ntitle = \"水位\" x",
-        };
+        let s = Source { name: "f.toml", text: "a = 1\ntitle = \"水位\" x" };
         let p = s.position(s.text.find('x').unwrap());
         assert_eq!((p.line, p.column), (2, 14));
     }
 
     #[test]
     fn suggestions_for_typos_only() {
-        assert_eq!(
-            did_you_mean("sevrity", ["severity", "above"]),
-            Some("severity")
-        );
+        assert_eq!(did_you_mean("sevrity", ["severity", "above"]), Some("severity"));
         assert_eq!(did_you_mean("zzz", ["severity", "above"]), None);
     }
 }

@@ -14,30 +14,12 @@ use tidewatch_ingest::{Domain, Quantity};
 /// Rule kinds this build evaluates.
 pub const KINDS: &[&str] = &["threshold"];
 /// Kinds the language reserves; naming one gives a clear "not yet supported" error.
-pub const PLANNED_KINDS: &[&str] = &[
-    "rate",
-    "window",
-    "missing",
-    "anomaly",
-    "forecast",
-    "group",
-    "composite",
-    "quality",
-];
+pub const PLANNED_KINDS: &[&str] =
+    &["rate", "window", "missing", "anomaly", "forecast", "group", "composite", "quality"];
 
 /// Fields every rule may have, whatever its kind.
-const COMMON_FIELDS: &[&str] = &[
-    "id",
-    "title",
-    "description",
-    "select",
-    "kind",
-    "for",
-    "clear_for",
-    "clear_margin",
-    "levels",
-    "labels",
-];
+const COMMON_FIELDS: &[&str] =
+    &["id", "title", "description", "select", "kind", "for", "clear_for", "clear_margin", "levels", "labels"];
 const SELECT_FIELDS: &[&str] = &["domain", "quantity", "region", "basin", "stations"];
 const LEVEL_FIELDS: &[&str] = &["severity", "above", "below"];
 /// Placeholders a title may use.
@@ -125,10 +107,7 @@ struct Walker<'s> {
     diags: Vec<Diagnostic>,
 }
 
-type Entry<'a, 'i> = (
-    &'a Spanned<std::borrow::Cow<'i, str>>,
-    &'a Spanned<DeValue<'i>>,
-);
+type Entry<'a, 'i> = (&'a Spanned<std::borrow::Cow<'i, str>>, &'a Spanned<DeValue<'i>>);
 
 impl<'s> Walker<'s> {
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
@@ -144,10 +123,7 @@ impl<'s> Walker<'s> {
                     Some(s) => format!(" (did you mean `{s}`?)"),
                     None => format!(" (expected one of: {})", allowed.join(", ")),
                 };
-                self.error(
-                    key.span(),
-                    format!("unknown field `{name}` in {what}{hint}"),
-                );
+                self.error(key.span(), format!("unknown field `{name}` in {what}{hint}"));
             }
         }
     }
@@ -156,10 +132,7 @@ impl<'s> Walker<'s> {
         match value.get_ref() {
             DeValue::String(s) => Some(s.as_ref()),
             other => {
-                self.error(
-                    value.span(),
-                    format!("{what} must be a string, not {}", type_name(other)),
-                );
+                self.error(value.span(), format!("{what} must be a string, not {}", type_name(other)));
                 None
             }
         }
@@ -169,44 +142,27 @@ impl<'s> Walker<'s> {
         match number_of(value.get_ref()) {
             Some(n) if n.is_finite() => Some(n),
             Some(n) => {
-                self.error(
-                    value.span(),
-                    format!("{what} must be a finite number, not {n}"),
-                );
+                self.error(value.span(), format!("{what} must be a finite number, not {n}"));
                 None
             }
             None => {
-                self.error(
-                    value.span(),
-                    format!(
-                        "{what} must be a number, not {}",
-                        type_name(value.get_ref())
-                    ),
-                );
+                self.error(value.span(), format!("{what} must be a number, not {}", type_name(value.get_ref())));
                 None
             }
         }
     }
 
     /// A string or an array of strings.
-    fn strings<'a, 'i>(
-        &mut self,
-        value: &'a Spanned<DeValue<'i>>,
-        what: &str,
-    ) -> Vec<(&'a str, Range<usize>)> {
+    fn strings<'a, 'i>(&mut self, value: &'a Spanned<DeValue<'i>>, what: &str) -> Vec<(&'a str, Range<usize>)> {
         match value.get_ref() {
             DeValue::String(s) => vec![(s.as_ref(), value.span())],
-            DeValue::Array(items) => items
-                .iter()
-                .filter_map(|item| Some((self.string(item, what)?, item.span())))
-                .collect(),
+            DeValue::Array(items) => {
+                items.iter().filter_map(|item| Some((self.string(item, what)?, item.span()))).collect()
+            }
             other => {
                 self.error(
                     value.span(),
-                    format!(
-                        "{what} must be a string or an array of strings, not {}",
-                        type_name(other)
-                    ),
+                    format!("{what} must be a string or an array of strings, not {}", type_name(other)),
                 );
                 Vec::new()
             }
@@ -232,8 +188,7 @@ impl<'s> Walker<'s> {
             self.error(table.span(), format!("rule {} must be a table", index + 1));
             return None;
         };
-        let get =
-            |k: &str| -> Option<Entry<'_, '_>> { t.iter().find(|(key, _)| key.get_ref() == k) };
+        let get = |k: &str| -> Option<Entry<'_, '_>> { t.iter().find(|(key, _)| key.get_ref() == k) };
         let errors_before = self.diags.len();
 
         let id = match get("id") {
@@ -244,54 +199,30 @@ impl<'s> Walker<'s> {
             }
         };
         if let Some((id, span)) = &id {
-            if id.is_empty()
-                || !id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-            {
-                self.error(
-                    span.clone(),
-                    format!("rule id {id:?} may use only letters, digits, '.', '_' and '-'"),
-                );
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+                self.error(span.clone(), format!("rule id {id:?} may use only letters, digits, '.', '_' and '-'"));
             }
         }
-        let at = self
-            .src
-            .position(id.as_ref().map_or(table.span().start, |(_, s)| s.start));
+        let at = self.src.position(id.as_ref().map_or(table.span().start, |(_, s)| s.start));
 
         let kind_name = match get("kind") {
             Some((_, v)) => self.string(v, "`kind`").map(|k| (k, v.span())),
             None => {
-                self.error(
-                    at_span(&id, table),
-                    "rule has no `kind` (e.g. kind = \"threshold\")",
-                );
+                self.error(at_span(&id, table), "rule has no `kind` (e.g. kind = \"threshold\")");
                 None
             }
         };
         let kind = match kind_name {
             Some(("threshold", _)) => Some(Kind::Threshold),
             Some((k, span)) if PLANNED_KINDS.contains(&k) => {
-                self.error(
-                    span,
-                    format!(
-                        "rule kind {k:?} is not supported yet (supported: {})",
-                        KINDS.join(", ")
-                    ),
-                );
+                self.error(span, format!("rule kind {k:?} is not supported yet (supported: {})", KINDS.join(", ")));
                 None
             }
             Some((k, span)) => {
                 let hint = did_you_mean(k, KINDS.iter().chain(PLANNED_KINDS).copied())
                     .map(|s| format!("did you mean {s:?}? "))
                     .unwrap_or_default();
-                self.error(
-                    span,
-                    format!(
-                        "unknown rule kind {k:?}: {hint}supported kinds: {}",
-                        KINDS.join(", ")
-                    ),
-                );
+                self.error(span, format!("unknown rule kind {k:?}: {hint}supported kinds: {}", KINDS.join(", ")));
                 None
             }
             None => None,
@@ -303,15 +234,11 @@ impl<'s> Walker<'s> {
             self.check_title(title, v.span());
             Some(title.to_owned())
         });
-        let description = get("description")
-            .and_then(|(_, v)| self.string(v, "`description`").map(str::to_owned));
+        let description = get("description").and_then(|(_, v)| self.string(v, "`description`").map(str::to_owned));
         let select = match get("select") {
             Some((_, v)) => self.select(v),
             None => {
-                self.error(
-                    at_span(&id, table),
-                    "rule has no `select` (e.g. select = { quantity = \"water_level\" })",
-                );
+                self.error(at_span(&id, table), "rule has no `select` (e.g. select = { quantity = \"water_level\" })");
                 Selector::default()
             }
         };
@@ -320,10 +247,7 @@ impl<'s> Walker<'s> {
         let clear_margin = match get("clear_margin") {
             Some((_, v)) => match self.number(v, "`clear_margin`") {
                 Some(m) if m < 0.0 => {
-                    self.error(
-                        v.span(),
-                        format!("`clear_margin` must not be negative, not {m}"),
-                    );
+                    self.error(v.span(), format!("`clear_margin` must not be negative, not {m}"));
                     0.0
                 }
                 Some(m) => m,
@@ -371,10 +295,7 @@ impl<'s> Walker<'s> {
         let mut offset = 0;
         while let Some(open) = rest.find('{') {
             let Some(close) = rest[open..].find('}') else {
-                self.error(
-                    content + offset + open..content,
-                    "`{` in title is never closed",
-                );
+                self.error(content + offset + open..content, "`{` in title is never closed");
                 return;
             };
             let name = &rest[open + 1..open + close];
@@ -384,10 +305,7 @@ impl<'s> Walker<'s> {
                     .unwrap_or_default();
                 self.error(
                     content + offset + open..content,
-                    format!(
-                        "unknown placeholder {{{name}}} in title: {hint}known: {}",
-                        TITLE_FIELDS.join(", ")
-                    ),
+                    format!("unknown placeholder {{{name}}} in title: {hint}known: {}", TITLE_FIELDS.join(", ")),
                 );
             }
             offset += open + close + 1;
@@ -397,10 +315,7 @@ impl<'s> Walker<'s> {
 
     fn select(&mut self, value: &Spanned<DeValue<'_>>) -> Selector {
         let DeValue::Table(t) = value.get_ref() else {
-            self.error(
-                value.span(),
-                "`select` must be a table, e.g. { quantity = \"water_level\" }",
-            );
+            self.error(value.span(), "`select` must be a table, e.g. { quantity = \"water_level\" }");
             return Selector::default();
         };
         self.unknown_fields(t, "`select`", SELECT_FIELDS);
@@ -412,10 +327,9 @@ impl<'s> Walker<'s> {
                         match name.parse::<Quantity>() {
                             Ok(q) => select.quantities.push(q),
                             Err(_) => {
-                                let hint =
-                                    did_you_mean(name, Quantity::ALL.iter().map(|q| q.name()))
-                                        .map(|s| format!(" (did you mean {s:?}?)"))
-                                        .unwrap_or_default();
+                                let hint = did_you_mean(name, Quantity::ALL.iter().map(|q| q.name()))
+                                    .map(|s| format!(" (did you mean {s:?}?)"))
+                                    .unwrap_or_default();
                                 self.error(span, format!("unknown quantity {name:?}{hint}"));
                             }
                         }
@@ -435,24 +349,21 @@ impl<'s> Walker<'s> {
                 "region" => {
                     for (code, span) in self.strings(v, "`select.region`") {
                         if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
-                            self.error(span, format!("region {code:?} must be a division-code prefix of digits, e.g. \"3301\""));
+                            self.error(
+                                span,
+                                format!("region {code:?} must be a division-code prefix of digits, e.g. \"3301\""),
+                            );
                         } else {
                             select.regions.push(code.to_owned());
                         }
                     }
                 }
                 "basin" => {
-                    select.basins = self
-                        .strings(v, "`select.basin`")
-                        .into_iter()
-                        .map(|(b, _)| b.to_owned())
-                        .collect()
+                    select.basins = self.strings(v, "`select.basin`").into_iter().map(|(b, _)| b.to_owned()).collect()
                 }
                 "stations" => {
                     for (id, span) in self.strings(v, "`select.stations`") {
-                        select
-                            .stations
-                            .push((id.to_owned(), self.src.position(span.start)));
+                        select.stations.push((id.to_owned(), self.src.position(span.start)));
                     }
                 }
                 _ => {}
@@ -466,10 +377,7 @@ impl<'s> Walker<'s> {
 
     fn levels(&mut self, value: &Spanned<DeValue<'_>>) -> (Direction, Vec<LevelSpec>) {
         let DeValue::Array(items) = value.get_ref() else {
-            self.error(
-                value.span(),
-                "`levels` must be an array of { severity, above | below } tables",
-            );
+            self.error(value.span(), "`levels` must be an array of { severity, above | below } tables");
             return (Direction::Above, Vec::new());
         };
         if items.is_empty() {
@@ -479,29 +387,19 @@ impl<'s> Walker<'s> {
         let mut levels: Vec<(LevelSpec, Range<usize>)> = Vec::new();
         for item in items.iter() {
             let DeValue::Table(t) = item.get_ref() else {
-                self.error(
-                    item.span(),
-                    "a level must be a table like { severity = \"yellow\", above = 10 }",
-                );
+                self.error(item.span(), "a level must be a table like { severity = \"yellow\", above = 10 }");
                 continue;
             };
             self.unknown_fields(t, "a level", LEVEL_FIELDS);
             let get = |k: &str| t.iter().find(|(key, _)| key.get_ref() == k).map(|(_, v)| v);
             let severity = match get("severity") {
-                Some(v) => self
-                    .string(v, "`severity`")
-                    .and_then(|s| match s.parse::<Severity>() {
-                        Ok(sev) => Some((sev, v.span())),
-                        Err(()) => {
-                            self.error(
-                                v.span(),
-                                format!(
-                                    "unknown severity {s:?} (expected blue, yellow, orange or red)"
-                                ),
-                            );
-                            None
-                        }
-                    }),
+                Some(v) => self.string(v, "`severity`").and_then(|s| match s.parse::<Severity>() {
+                    Ok(sev) => Some((sev, v.span())),
+                    Err(()) => {
+                        self.error(v.span(), format!("unknown severity {s:?} (expected blue, yellow, orange or red)"));
+                        None
+                    }
+                }),
                 None => {
                     self.error(item.span(), "level has no `severity`");
                     None
@@ -522,10 +420,7 @@ impl<'s> Walker<'s> {
             let Some((dir, v)) = bound else { continue };
             match &direction {
                 Some((d, _)) if *d != dir => {
-                    self.error(
-                        v.span(),
-                        "all levels of a rule must use the same direction (`above` or `below`)",
-                    );
+                    self.error(v.span(), "all levels of a rule must use the same direction (`above` or `below`)");
                 }
                 Some(_) => {}
                 None => direction = Some((dir, v.span())),
@@ -544,10 +439,7 @@ impl<'s> Walker<'s> {
                     _ => {
                         self.error(
                             v.span(),
-                            format!(
-                                "threshold must be a number or an expression string, not {}",
-                                type_name(other)
-                            ),
+                            format!("threshold must be a number or an expression string, not {}", type_name(other)),
                         );
                         None
                     }
@@ -555,14 +447,7 @@ impl<'s> Walker<'s> {
             };
             if let (Some((severity, sev_span)), Some(threshold)) = (severity, threshold) {
                 let at = self.src.position(v.span().start);
-                levels.push((
-                    LevelSpec {
-                        severity,
-                        threshold,
-                        at,
-                    },
-                    sev_span,
-                ));
+                levels.push((LevelSpec { severity, threshold, at }, sev_span));
             }
         }
         let direction = direction.map_or(Direction::Above, |(d, _)| d);
@@ -578,11 +463,7 @@ impl<'s> Walker<'s> {
                 );
             } else if let (Some(x), Some(y)) = (a.threshold.constant(), b.threshold.constant()) {
                 if (y - x) * direction.sign() <= 0.0 {
-                    let word = if direction == Direction::Above {
-                        "above"
-                    } else {
-                        "below"
-                    };
+                    let word = if direction == Direction::Above { "above" } else { "below" };
                     self.diags.push(b.at.error(format!(
                         "ladder out of order: {} {word} {y} does not go beyond {} {word} {x}",
                         b.severity, a.severity
@@ -598,14 +479,7 @@ impl<'s> Walker<'s> {
             self.error(value.span(), "`labels` must be a table of strings");
             return BTreeMap::new();
         };
-        t.iter()
-            .filter_map(|(k, v)| {
-                Some((
-                    k.get_ref().to_string(),
-                    self.string(v, "a label")?.to_owned(),
-                ))
-            })
-            .collect()
+        t.iter().filter_map(|(k, v)| Some((k.get_ref().to_string(), self.string(v, "a label")?.to_owned()))).collect()
     }
 }
 
@@ -615,9 +489,7 @@ fn at_span(id: &Option<(String, Range<usize>)>, table: &Spanned<DeValue<'_>>) ->
 
 fn number_of(value: &DeValue<'_>) -> Option<f64> {
     match value {
-        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-            .ok()
-            .map(|n| n as f64),
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(|n| n as f64),
         DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
         _ => None,
     }
@@ -639,10 +511,7 @@ fn type_name(value: &DeValue<'_>) -> &'static str {
 /// found; a caller that wants all-or-nothing treats any diagnostic as failure.
 pub fn parse_file(name: &str, text: &str) -> (Vec<RuleSpec>, Vec<Diagnostic>) {
     let src = Source { name, text };
-    let mut walker = Walker {
-        src: src.clone(),
-        diags: Vec::new(),
-    };
+    let mut walker = Walker { src: src.clone(), diags: Vec::new() };
     let (doc, errors) = DeTable::parse_recoverable(text);
     for e in &errors {
         let span = e.span().unwrap_or(0..0);
@@ -650,11 +519,7 @@ pub fn parse_file(name: &str, text: &str) -> (Vec<RuleSpec>, Vec<Diagnostic>) {
     }
     let mut rules = Vec::new();
     if errors.is_empty() {
-        walker.unknown_fields(
-            doc.get_ref(),
-            "a rule file (it holds [[rule]] tables)",
-            &["rule"],
-        );
+        walker.unknown_fields(doc.get_ref(), "a rule file (it holds [[rule]] tables)", &["rule"]);
         if let Some((_, value)) = doc.get_ref().iter().find(|(k, _)| k.get_ref() == "rule") {
             match value.get_ref() {
                 DeValue::Array(items) => {
@@ -662,10 +527,7 @@ pub fn parse_file(name: &str, text: &str) -> (Vec<RuleSpec>, Vec<Diagnostic>) {
                         rules.extend(walker.rule(item, i));
                     }
                 }
-                _ => walker.error(
-                    value.span(),
-                    "`rule` must be an array of tables: write each rule as [[rule]]",
-                ),
+                _ => walker.error(value.span(), "`rule` must be an array of tables: write each rule as [[rule]]"),
             }
         }
     }

@@ -31,18 +31,12 @@ pub struct Ladder {
 impl Ladder {
     /// `values` as written (not oriented), at most four.
     pub fn new(values: &[f64], sign: f64) -> Ladder {
-        assert!(
-            !values.is_empty() && values.len() <= 4,
-            "a ladder has one to four levels"
-        );
+        assert!(!values.is_empty() && values.len() <= 4, "a ladder has one to four levels");
         let mut thresholds = [f64::INFINITY; 4];
         for (t, v) in thresholds.iter_mut().zip(values) {
             *t = v * sign;
         }
-        Ladder {
-            thresholds,
-            len: values.len() as u8,
-        }
+        Ladder { thresholds, len: values.len() as u8 }
     }
 
     #[inline]
@@ -93,12 +87,7 @@ pub struct LadderState {
 
 impl Default for LadderState {
     fn default() -> Self {
-        LadderState {
-            active: None,
-            beyond_since: [NONE; 4],
-            clear_since: NONE,
-            last_value: f64::NEG_INFINITY,
-        }
+        LadderState { active: None, beyond_since: [NONE; 4], clear_since: NONE, last_value: f64::NEG_INFINITY }
     }
 }
 
@@ -115,11 +104,8 @@ impl LadderState {
     /// The next event time at which a timer may change this state.
     pub fn next_deadline(&self, ladder: &Ladder, p: &LadderParams) -> Option<i64> {
         let above = self.active.map_or(0, |a| a as usize + 1);
-        let escalate = self.beyond_since[above..ladder.len()]
-            .iter()
-            .filter(|&&s| s != NONE)
-            .map(|&s| s + p.for_ms)
-            .min();
+        let escalate =
+            self.beyond_since[above..ladder.len()].iter().filter(|&&s| s != NONE).map(|&s| s + p.for_ms).min();
         let clear = (self.clear_since != NONE).then(|| self.clear_since + p.clear_for_ms);
         match (escalate, clear) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -128,13 +114,7 @@ impl LadderState {
     }
 
     /// Applies every timer due at or before `t`, assuming the last value persists.
-    pub fn advance_to(
-        &mut self,
-        t: i64,
-        ladder: &Ladder,
-        p: &LadderParams,
-        emit: &mut impl FnMut(Change),
-    ) {
+    pub fn advance_to(&mut self, t: i64, ladder: &Ladder, p: &LadderParams, emit: &mut impl FnMut(Change)) {
         while let Some(deadline) = self.next_deadline(ladder, p) {
             if deadline > t || !self.settle(deadline, ladder, p, emit) {
                 break;
@@ -143,14 +123,7 @@ impl LadderState {
     }
 
     /// A new (oriented) value at event time `t`, no earlier than any value before it.
-    pub fn on_value(
-        &mut self,
-        t: i64,
-        value: f64,
-        ladder: &Ladder,
-        p: &LadderParams,
-        emit: &mut impl FnMut(Change),
-    ) {
+    pub fn on_value(&mut self, t: i64, value: f64, ladder: &Ladder, p: &LadderParams, emit: &mut impl FnMut(Change)) {
         self.advance_to(t, ladder, p, emit);
         self.last_value = value;
         for level in 0..ladder.len() {
@@ -177,13 +150,7 @@ impl LadderState {
     }
 
     /// Makes at most one transition due at `now`; true if it made one.
-    fn settle(
-        &mut self,
-        now: i64,
-        ladder: &Ladder,
-        p: &LadderParams,
-        emit: &mut impl FnMut(Change),
-    ) -> bool {
+    fn settle(&mut self, now: i64, ladder: &Ladder, p: &LadderParams, emit: &mut impl FnMut(Change)) -> bool {
         let above = self.active.map_or(0, |a| a as usize + 1);
         let escalate_to = (above..ladder.len()).rev().find(|&l| {
             let since = self.beyond_since[l];
@@ -191,11 +158,7 @@ impl LadderState {
         });
         if let Some(level) = escalate_to {
             let level = level as u8;
-            let transition = if self.active.is_some() {
-                Transition::Escalate
-            } else {
-                Transition::Fire
-            };
+            let transition = if self.active.is_some() { Transition::Escalate } else { Transition::Fire };
             emit(Change {
                 transition,
                 level,
@@ -216,9 +179,7 @@ impl LadderState {
         }
         // Lower levels keep their hysteresis band too: having been above them, the value
         // holds them until it falls past threshold - margin.
-        let hold = (0..active)
-            .rev()
-            .find(|&l| self.last_value > ladder.thresholds[l as usize] - p.margin);
+        let hold = (0..active).rev().find(|&l| self.last_value > ladder.thresholds[l as usize] - p.margin);
         let since = self.clear_since;
         match hold {
             Some(level) => {

@@ -9,12 +9,7 @@ fn ladder() -> Ladder {
 }
 
 fn params(for_min: i64, margin: f64) -> LadderParams {
-    LadderParams {
-        for_ms: for_min * MIN,
-        clear_for_ms: 0,
-        margin,
-        sign: 1.0,
-    }
+    LadderParams { for_ms: for_min * MIN, clear_for_ms: 0, margin, sign: 1.0 }
 }
 
 /// Feeds (minute, value) pairs, then advances to `end_min`; returns (minute, transition, level).
@@ -53,39 +48,17 @@ fn a_jump_straight_to_red_fires_red_not_yellow_first() {
 
 #[test]
 fn ladder_goes_up_one_colour_at_a_time_as_each_holds() {
-    let got = run(
-        params(0, 0.0),
-        &[
-            (0, 11.0),
-            (1, 12.5),
-            (2, 14.5),
-            (3, 12.5),
-            (4, 11.0),
-            (5, 9.0),
-        ],
-        10,
-    );
+    let got = run(params(0, 0.0), &[(0, 11.0), (1, 12.5), (2, 14.5), (3, 12.5), (4, 11.0), (5, 9.0)], 10);
     assert_eq!(
         got,
-        [
-            (0, Fire, 0),
-            (1, Escalate, 1),
-            (2, Escalate, 2),
-            (3, DeEscalate, 1),
-            (4, DeEscalate, 0),
-            (5, Resolve, 0)
-        ]
+        [(0, Fire, 0), (1, Escalate, 1), (2, Escalate, 2), (3, DeEscalate, 1), (4, DeEscalate, 0), (5, Resolve, 0)]
     );
 }
 
 #[test]
 fn warning_clears_only_below_the_hysteresis_band() {
     // margin 0.5: yellow (10) holds until the value is at or below 9.5.
-    let got = run(
-        params(0, 0.5),
-        &[(0, 10.2), (1, 9.8), (2, 10.1), (3, 9.5)],
-        10,
-    );
+    let got = run(params(0, 0.5), &[(0, 10.2), (1, 9.8), (2, 10.1), (3, 9.5)], 10);
     assert_eq!(got, [(0, Fire, 0), (3, Resolve, 0)]);
 }
 
@@ -98,10 +71,7 @@ fn de_escalation_lands_on_the_highest_level_still_held_with_hysteresis() {
 
 #[test]
 fn clear_for_delays_resolution_and_a_rebound_cancels_it() {
-    let p = LadderParams {
-        clear_for_ms: 5 * MIN,
-        ..params(0, 0.0)
-    };
+    let p = LadderParams { clear_for_ms: 5 * MIN, ..params(0, 0.0) };
     let got = run(p, &[(0, 11.0), (1, 9.0), (3, 11.0), (4, 9.0)], 20);
     assert_eq!(got, [(0, Fire, 0), (9, Resolve, 0)]);
 }
@@ -116,28 +86,13 @@ fn escalation_needs_its_own_duration_too() {
 fn below_rules_are_the_mirror_image() {
     // Dissolved oxygen: yellow below 5, red below 3.
     let l = Ladder::new(&[5.0, 3.0], -1.0);
-    let p = LadderParams {
-        for_ms: 0,
-        clear_for_ms: 0,
-        margin: 0.2,
-        sign: -1.0,
-    };
+    let p = LadderParams { for_ms: 0, clear_for_ms: 0, margin: 0.2, sign: -1.0 };
     let mut s = LadderState::default();
     let mut out = Vec::new();
     for (t, v) in [(0, 6.0), (1, 4.0), (2, 2.5), (3, 5.1), (4, 5.3)] {
-        s.on_value(t, -v, &l, &p, &mut |c| {
-            out.push((c.time, c.transition, c.level))
-        });
+        s.on_value(t, -v, &l, &p, &mut |c| out.push((c.time, c.transition, c.level)));
     }
-    assert_eq!(
-        out,
-        [
-            (1, Fire, 0),
-            (2, Escalate, 1),
-            (3, DeEscalate, 0),
-            (4, Resolve, 0)
-        ]
-    );
+    assert_eq!(out, [(1, Fire, 0), (2, Escalate, 1), (3, DeEscalate, 0), (4, Resolve, 0)]);
 }
 
 proptest! {
