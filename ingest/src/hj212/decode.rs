@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{NaiveDateTime, TimeZone};
+use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
 
 use super::codes::{code_info, is_ambient};
@@ -81,12 +81,11 @@ impl Hj212Decoder {
             return;
         }
         let ambient = is_ambient(packet.st);
-        let mut time = match packet.qn {
-            Some(qn) => self.local_time(qn).ok(),
-            None => None,
-        };
-        let mut values: Vec<(&'a str, &'a str)> = Vec::new();
-        let mut flags: Vec<(&'a str, &'a str)> = Vec::new();
+        let mut time = None;
+        // (code, value, flag): a `-Flag` item usually follows its value in the same group.
+        let mut values: Vec<(&'a str, &'a str, &'a str)> = Vec::with_capacity(16);
+        // Flags written before their value (some loggers do), matched up at the end.
+        let mut early_flags: Vec<(&'a str, &'a str)> = Vec::new();
         for item in packet.items() {
             match item {
                 Ok(i) if i.code == "DataTime" && i.field.is_empty() => match self.local_time(i.value) {
@@ -96,13 +95,31 @@ impl Hj212Decoder {
                         return;
                     }
                 },
-                Ok(i) if i.field == field => values.push((i.code, i.value)),
-                Ok(i) if i.field == "Flag" => flags.push((i.code, i.value)),
+                Ok(i) if i.field == field => values.push((i.code, i.value, "N")),
+                Ok(i) if i.field == "Flag" => {
+                    let owner = match values.last_mut() {
+                        Some(last) if last.0 == i.code => Some(last),
+                        _ => values.iter_mut().find(|v| v.0 == i.code),
+                    };
+                    match owner {
+                        Some(v) => v.2 = i.value,
+                        None => early_flags.push((i.code, i.value)),
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => emit(Err(undecodable(format!("HJ 212 from {}: {e}", packet.mn)))),
             }
         }
-        for (code, text) in values {
+        // Without DataTime, the request number (QN) says when the packet was made.
+        if time.is_none() {
+            time = packet.qn.and_then(|qn| self.local_time(qn).ok());
+        }
+        for (code, _, flag) in values.iter_mut() {
+            if let Some((_, f)) = early_flags.iter().find(|(c, _)| c == code) {
+                *flag = f;
+            }
+        }
+        for (code, text, flag) in values {
             let Some(info) = code_info(code) else {
                 emit(Err(Rejection::UnknownQuantity { quantity: format!("hj212:{code}") }));
                 continue;
@@ -111,7 +128,6 @@ impl Hj212Decoder {
                 emit(Err(undecodable(format!("HJ 212 from {}: {code}-{field}={text:?} is not a number", packet.mn))));
                 continue;
             };
-            let flag = flags.iter().find(|(c, _)| *c == code).map_or("N", |(_, f)| f);
             emit(Ok(RawReading {
                 station: Cow::Borrowed(packet.mn),
                 quantity: info.quantity,
@@ -129,8 +145,13 @@ impl Hj212Decoder {
         if !(text.len() == 14 || text.len() == 17) || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        let naive = NaiveDateTime::parse_from_str(&text[..14], "%Y%m%d%H%M%S").map_err(|_| bad())?;
-        let ms: i64 = if text.len() == 17 { text[14..].parse().map_err(|_| bad())? } else { 0 };
+        // Digits are checked above; read the fields directly (format-string parsing
+        // dominated decoding time).
+        let b = text.as_bytes();
+        let num = |range: std::ops::Range<usize>| b[range].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+        let date = NaiveDate::from_ymd_opt(num(0..4) as i32, num(4..6), num(6..8)).ok_or_else(bad)?;
+        let naive = date.and_hms_opt(num(8..10), num(10..12), num(12..14)).ok_or_else(bad)?;
+        let ms = if text.len() == 17 { i64::from(num(14..17)) } else { 0 };
         let local = self.zone.from_local_datetime(&naive).earliest().ok_or_else(bad)?;
         Ok(local.timestamp_millis() + ms)
     }

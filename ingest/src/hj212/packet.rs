@@ -111,17 +111,16 @@ impl<'a> Packet<'a> {
         let Some(found) = crc_text.and_then(|s| u16::from_str_radix(s, 16).ok()) else {
             return Err(Hj212Error::BadCrcField(String::from_utf8_lossy(crc_field).into_owned()));
         };
-        let standard = crc16_hj212(data);
-        let modbus_low_first = crc16_modbus(data).swap_bytes();
-        let crc = if found == standard {
+        // Most packets use the standard's CRC: try it first, Modbus only when it fails.
+        let crc = if found == crc16_hj212(data) {
             CrcKind::Standard
-        } else if found == modbus_low_first {
+        } else if found == crc16_modbus(data).swap_bytes() {
             CrcKind::ModbusLowFirst
         } else {
             return Err(Hj212Error::CrcMismatch {
                 found: crc_text.unwrap_or_default().to_owned(),
-                expected: format!("{standard:04X}"),
-                modbus_low_first: format!("{modbus_low_first:04X}"),
+                expected: format!("{:04X}", crc16_hj212(data)),
+                modbus_low_first: format!("{:04X}", crc16_modbus(data).swap_bytes()),
             });
         };
         let data = std::str::from_utf8(data).map_err(|_| Hj212Error::NotUtf8)?;

@@ -195,6 +195,18 @@ fn data_flags_become_quality() {
 }
 
 #[test]
+fn a_flag_written_before_its_value_still_applies() {
+    let data = "QN=20240101000000000;ST=22;CN=2011;PW=1;MN=S1;Flag=4;CP=&&DataTime=20240101000000;a34004-Flag=D,a34004-Rtd=1.5;a34002-Rtd=3,a34002-Flag=N&&";
+    let text = encode(data);
+    let (ok, bad) = decode(&text);
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(
+        summary(&ok),
+        [(Quantity::Pm25, 1.5, "ug/m3", Quality::Fault), (Quantity::Pm10, 3.0, "ug/m3", Quality::Good)]
+    );
+}
+
+#[test]
 fn modbus_checked_packets_are_recognised_and_recorded() {
     let data = "QN=20240101000000000;ST=22;CN=2011;PW=1;MN=S1;Flag=4;CP=&&DataTime=20240101000000;a34004-Rtd=35&&";
     let text = encode_with(data, CrcKind::ModbusLowFirst);
