@@ -10,30 +10,42 @@ use std::str::FromStr;
 macro_rules! quantities {
     ($( $variant:ident = $name:literal, $unit:literal, $min:expr, $max:expr, $doc:literal; )*) => {
         /// A measured quantity. The name (`water_level`) is what configs and rule files use.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        #[repr(u16)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Quantity {
             $( #[doc = $doc] $variant, )*
+            /// A quantity with no entry in Tidewatch's tables, kept under its protocol's name
+            /// (`hj212:a21003`, `sl651:45`, `senml:current`) rather than dropped. It has no
+            /// canonical unit and no physical range: values are kept as the device sent them.
+            Raw(RawQuantity),
         }
 
+        /// Dense indices of the known quantities.
+        #[allow(dead_code)]
+        enum KnownIndex { $($variant,)* Count }
+
         impl Quantity {
-            /// Every quantity, in declaration order.
+            /// Every known quantity, in declaration order (raw quantities are not listed).
             pub const ALL: &'static [Quantity] = &[$(Quantity::$variant),*];
 
             /// The name used in configuration, rule files and output.
             pub fn name(self) -> &'static str {
-                match self { $(Quantity::$variant => $name,)* }
+                match self { $(Quantity::$variant => $name,)* Quantity::Raw(r) => r.name() }
             }
 
-            /// The unit every reading of this quantity is stored in.
+            /// The unit every reading of this quantity is stored in (empty for raw ones).
             pub fn canonical_unit(self) -> &'static str {
-                match self { $(Quantity::$variant => $unit,)* }
+                match self { $(Quantity::$variant => $unit,)* Quantity::Raw(_) => "" }
             }
 
             /// Values outside this closed range cannot be physical: they are dead letters.
             pub fn physical_range(self) -> (f64, f64) {
-                match self { $(Quantity::$variant => ($min as f64, $max as f64),)* }
+                match self { $(Quantity::$variant => ($min as f64, $max as f64),)* Quantity::Raw(_) => (f64::MIN, f64::MAX) }
+            }
+
+            /// A dense index: known quantities first (`0..ALL.len()`), then raw ones.
+            #[inline]
+            pub fn index(self) -> usize {
+                match self { $(Quantity::$variant => KnownIndex::$variant as usize,)* Quantity::Raw(r) => KnownIndex::Count as usize + r.0 as usize }
             }
         }
 
@@ -42,11 +54,80 @@ macro_rules! quantities {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($name => Ok(Quantity::$variant),)*
+                    _ if RAW_PREFIXES.iter().any(|p| s.len() > p.len() && s.starts_with(p)) => Quantity::raw(s),
                     _ => Err(UnknownQuantity(s.to_owned())),
                 }
             }
         }
     };
+}
+
+/// Protocols whose codes may be raw quantities: `hj212:<code>`, `sl651:<element hex>`,
+/// `senml:<measurement or unit>`.
+pub const RAW_PREFIXES: &[&str] = &["hj212:", "sl651:", "senml:"];
+
+/// A raw quantity's interned name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RawQuantity(u16);
+
+/// Raw quantity names, interned for the life of the process (devices repeat a handful of
+/// codes; the table is bounded so a device inventing names cannot grow it without limit).
+struct Interner {
+    names: Vec<&'static str>,
+    ids: std::collections::HashMap<&'static str, u16>,
+}
+
+const MAX_RAW: usize = 4096;
+
+fn interner() -> &'static std::sync::RwLock<Interner> {
+    static RAW: std::sync::OnceLock<std::sync::RwLock<Interner>> = std::sync::OnceLock::new();
+    RAW.get_or_init(|| std::sync::RwLock::new(Interner { names: Vec::new(), ids: Default::default() }))
+}
+
+impl RawQuantity {
+    pub fn name(self) -> &'static str {
+        let table = interner().read().unwrap_or_else(|e| e.into_inner());
+        table.names.get(usize::from(self.0)).copied().unwrap_or("raw:?")
+    }
+}
+
+impl Quantity {
+    /// The raw quantity of this name (interned), or an error once the table is full.
+    pub fn raw(name: &str) -> Result<Quantity, UnknownQuantity> {
+        if let Some(&id) = interner().read().unwrap_or_else(|e| e.into_inner()).ids.get(name) {
+            return Ok(Quantity::Raw(RawQuantity(id)));
+        }
+        let mut table = interner().write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&id) = table.ids.get(name) {
+            return Ok(Quantity::Raw(RawQuantity(id)));
+        }
+        if table.names.len() >= MAX_RAW {
+            return Err(UnknownQuantity(format!("{name} (more than {MAX_RAW} raw quantities)")));
+        }
+        let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        let id = table.names.len() as u16;
+        table.names.push(name);
+        table.ids.insert(name, id);
+        Ok(Quantity::Raw(RawQuantity(id)))
+    }
+
+    pub fn is_raw(self) -> bool {
+        matches!(self, Quantity::Raw(_))
+    }
+}
+
+/// By name, so raw quantities mean the same in every process of a cluster.
+impl Serialize for Quantity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 quantities! {
@@ -126,7 +207,7 @@ impl Quantity {
     pub fn conversion_from(self, unit: &str) -> Option<UnitConversion> {
         use Quantity::*;
         let unit = unit.trim();
-        if unit.is_empty() || unit == self.canonical_unit() {
+        if unit.is_empty() || unit == self.canonical_unit() || self.is_raw() {
             return Some(UnitConversion::IDENTITY);
         }
         match self {
@@ -221,6 +302,7 @@ impl Quantity {
                 "m3/h" | "m³/h" => scale(1.0 / 3600.0),
                 _ => None,
             },
+            Raw(_) => Some(UnitConversion::IDENTITY),
         }
     }
 }
@@ -263,6 +345,21 @@ mod tests {
         assert!((f.apply(212.0) - 100.0).abs() < 1e-9);
         let k = Quantity::WaterTemperature.conversion_from("K").unwrap();
         assert!((k.apply(273.15)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn raw_quantities_are_interned_by_protocol_name_and_serialise_by_name() {
+        let q: Quantity = "hj212:a21003".parse().unwrap();
+        assert_eq!(q, "hj212:a21003".parse().unwrap());
+        assert_eq!(q.name(), "hj212:a21003");
+        assert!(q.index() >= Quantity::ALL.len());
+        assert_ne!(q, "hj212:w01003".parse::<Quantity>().unwrap());
+        assert_eq!(serde_json::to_string(&q).unwrap(), "\"hj212:a21003\"");
+        assert_eq!(serde_json::from_str::<Quantity>("\"hj212:a21003\"").unwrap(), q);
+        assert!("a21003".parse::<Quantity>().is_err(), "only protocol-prefixed names are raw");
+        assert!("hj212:".parse::<Quantity>().is_err());
+        assert_eq!(q.conversion_from("mg/m3"), Some(UnitConversion::IDENTITY));
+        assert_eq!(Quantity::Pm25.index(), 7);
     }
 
     #[test]

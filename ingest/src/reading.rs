@@ -27,7 +27,7 @@ impl SensorKey {
     /// A well-mixed 64-bit hash, used to spread sensors over workers.
     #[inline]
     pub fn route_hash(self) -> u64 {
-        let raw = ((self.station.0 as u64) << 16) | self.quantity as u64;
+        let raw = ((self.station.0 as u64) << 16) | self.quantity.index() as u64;
         // SplitMix64 finaliser: consecutive station keys land on different workers.
         let mut z = raw.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -55,7 +55,7 @@ pub enum Quality {
 
 /// One measurement of one quantity at one station, in the quantity's canonical unit.
 ///
-/// `Copy` and 32 bytes: readings travel in batches without allocation.
+/// `Copy` and at most 32 bytes: readings travel in batches without allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     pub sensor: SensorKey,

@@ -37,7 +37,7 @@ impl CompiledRule {
 #[derive(Clone, Debug, Default)]
 pub struct RuleSet {
     pub rules: Vec<CompiledRule>,
-    /// Rule indices by `Quantity as usize`.
+    /// Rule indices by `Quantity::index` (raw quantities extend it as rules name them).
     by_quantity: Vec<Vec<u32>>,
     /// Likely mistakes that do not stop the rules from loading (a rule that selects nothing).
     pub warnings: Vec<Diagnostic>,
@@ -48,7 +48,7 @@ pub struct RuleSet {
 impl RuleSet {
     #[inline]
     pub fn rules_for(&self, quantity: Quantity) -> &[u32] {
-        self.by_quantity.get(quantity as usize).map_or(&[], Vec::as_slice)
+        self.by_quantity.get(quantity.index()).map_or(&[], Vec::as_slice)
     }
 
     pub fn get(&self, id: &str) -> Option<&CompiledRule> {
@@ -189,7 +189,10 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
             )));
         }
         for &q in &rule.spec.select.quantities {
-            set.by_quantity[q as usize].push(index);
+            if set.by_quantity.len() <= q.index() {
+                set.by_quantity.resize(q.index() + 1, Vec::new());
+            }
+            set.by_quantity[q.index()].push(index);
         }
         set.rules.push(rule);
     }

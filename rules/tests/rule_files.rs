@@ -183,6 +183,21 @@ levels = [{ severity = "red", above = 100 }]
 }
 
 #[test]
+fn rules_may_select_raw_quantities_by_protocol_name() {
+    let set = compile(
+        &source(
+            "[[rule]]\nid = \"no\"\nkind = \"threshold\"\nselect = { quantity = \"hj212:a21003\" }\nlevels = [{ severity = \"yellow\", above = 100 }]\n",
+        ),
+        &registry(),
+    )
+    .unwrap();
+    let q: tidewatch_ingest::Quantity = "hj212:a21003".parse().unwrap();
+    assert_eq!(set.rules_for(q), [0]);
+    assert_eq!(errors("[[rule]]\nid = \"x\"\nkind = \"threshold\"\nselect = { quantity = \"a21003\" }\nlevels = [{ severity = \"yellow\", above = 1 }]\n"),
+        ["flood.toml:4:23: unknown quantity \"a21003\""]);
+}
+
+#[test]
 fn below_ladders_must_decrease() {
     let got = errors(
         r#"[[rule]]

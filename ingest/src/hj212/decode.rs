@@ -9,6 +9,7 @@ use super::codes::{code_info, is_ambient};
 use super::packet::{Hj212Error, Packet};
 use crate::dead_letter::Rejection;
 use crate::json::RawReading;
+use crate::quantity::Quantity;
 use crate::reading::Quality;
 
 /// Decodes HJ 212 payloads (one packet, or several separated by line breaks).
@@ -120,9 +121,16 @@ impl Hj212Decoder {
             }
         }
         for (code, text, flag) in values {
-            let Some(info) = code_info(code) else {
-                emit(Err(Rejection::UnknownQuantity { quantity: format!("hj212:{code}") }));
-                continue;
+            // Codes outside the table are kept as raw quantities, in the unit sent.
+            let (quantity, unit) = match code_info(code) {
+                Some(info) => (info.quantity, Some(if ambient { info.ambient_unit } else { info.source_unit })),
+                None => match Quantity::raw(&format!("hj212:{code}")) {
+                    Ok(q) => (q, None),
+                    Err(e) => {
+                        emit(Err(Rejection::UnknownQuantity { quantity: e.0 }));
+                        continue;
+                    }
+                },
             };
             let Ok(value) = text.parse::<f64>() else {
                 emit(Err(undecodable(format!("HJ 212 from {}: {code}-{field}={text:?} is not a number", packet.mn))));
@@ -130,9 +138,9 @@ impl Hj212Decoder {
             };
             emit(Ok(RawReading {
                 station: Cow::Borrowed(packet.mn),
-                quantity: info.quantity,
+                quantity,
                 value,
-                unit: Some(Cow::Borrowed(if ambient { info.ambient_unit } else { info.source_unit })),
+                unit: unit.map(Cow::Borrowed),
                 time,
                 quality: quality(flag),
             }));

@@ -108,26 +108,34 @@ fn minute_averages_from_an_air_quality_station() {
     assert!(ok.iter().all(|r| r.time == Some(utc("2022-05-13T08:26:00Z")) && r.station == "JLYP01_AIR01_0001"));
 }
 
+fn raw(code: &str) -> Quantity {
+    code.parse().unwrap()
+}
+
 #[test]
-fn real_time_data_with_codes_outside_the_table_keeps_them_as_rejections() {
+fn codes_outside_the_table_are_kept_as_raw_quantities() {
     let (ok, bad) = decode(packet(2));
+    assert!(bad.is_empty(), "{bad:?}");
     use Quantity::*;
     let good = Quality::Good;
-    assert_eq!(summary(&ok), [(Co, 0.0, "mg/m3", good), (No2, 0.0, "ug/m3", good), (Nox, 49.2, "ug/m3", good)]);
-    assert!(ok.iter().all(|r| r.time == Some(utc("2019-10-12T05:37:10Z"))));
-    let unknown: Vec<String> = bad.iter().map(|r| r.to_string()).collect();
     assert_eq!(
-        unknown,
+        summary(&ok),
         [
-            "unknown quantity \"hj212:a21007\"",
-            "unknown quantity \"hj212:a21006\"",
-            "unknown quantity \"hj212:a21001\"",
-            "unknown quantity \"hj212:a21003\""
+            (Co, 0.0, "mg/m3", good),
+            (No2, 0.0, "ug/m3", good),
+            (raw("hj212:a21007"), 0.033, "", good),
+            (raw("hj212:a21006"), 0.036, "", good),
+            (raw("hj212:a21001"), 25.4, "", good),
+            (raw("hj212:a21003"), 101.94, "", good),
+            (Nox, 49.2, "ug/m3", good),
         ]
     );
-    // Nonstandard codes from parsers' tests: every item kept as a rejection, none lost.
-    assert_eq!(decode(packet(6)).1.len(), 7);
-    assert_eq!(decode(packet(7)).1.len(), 7);
+    assert!(ok.iter().all(|r| r.time == Some(utc("2019-10-12T05:37:10Z"))));
+    // Nonstandard codes from parsers' tests: every item kept, none lost.
+    let (ok, bad) = decode(packet(6));
+    assert_eq!((ok.len(), bad.len()), (7, 0));
+    assert_eq!((ok[0].quantity.name(), ok[0].value), ("hj212:a2106", 0.036));
+    assert_eq!(decode(packet(7)).0.len(), 7);
 }
 
 #[test]
@@ -138,7 +146,7 @@ fn a_surface_water_station_on_hj212_2025() {
     use Quantity::*;
     let good = Quality::Good;
     assert_eq!(
-        summary(&ok),
+        summary(&ok).into_iter().filter(|r| !r.0.is_raw()).collect::<Vec<_>>(),
         [
             (Ph, 8.33, "", good),
             (DissolvedOxygen, 10.15, "mg/L", good),
@@ -150,7 +158,10 @@ fn a_surface_water_station_on_hj212_2025() {
             (PermanganateIndex, 4.102818, "mg/L", good),
         ]
     );
-    assert_eq!(bad.len(), 3, "w01003 turbidity, w01008, w23002 volatile phenol: {bad:?}");
+    assert!(bad.is_empty(), "{bad:?}");
+    let raws: Vec<(&str, f64)> =
+        ok.iter().filter(|r| r.quantity.is_raw()).map(|r| (r.quantity.name(), r.value)).collect();
+    assert_eq!(raws, [("hj212:w01003", 13.1), ("hj212:w01008", 0.0), ("hj212:w23002", 0.0)]);
     assert!(ok.iter().all(|r| r.time == Some(utc("2021-03-01T03:11:00Z"))));
 }
 
@@ -172,8 +183,12 @@ fn a_2005_style_packet_with_three_digit_codes_and_millisecond_datatime() {
     assert!(ok.iter().all(|r| r.time == Some(utc("2016-08-23T16:38:17Z"))));
     // Public packet 9: a 17-digit DataTime (with milliseconds), no QN or Flag.
     let (ok, bad) = decode(packet(9));
-    assert!(ok.is_empty());
-    assert_eq!(bad.len(), 2, "ele01 and ele02 are no standard codes: {bad:?}");
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(
+        summary(&ok),
+        [(raw("hj212:ele01"), 1.0, "", Quality::Good), (raw("hj212:ele02"), 0.0, "", Quality::Good)]
+    );
+    assert!(ok.iter().all(|r| r.time == Some(utc("2021-03-04T16:38:17Z"))));
 }
 
 #[test]

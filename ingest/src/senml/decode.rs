@@ -74,7 +74,15 @@ impl SenmlDecoder {
                 Some((record.name[..i].to_owned(), quantity))
             });
             let by_unit = || Some((record.name.clone(), *self.mapping.units.get(record.unit.as_deref()?)?));
-            let Some((station, quantity)) = by_name.or_else(by_unit) else {
+            // Otherwise a raw quantity: the measurement name, or for a bare station name its unit.
+            let raw = || {
+                let (station, what) = match split {
+                    Some(i) => (record.name[..i].to_owned(), record.name[i + 1..].to_owned()),
+                    None => (record.name.clone(), record.unit.clone()?),
+                };
+                Quantity::raw(&format!("senml:{what}")).ok().map(|q| (station, q))
+            };
+            let Some((station, quantity)) = by_name.or_else(by_unit).or_else(raw) else {
                 emit(Err(Rejection::UnknownQuantity { quantity: format!("senml:{}", record.name) }));
                 continue;
             };

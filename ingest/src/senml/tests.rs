@@ -2,7 +2,6 @@
 //! core-wg/senml-spec, the RFC's source) and their generated resolved forms.
 
 use super::*;
-use crate::dead_letter::Rejection;
 use crate::quantity::Quantity;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -84,13 +83,15 @@ fn readings_by_measurement_name_or_by_unit() {
             Err(e) => bad.push(e),
         });
     }
-    // ex2: voltage maps, current does not (no quantity for it): kept as a rejection.
+    // ex2: voltage maps to a quantity; current has none and is kept as a raw one.
+    assert!(bad.is_empty(), "{bad:?}");
     assert_eq!(ok[0], ("urn:dev:ow:10e2073a01080063".into(), Quantity::SupplyVoltage, 120.1, Some("V".into()), now));
-    assert_eq!(bad, [Rejection::UnknownQuantity { quantity: "senml:urn:dev:ow:10e2073a01080063:current".into() }]);
+    let current: Quantity = "senml:current".parse().unwrap();
+    assert_eq!(ok[1], ("urn:dev:ow:10e2073a01080063".into(), current, 1.2, Some("A".into()), now));
     // ex6: two stations, temperature and humidity each.
     let t = 1_320_078_429_000;
-    assert_eq!(ok[1], ("2001:db8::2".into(), Quantity::AirTemperature, 25.2, Some("Cel".into()), t));
-    assert_eq!(ok[4], ("2001:db8::1".into(), Quantity::Humidity, 67.0, Some("%RH".into()), t));
+    assert_eq!(ok[2], ("2001:db8::2".into(), Quantity::AirTemperature, 25.2, Some("Cel".into()), t));
+    assert_eq!(ok[5], ("2001:db8::1".into(), Quantity::Humidity, 67.0, Some("%RH".into()), t));
     // ex4: the name is the station, the unit says humidity; 12 readings 10 s apart at first.
     let humidity: Vec<_> =
         ok.iter().filter(|r| r.0 == "urn:dev:ow:10e2073a01080063" && r.1 == Quantity::Humidity).collect();

@@ -5,10 +5,11 @@ use std::borrow::Cow;
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
 
-use super::element::element_info;
+use super::element::{element_info, ElementInfo};
 use super::frame::{Frame, Sl651Error};
 use crate::dead_letter::Rejection;
 use crate::json::RawReading;
+use crate::quantity::Quantity;
 use crate::reading::Quality;
 
 const FIVE_MIN: i64 = 5 * 60_000;
@@ -76,7 +77,7 @@ impl Sl651Decoder {
         frame: &Frame<'b>,
         emit: &mut dyn FnMut(Result<RawReading<'b>, Rejection>),
     ) -> Result<(), Sl651Error> {
-        if !matches!(frame.function, 0x30 | 0x32 | 0x33 | 0x34) {
+        if !matches!(frame.function, 0x30..=0x34) {
             return Ok(());
         }
         let body = frame.body;
@@ -105,6 +106,26 @@ impl Sl651Decoder {
             let Some(&format) = body.get(at + 1) else {
                 return Err(err("element", at, format!("identifier {id:02X} without its length byte")));
             };
+            // Time-step code (TT, 04 18 DDHHMM): in a uniform-interval report (31) the one
+            // element after it carries a value per step until the end of the body.
+            if id == 0x04 {
+                let step =
+                    body.get(at + 2..at + 5).ok_or_else(|| err("time step", at, "needs 3 BCD bytes DDHHMM".into()))?;
+                let d: Vec<u32> = step
+                    .iter()
+                    .map(|&b| bcd_byte(b))
+                    .collect::<Result<_, _>>()
+                    .map_err(|why| err("time step", at + 2, why))?;
+                let step_ms = ((i64::from(d[0]) * 24 + i64::from(d[1])) * 60 + i64::from(d[2])) * 60_000;
+                at += 5;
+                if frame.function == 0x31 {
+                    let Some(t) = time else {
+                        return Err(err("time step", at, "before any observation time (F0F0)".into()));
+                    };
+                    return self.series(frame, &body[at..], frame.body_offset + at, t, step_ms, emit);
+                }
+                continue;
+            }
             let len = usize::from(format >> 3);
             let decimals = i32::from(format & 0x07);
             let data = body
@@ -112,9 +133,16 @@ impl Sl651Decoder {
                 .ok_or_else(|| err("element", at, format!("{id:02X} needs {len} data bytes")))?;
             let element_at = at;
             at += 2 + len;
-            let Some(info) = element_info(id) else {
-                emit(Err(Rejection::UnknownQuantity { quantity: format!("sl651:{id:02X}") }));
-                continue;
+            // Elements without a quantity are kept as raw ones, decoded as BCD like any element.
+            let info = match element_info(id) {
+                Some(info) => info,
+                None => match Quantity::raw(&format!("sl651:{id:02X}")) {
+                    Ok(quantity) => ElementInfo { quantity, unit: "", name: "raw element" },
+                    Err(e) => {
+                        emit(Err(Rejection::UnknownQuantity { quantity: e.0 }));
+                        continue;
+                    }
+                },
             };
             let Some(t) = time else {
                 return Err(err("element", element_at, format!("{} before any observation time (F0F0)", info.name)));
@@ -151,6 +179,51 @@ impl Sl651Decoder {
                     Ok(None) => {} // all FF: the station has no value for this element
                     Err(why) => emit(Err(undecodable(&frame.station, err(info.name, element_at + 2, why)))),
                 },
+            }
+        }
+        Ok(())
+    }
+
+    /// A uniform-interval series: one element identifier, then values every `step_ms`.
+    fn series<'b>(
+        &self,
+        frame: &Frame<'b>,
+        rest: &[u8],
+        offset: usize,
+        start: i64,
+        step_ms: i64,
+        emit: &mut dyn FnMut(Result<RawReading<'b>, Rejection>),
+    ) -> Result<(), Sl651Error> {
+        let err =
+            |at: usize, why: String| Sl651Error::Body { what: "uniform-interval series", offset: offset + at, why };
+        let (&id, &format) = match rest {
+            [id, format, ..] => (id, format),
+            _ => return Err(err(0, "no element after the time step".into())),
+        };
+        let len = usize::from(format >> 3);
+        if len == 0 || step_ms <= 0 {
+            return Err(err(0, format!("element {id:02X} of {len} bytes every {step_ms} ms")));
+        }
+        let Some(info) = element_info(id) else {
+            emit(Err(Rejection::UnknownQuantity { quantity: format!("sl651:{id:02X}") }));
+            return Ok(());
+        };
+        let values = &rest[2..];
+        if !values.len().is_multiple_of(len) {
+            return Err(err(2, format!("{} bytes of values is not a whole number of {len}-byte values", values.len())));
+        }
+        for (k, data) in values.chunks_exact(len).enumerate() {
+            match bcd_value(data, i32::from(format & 0x07)) {
+                Ok(Some(value)) => emit(Ok(RawReading {
+                    station: Cow::Owned(frame.station.clone()),
+                    quantity: info.quantity,
+                    value,
+                    unit: Some(Cow::Borrowed(info.unit)),
+                    time: Some(start + k as i64 * step_ms),
+                    quality: Quality::Good,
+                })),
+                Ok(None) => {}
+                Err(why) => emit(Err(undecodable(&frame.station, err(2 + k * len, why)))),
             }
         }
         Ok(())

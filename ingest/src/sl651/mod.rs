@@ -6,8 +6,9 @@
 //! `02` STX (or `16` SYN + 3 B packet count and sequence) | body | `03` ETX (or `17` ETB) |
 //! CRC-16/MODBUS over everything before it, high byte first.
 //!
-//! [`Frame::parse`] checks the frame; [`Sl651Decoder`] turns reports into readings, one per
-//! element, and one per five-minute value of the F4/F5 hourly series; [`encode_uplink`]
+//! [`Frame::parse`] checks the frame; [`Sl651Decoder`] turns reports (30–34) into readings,
+//! one per element, one per five-minute value of the F4/F5 hourly series, and one per step
+//! of a uniform-interval report (31); [`encode_uplink`]
 //! writes frames (for simulators and round-trip tests).
 
 mod decode;

@@ -125,6 +125,34 @@ fn an_hourly_report_expands_its_five_minute_series() {
 }
 
 #[test]
+fn a_uniform_interval_report_gives_a_value_per_step() {
+    // No real function-31 frame is available: this one is built from the layout in
+    // SL 651-2014 (observation time, time-step code 04 18 DDHHMM, one element identifier,
+    // then one value per step), so it checks the decoder against our reading of the
+    // standard, not against a device.
+    // Z (39 23: 4 bytes, 3 decimals) every 15 minutes from 10:00: 10.490, (missing), 10.520.
+    let body = unhex(
+        "0001170718110016F1F1001122334448F0F0170718100004180000153923000104 90FFFFFFFF00010520"
+            .replace(' ', "")
+            .as_str(),
+    );
+    let frame = encode_uplink(5, "0011223344", 0x03E8, 0x31, &body);
+    let (ok, bad) = decode(&frame);
+    assert!(bad.is_empty(), "{bad:?}");
+    let t = utc("2017-07-18T02:00:00Z");
+    let m = || "m".to_owned();
+    assert_eq!(
+        summary(&ok),
+        [(Quantity::WaterLevel, 10.49, m(), t), (Quantity::WaterLevel, 10.52, m(), t + 2 * 15 * 60_000)]
+    );
+    // A timed report may carry the time-step code too; it is skipped there.
+    let body = unhex("0001170718110016F1F1001122334448F0F017071811000418000005392300010490");
+    let (ok, bad) = decode(&encode_uplink(5, "0011223344", 0x03E8, 0x32, &body));
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(ok.len(), 1);
+}
+
+#[test]
 fn bcd_values_negatives_and_missing() {
     assert_eq!(bcd_value(&[0x00, 0x01, 0x30], 1), Ok(Some(13.0)));
     assert_eq!(bcd_value(&[0xFF, 0x01, 0x25], 2), Ok(Some(-1.25)));
@@ -146,8 +174,10 @@ fn keep_alive_gives_nothing_and_unknown_elements_are_kept() {
     let body = &body[..body.len() - 1];
     let frame = encode_uplink(5, station, 0x03E8, 0x33, body);
     let (ok, bad) = decode(&frame);
-    assert_eq!(summary(&ok), [(Quantity::WaterLevel, 12.345, "m".into(), utc("2017-07-18T03:00:00Z"))]);
-    assert_eq!(bad, [Rejection::UnknownQuantity { quantity: "sl651:45".into() }]);
+    let t = utc("2017-07-18T03:00:00Z");
+    let raw: Quantity = "sl651:45".parse().unwrap();
+    assert_eq!(summary(&ok), [(raw, 1.0, "".into(), t), (Quantity::WaterLevel, 12.345, "m".into(), t)]);
+    assert!(bad.is_empty(), "{bad:?}");
 }
 
 #[test]
