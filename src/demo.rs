@@ -1,7 +1,9 @@
 //! `tidewatch demo`: everything on one machine with nothing to install.
 //!
 //! The demo uses the example stations and rules compiled into the binary, the embedded
-//! broker, and the flood simulator replaying a storm at speed: the simulated clock starts
+//! broker, and two simulators: river and rain gauges sending JSON through a flood, and air
+//! and water-quality data loggers sending HJ 212 through a pollution episode. They replay at
+//! speed: the simulated clock starts
 //! six hours ago and runs one simulated minute per `--speed` of real time (0.5 s by
 //! default, 120×) until it catches up with the wall clock, then runs in real time.
 
@@ -12,7 +14,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tidewatch_connectors::envelope::now_ms;
 use tidewatch_ingest::Registry;
-use tidewatch_simulators::FloodScenario;
+use tidewatch_simulators::{EnvironmentScenario, FloodScenario};
 
 use crate::runtime::AppState;
 
@@ -30,6 +32,7 @@ pub struct SimulatorOptions {
     pub speed: Duration,
     /// How far back the simulated clock starts.
     pub start_back: Duration,
+    /// Gauges publish JSON under `<prefix>/json/`, data loggers HJ 212 under `<prefix>/hj212/`.
     pub topic_prefix: String,
     /// Print a status line this often.
     pub status_every: Option<Duration>,
@@ -53,7 +56,8 @@ pub async fn simulate(
         }
     });
     let start = (now_ms() - options.start_back.as_millis() as i64) / MIN * MIN;
-    let scenario = FloodScenario::new(&registry, start, &options.topic_prefix);
+    let scenario = FloodScenario::new(&registry, start, &format!("{}/json", options.topic_prefix));
+    let environment = EnvironmentScenario::new(&registry, start, &format!("{}/hj212", options.topic_prefix));
     if let Some(every) = options.status_every {
         tokio::spawn(status(state.clone(), every));
     }
@@ -65,7 +69,7 @@ pub async fn simulate(
         if sim_time > now_ms() {
             continue; // caught up with the wall clock: readings from the future are refused
         }
-        for message in scenario.messages_at(minute) {
+        for message in scenario.messages_at(minute).into_iter().chain(environment.messages_at(minute)) {
             if let Err(e) = client.publish(message.topic, QoS::AtLeastOnce, false, message.payload).await {
                 tracing::warn!(error = %e, "simulator could not publish");
             }

@@ -140,7 +140,24 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 None => SocketAddr::from(([127, 0, 0, 1], tidewatch_connectors::mqtt::embedded::free_local_port()?)),
             };
             let mut config: Config = toml::from_str(&format!(
-                "stations = \"<built-in>\"\nrules = [\"<built-in>\"]\n[engine]\nworkers = {workers}\n[mqtt]\nembedded_listen = \"{mqtt_listen}\"\nclient_id = \"tidewatch-demo\"\n[http]\nlisten = \"{http}\"\n"
+                r#"stations = "<built-in>"
+rules = ["<built-in>"]
+[engine]
+workers = {workers}
+[mqtt]
+embedded_listen = "{mqtt_listen}"
+client_id = "tidewatch-demo"
+[[mqtt.route]]
+name = "json"
+filter = "tidewatch/json/#"
+format = "json"
+[[mqtt.route]]
+name = "hj212"
+filter = "tidewatch/hj212/#"
+format = "hj212"
+[http]
+listen = "{http}"
+"#
             ))?;
             config.output.alerts_file = Some(out.join("alerts.jsonl"));
             config.output.dead_letter_file = Some(out.join("dead_letters.jsonl"));
@@ -153,7 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 settings.registry.len(),
                 settings.rules.rules.len()
             );
-            println!("Simulating a flood on the Qiantang from six hours ago at {:?} per simulated minute.", speed);
+            println!("Simulating a flood on the Qiantang (JSON gauges) and a pollution episode (HJ 212 loggers) from six hours ago at {:?} per simulated minute.", speed);
             println!(
                 "Open alerts: http://{http}/api/alerts · metrics: http://{http}/metrics · files in {}",
                 out.display()
@@ -162,7 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let simulate = demo::SimulatorOptions {
                 speed,
                 start_back: Duration::from_secs(6 * 3600),
-                topic_prefix: "tidewatch/json".into(),
+                topic_prefix: "tidewatch".into(),
                 status_every: Some(Duration::from_secs(10)),
             };
             block_on(runtime::run(settings, RunOptions { duration, simulate: Some(simulate) }))?;

@@ -42,6 +42,11 @@ fn demo_fires_alerts_serves_them_and_stops_by_itself() {
         .collect();
     assert!(alerts.iter().any(|a| a["rule"] == "water.level.warning" && a["severity"] == "red"), "{alerts:?}");
     assert!(alerts.iter().any(|a| a["rule"] == "rain.1h.heavy"), "{alerts:?}");
+    // The HJ 212 loggers' episode: PM2.5 above 75 for an hour, dissolved oxygen below 5.
+    let fired: Vec<String> =
+        alerts.iter().map(|a| format!("{} {} {}", a["rule"], a["station"], a["severity"])).collect();
+    assert!(alerts.iter().any(|a| a["rule"] == "air.pm25.high" && a["station"] == "AQ-HZ-XX"), "{fired:?}");
+    assert!(alerts.iter().any(|a| a["rule"] == "water.do.low" && a["severity"] == "yellow"), "{fired:?}");
     // The simulator's injected faults became dead letters with reasons.
     let dead = std::fs::read_to_string(dir.path().join("dead_letters.jsonl")).unwrap();
     for reason in ["unknown_station", "undecodable", "out_of_range"] {

@@ -69,6 +69,8 @@ pub struct Notice {
     pub unit: &'static str,
     pub value: f64,
     pub threshold: f64,
+    /// `above` or `below`: which side of the threshold is the alarming one.
+    pub direction: &'static str,
     /// Evidence: since when the causing condition held.
     pub since: String,
     pub title: String,
@@ -160,6 +162,10 @@ impl AlertBoard {
             unit: quantity.canonical_unit(),
             value: event.value,
             threshold: event.threshold,
+            direction: match rule.map(|r| r.spec.direction) {
+                Some(tidewatch_rules::file::Direction::Below) => "below",
+                _ => "above",
+            },
             since: to_rfc3339(event.since),
             title,
             event_ms: event.event_time,

@@ -84,12 +84,13 @@ pub fn console_line(n: &Notice, ansi: bool) -> String {
     };
     let severity = paint(n.severity, format!("{:<6}", n.severity.name().to_uppercase()));
     let (unit, value, threshold) = (n.unit, n.value, n.threshold);
+    let (beyond, back) = if n.direction == "below" { ("<", "≥") } else { (">", "≤") };
     let reading = match (n.transition, n.previous) {
         (Transition::DeEscalate, Some(previous)) => {
             format!("{value:.2} {unit} (was {previous}; {} from {threshold:.2} {unit})", n.severity)
         }
-        (Transition::Resolve, _) => format!("{value:.2} {unit} ≤ {threshold:.2} {unit}"),
-        _ => format!("{value:.2} {unit} > {threshold:.2} {unit}"),
+        (Transition::Resolve, _) => format!("{value:.2} {unit} {back} {threshold:.2} {unit}"),
+        _ => format!("{value:.2} {unit} {beyond} {threshold:.2} {unit}"),
     };
     format!(
         "{}  {arrow} {severity}  {what:<11}  {} ({})  {} {reading}  [{}]",
@@ -122,6 +123,7 @@ mod tests {
             unit: "m",
             value: 30.64,
             threshold: 30.5,
+            direction: "above",
             since: String::new(),
             title: String::new(),
             event_ms: 1_764_000_000_000,
@@ -134,6 +136,16 @@ mod tests {
         assert_eq!(up, "2025-11-25 00:00:00  ▲ ORANGE  escalate     兰溪 (QT-LX)  water_level 30.64 m > 30.50 m  [water.level.warning]");
         let down = console_line(&notice(Transition::DeEscalate, Severity::Orange, Some(Severity::Red)), false);
         assert!(down.contains("30.64 m (was red; orange from 30.50 m)"), "{down}");
+        let low = Notice {
+            direction: "below",
+            value: 4.16,
+            threshold: 5.0,
+            unit: "mg/L",
+            ..notice(Transition::Fire, Severity::Yellow, None)
+        };
+        assert!(console_line(&low, false).contains("4.16 mg/L < 5.00 mg/L"));
+        let cleared = Notice { transition: Transition::Resolve, value: 5.33, ..low };
+        assert!(console_line(&cleared, false).contains("5.33 mg/L ≥ 5.00 mg/L"));
         let coloured = console_line(&notice(Transition::Fire, Severity::Red, None), true);
         assert!(coloured.contains("\x1b[1;31mRED"), "{coloured}");
     }
