@@ -5,6 +5,7 @@ mod config;
 mod decode_tool;
 mod demo;
 mod http;
+mod load;
 mod metrics;
 mod protocols;
 mod routes;
@@ -75,6 +76,26 @@ enum Command {
         /// Input file; `-` or nothing for standard input.
         input: Option<PathBuf>,
     },
+    /// Publish synthetic JSON readings at full speed (for throughput measurements).
+    Load {
+        /// Broker as host:port.
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        broker: String,
+        /// Readings to publish.
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// Distinct stations (L0, L1, ...).
+        #[arg(long, default_value_t = 1000)]
+        stations: u32,
+        /// MQTT QoS (0 or 1).
+        #[arg(long, default_value_t = 1)]
+        qos: u8,
+        #[arg(long, default_value = "tidewatch/json")]
+        topic_prefix: String,
+        /// Also write a station registry for L0..: point a config's `stations` at it.
+        #[arg(long)]
+        write_stations: Option<PathBuf>,
+    },
     /// Rule-file tools.
     Rules {
         #[command(subcommand)]
@@ -123,6 +144,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Rules { command: RulesCommand::Check { paths, stations } } => {
             let ok = check::rules_check(&paths, stations)?;
             Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
+        }
+        Command::Load { broker, count, stations, qos, topic_prefix, write_stations } => {
+            let broker =
+                config::parse_host_port(&broker).ok_or_else(|| anyhow::anyhow!("--broker must be host:port"))?;
+            block_on(load::run(load::LoadOptions { broker, count, stations, qos, topic_prefix, write_stations }))?;
+            Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Decode { format, map, time_zone, input } => {
             decode_tool::run(format, map, input, &time_zone)?;

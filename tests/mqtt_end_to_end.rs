@@ -242,3 +242,26 @@ fn a_broker_restart_mid_stream_loses_no_qos1_reading() {
     assert!(log.contains("session_present=true"), "{log}");
     tidewatch.stop();
 }
+
+#[test]
+fn a_large_backlog_queued_while_away_is_drained_completely() {
+    // Regression: with a backlog much larger than the envelope and ack channels, the MQTT
+    // event loop once waited on a busy consumer while that consumer's acks waited on the
+    // event loop, and ingestion stopped for good.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let mut tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, STATIONS, RULES, engine());
+    tidewatch.stop(); // the broker now queues for the persistent session
+
+    let t0 = t0();
+    let backlog = 60_000u64;
+    let lines: Vec<String> = (0..backlog)
+        .map(|i| json!({"station": if i % 2 == 0 { "LX" } else { "TL" }, "quantity": "water_level", "value": 5.0, "time": t0 + i as i64}).to_string())
+        .collect();
+    broker.publish_lines("sensors/water", &lines);
+
+    let tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, STATIONS, RULES, engine());
+    tidewatch.wait_until("the whole backlog", Duration::from_secs(60), |h| h["readings"] == backlog);
+}

@@ -56,7 +56,7 @@ impl Mosquitto {
                 // `user root`: started as root, Mosquitto otherwise drops to user `mosquitto`,
                 // cannot write this directory, and silently keeps no sessions across restarts.
                 // (Ignored when not started as root.)
-                "user root\nlistener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nmax_queued_messages 100000\nlog_dest file {}/mosquitto.log\n",
+                "user root\nlistener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nmax_queued_messages 0\nmax_inflight_messages 1000\nlog_dest file {}/mosquitto.log\n",
                 self.port,
                 self.dir.display(),
                 self.dir.display()

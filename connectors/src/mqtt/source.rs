@@ -5,6 +5,7 @@
 //! broker that lost its state would otherwise leave us subscribed to nothing). Acks are
 //! manual and sent in order by the consumer of the envelopes, after hand-off.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,10 +110,31 @@ async fn run(
     status: Arc<MqttStatus>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    // Envelopes received but not yet taken by the consumer. The event loop must never wait
+    // for the consumer: the consumer's acks travel through the event loop, so waiting would
+    // deadlock as soon as both channels fill. Unacknowledged QoS 1 messages are bounded by
+    // the broker's in-flight limit, which bounds this queue.
+    let mut pending: VecDeque<Envelope> = VecDeque::new();
     loop {
-        match eventloop.poll().await {
+        let event = {
+            // The poll future is kept until it completes (it is not documented as cancel
+            // safe); meanwhile queued envelopes are handed on as the consumer makes room.
+            let poll = eventloop.poll();
+            tokio::pin!(poll);
+            loop {
+                tokio::select! {
+                    biased;
+                    event = &mut poll => break event,
+                    permit = tx.reserve(), if !pending.is_empty() => match permit {
+                        Ok(permit) => permit.send(pending.pop_front().expect("not empty")),
+                        Err(_) => return, // consumer gone: shutting down
+                    },
+                }
+            }
+        };
+        match event {
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let envelope = Envelope {
+                pending.push_back(Envelope {
                     source,
                     topic: p.topic,
                     payload: p.payload,
@@ -123,9 +145,17 @@ async fn run(
                         QoS::AtLeastOnce => AckToken::Mqtt { pkid: p.pkid, qos: 1 },
                         QoS::ExactlyOnce => AckToken::Mqtt { pkid: p.pkid, qos: 2 },
                     },
-                };
-                if tx.send(envelope).await.is_err() {
-                    return; // consumer gone: shutting down
+                });
+                // Hand on at once when there is room, without waiting for the next event.
+                while let Some(envelope) = pending.pop_front() {
+                    match tx.try_send(envelope) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(envelope)) => {
+                            pending.push_front(envelope);
+                            break;
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
