@@ -42,6 +42,10 @@ impl MqttAcker {
             };
             let mut publish = Publish::new("", qos, Vec::new());
             publish.pkid = pkid;
+            // Usually there is room in the request channel: no future, no wake-up.
+            if self.client.try_ack(&publish).is_ok() {
+                return;
+            }
             // Fails only when the event loop is gone (shutting down); the broker then
             // redelivers the message to the persistent session, which is what we want.
             if let Err(e) = self.client.ack(&publish).await {
