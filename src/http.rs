@@ -52,7 +52,7 @@ async fn alerts(State(state): State<Arc<AppState>>, Query(filter): Query<AlertFi
         .open_alerts()
         .into_iter()
         .filter(|a| min.is_none_or(|m| a.severity >= m))
-        .filter(|a| filter.region.as_deref().is_none_or(|r| a.region.starts_with(r)))
+        .filter(|a| filter.region.as_deref().is_none_or(|r| a.subject.region.starts_with(r)))
         .filter(|a| filter.rule.as_deref().is_none_or(|r| &*a.rule == r))
         .collect();
     Json(alerts).into_response()

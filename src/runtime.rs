@@ -340,7 +340,8 @@ async fn ingest(
     let mut readings = Vec::with_capacity(4096);
     // Per batch: payloads per source, readings per route, newest event time per source.
     let mut payloads: Vec<(&'static str, u64)> = Vec::new();
-    let mut per_route: Vec<(String, u64)> = Vec::new();
+    // (source, route, metric label, count): the label is built once per pair, not per message.
+    let mut per_route: Vec<(&'static str, String, String, u64)> = Vec::new();
     let mut newest: Vec<(&'static str, i64)> = Vec::new();
     while envelopes.recv_many(&mut batch, 1024).await > 0 {
         let dead_before = state.dead_letters_total.load(Ordering::Relaxed);
@@ -368,11 +369,17 @@ async fn ingest(
                     None => newest.push((envelope.source, time)),
                 }
             }
-            let label =
-                if route == envelope.source { route.to_owned() } else { format!("{}/{route}", envelope.source) };
-            match per_route.iter_mut().find(|(name, _)| *name == label) {
-                Some((_, n)) => *n += accepted.len() as u64,
-                None => per_route.push((label, accepted.len() as u64)),
+            let n = accepted.len() as u64;
+            match per_route.iter_mut().find(|(s, r, _, _)| *s == envelope.source && r == route) {
+                Some((_, _, _, count)) => *count += n,
+                None => {
+                    let label = if route == envelope.source {
+                        route.to_owned()
+                    } else {
+                        format!("{}/{route}", envelope.source)
+                    };
+                    per_route.push((envelope.source, route.to_owned(), label, n));
+                }
             }
         }
         if state.dead_letters_total.load(Ordering::Relaxed) != dead_before {
@@ -382,8 +389,8 @@ async fn ingest(
         for (source, n) in payloads.drain(..) {
             metrics.payloads_in.get_or_create(&SourceLabels { source: source.to_owned() }).inc_by(n);
         }
-        for (route, n) in per_route.iter_mut() {
-            metrics.readings_in.get_or_create(&SourceLabels { source: route.clone() }).inc_by(*n);
+        for (_, _, label, n) in per_route.iter_mut() {
+            metrics.readings_in.get_or_create(&SourceLabels { source: label.clone() }).inc_by(*n);
             *n = 0;
         }
         state.readings_total.fetch_add(readings.len() as u64, Ordering::Relaxed);

@@ -26,6 +26,16 @@ pub struct HistoryEntry {
     pub threshold: f64,
 }
 
+/// What an alert is about: the station and the quantity watched.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Subject {
+    pub station: String,
+    pub station_name: String,
+    pub region: String,
+    pub quantity: &'static str,
+    pub unit: &'static str,
+}
+
 /// An alert as duty staff see it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Alert {
@@ -34,11 +44,8 @@ pub struct Alert {
     pub state: AlertState,
     pub severity: Severity,
     pub title: String,
-    pub station: String,
-    pub station_name: String,
-    pub region: String,
-    pub quantity: &'static str,
-    pub unit: &'static str,
+    #[serde(flatten)]
+    pub subject: Subject,
     pub value: f64,
     pub threshold: f64,
     /// Event time the alert fired (RFC 3339).
@@ -62,11 +69,8 @@ pub struct Notice {
     pub severity: Severity,
     pub previous: Option<Severity>,
     pub event_time: String,
-    pub station: String,
-    pub station_name: String,
-    pub region: String,
-    pub quantity: &'static str,
-    pub unit: &'static str,
+    #[serde(flatten)]
+    pub subject: Subject,
     pub value: f64,
     pub threshold: f64,
     /// `above` or `below`: which side of the threshold is the alarming one.
@@ -106,6 +110,13 @@ impl AlertBoard {
             value: event.value,
             threshold: event.threshold,
         };
+        let subject = Subject {
+            station: station.id.clone(),
+            station_name: station.name.clone(),
+            region: station.region.clone(),
+            quantity: quantity.name(),
+            unit: quantity.canonical_unit(),
+        };
         let map_key = (event.rule.clone(), event.key);
         let id = match self.open.get_mut(&map_key) {
             Some(alert) => {
@@ -127,11 +138,7 @@ impl AlertBoard {
                     state: AlertState::Firing,
                     severity: event.severity,
                     title: title.clone(),
-                    station: station.id.clone(),
-                    station_name: station.name.clone(),
-                    region: station.region.clone(),
-                    quantity: quantity.name(),
-                    unit: quantity.canonical_unit(),
+                    subject: subject.clone(),
                     value: event.value,
                     threshold: event.threshold,
                     fired_at: entry.event_time.clone(),
@@ -155,11 +162,7 @@ impl AlertBoard {
             severity: event.severity,
             previous: event.previous,
             event_time: to_rfc3339(event.event_time),
-            station: station.id.clone(),
-            station_name: station.name.clone(),
-            region: station.region.clone(),
-            quantity: quantity.name(),
-            unit: quantity.canonical_unit(),
+            subject,
             value: event.value,
             threshold: event.threshold,
             direction: match rule.map(|r| r.spec.direction) {

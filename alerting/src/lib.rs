@@ -8,5 +8,5 @@
 pub mod board;
 pub mod render;
 
-pub use board::{Alert, AlertBoard, AlertState, HistoryEntry, Notice};
+pub use board::{Alert, AlertBoard, AlertState, HistoryEntry, Notice, Subject};
 pub use tidewatch_rules::{AlertEvent, Severity, Transition};

@@ -83,7 +83,7 @@ pub fn console_line(n: &Notice, ansi: bool) -> String {
         Transition::Resolve => ("✓", "resolved"),
     };
     let severity = paint(n.severity, format!("{:<6}", n.severity.name().to_uppercase()));
-    let (unit, value, threshold) = (n.unit, n.value, n.threshold);
+    let (unit, value, threshold) = (n.subject.unit, n.value, n.threshold);
     let (beyond, back) = if n.direction == "below" { ("<", "≥") } else { (">", "≤") };
     let reading = match (n.transition, n.previous) {
         (Transition::DeEscalate, Some(previous)) => {
@@ -95,9 +95,9 @@ pub fn console_line(n: &Notice, ansi: bool) -> String {
     format!(
         "{}  {arrow} {severity}  {what:<11}  {} ({})  {} {reading}  [{}]",
         local_time(n.event_ms),
-        n.station_name,
-        n.station,
-        n.quantity,
+        n.subject.station_name,
+        n.subject.station,
+        n.subject.quantity,
         n.rule,
     )
 }
@@ -106,7 +106,7 @@ pub fn console_line(n: &Notice, ansi: bool) -> String {
 mod tests {
     use super::*;
 
-    use crate::board::Notice;
+    use crate::board::{Notice, Subject};
 
     fn notice(transition: Transition, severity: Severity, previous: Option<Severity>) -> Notice {
         Notice {
@@ -116,11 +116,13 @@ mod tests {
             severity,
             previous,
             event_time: String::new(),
-            station: "QT-LX".into(),
-            station_name: "兰溪".into(),
-            region: "330781".into(),
-            quantity: "water_level",
-            unit: "m",
+            subject: Subject {
+                station: "QT-LX".into(),
+                station_name: "兰溪".into(),
+                region: "330781".into(),
+                quantity: "water_level",
+                unit: "m",
+            },
             value: 30.64,
             threshold: 30.5,
             direction: "above",
@@ -136,13 +138,13 @@ mod tests {
         assert_eq!(up, "2025-11-25 00:00:00  ▲ ORANGE  escalate     兰溪 (QT-LX)  water_level 30.64 m > 30.50 m  [water.level.warning]");
         let down = console_line(&notice(Transition::DeEscalate, Severity::Orange, Some(Severity::Red)), false);
         assert!(down.contains("30.64 m (was red; orange from 30.50 m)"), "{down}");
-        let low = Notice {
+        let mut low = Notice {
             direction: "below",
             value: 4.16,
             threshold: 5.0,
-            unit: "mg/L",
             ..notice(Transition::Fire, Severity::Yellow, None)
         };
+        low.subject.unit = "mg/L";
         assert!(console_line(&low, false).contains("4.16 mg/L < 5.00 mg/L"));
         let cleared = Notice { transition: Transition::Resolve, value: 5.33, ..low };
         assert!(console_line(&cleared, false).contains("5.33 mg/L ≥ 5.00 mg/L"));
