@@ -74,7 +74,7 @@ echo "mosquitto_sub drained $N in $(python3 -c "print(f'{$end-$start:.2f}')") s:
 
 # Tidewatch: start it and poll its health every 5 ms from one process, timing from process
 # start (as for mosquitto_sub) to the last reading handed to the engine.
-read -r ours first_rate < <(python3 - "$BIN" "$dir/tidewatch.toml" "$http" "$N" "$dir/tw.log" <<'PYTHON'
+read -r ours first_rate peak_mib < <(python3 - "$BIN" "$dir/tidewatch.toml" "$http" "$N" "$dir/tw.log" <<'PYTHON'
 import json, subprocess, sys, time, urllib.request
 bin_, config, http, n, log = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 start = time.monotonic()
@@ -91,9 +91,10 @@ while True:
     if readings >= n:
         break
     time.sleep(0.005)
+peak = next((l.split()[1] for l in open(f"/proc/{proc.pid}/status") if l.startswith("VmHWM")), "?")
 proc.terminate(); proc.wait()
-print(f"{n / (now - start):.0f} {(n - first[1]) / (now - first[0]):.0f}")
+print(f"{n / (now - start):.0f} {(n - first[1]) / (now - first[0]):.0f} {int(peak) // 1024 if peak != '?' else '?'}")
 PYTHON
 )
-echo "tidewatch drained $N: $ours readings/s from process start ($first_rate/s from its first readings)"
+echo "tidewatch drained $N: $ours readings/s from process start ($first_rate/s from its first readings), peak RSS $peak_mib MiB"
 echo "tidewatch / mosquitto_sub: $(python3 -c "print(f'{100*$ours/$base:.0f}')") %"
