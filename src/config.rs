@@ -116,11 +116,11 @@ pub struct Route {
     pub senml: tidewatch_ingest::senml::SenmlMapping,
     /// Zone of device-local times for `format = "hj212"` and `"sl651"` (IANA name).
     #[serde(default = "default_zone")]
-    pub time_zone: String,
+    pub time_zone: chrono_tz::Tz,
 }
 
-fn default_zone() -> String {
-    "Asia/Shanghai".into()
+fn default_zone() -> chrono_tz::Tz {
+    chrono_tz::Asia::Shanghai
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -150,7 +150,7 @@ pub struct Listener {
     pub listen: SocketAddr,
     /// Zone of the devices' clocks.
     #[serde(default = "default_zone")]
-    pub time_zone: String,
+    pub time_zone: chrono_tz::Tz,
     /// A connection silent this long is closed (seconds).
     #[serde(default = "default_idle")]
     pub idle_timeout_s: u64,
@@ -272,20 +272,10 @@ impl Config {
             if l.name == "mqtt" || self.listener[..i].iter().any(|o| o.name == l.name) {
                 problems.push(format!("listener {:?}: names must be unique and not \"mqtt\"", l.name));
             }
-            if l.time_zone.parse::<chrono_tz::Tz>().is_err() {
-                problems
-                    .push(format!("listener {:?}: time_zone {:?} is not an IANA time zone name", l.name, l.time_zone));
-            }
         }
         for route in &self.mqtt.route {
             if let Err(e) = route.json.clone().into_decoder() {
                 problems.push(format!("mqtt.route {:?}: {e}", route.name));
-            }
-            if route.time_zone.parse::<chrono_tz::Tz>().is_err() {
-                problems.push(format!(
-                    "mqtt.route {:?}: time_zone {:?} is not an IANA time zone name",
-                    route.name, route.time_zone
-                ));
             }
             if route.filter.is_empty() || route.filter.contains("#/") {
                 problems.push(format!("mqtt.route {:?}: {:?} is not a valid topic filter", route.name, route.filter));

@@ -21,9 +21,12 @@ pub enum DecodeFormat {
     Json,
 }
 
-pub fn run(format: DecodeFormat, map: Option<PathBuf>, input: Option<PathBuf>, zone: &str) -> anyhow::Result<()> {
-    let zone: chrono_tz::Tz =
-        zone.parse().map_err(|_| anyhow::anyhow!("--time-zone {zone:?} is not an IANA time zone name"))?;
+pub fn run(
+    format: DecodeFormat,
+    map: Option<PathBuf>,
+    input: Option<PathBuf>,
+    zone: chrono_tz::Tz,
+) -> anyhow::Result<()> {
     let decoder = match format {
         DecodeFormat::Hj212 => Decoder::Hj212(tidewatch_ingest::hj212::Hj212Decoder { zone }),
         DecodeFormat::Sl651 => Decoder::Sl651(tidewatch_ingest::sl651::Sl651Decoder { zone }),

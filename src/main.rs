@@ -71,8 +71,8 @@ enum Command {
         #[arg(long)]
         map: Option<PathBuf>,
         /// Zone of device-local times.
-        #[arg(long, default_value = "Asia/Shanghai")]
-        time_zone: String,
+        #[arg(long, default_value = "Asia/Shanghai", value_parser = zone)]
+        time_zone: chrono_tz::Tz,
         /// Input file; `-` or nothing for standard input.
         input: Option<PathBuf>,
     },
@@ -117,6 +117,10 @@ enum RulesCommand {
     },
 }
 
+fn zone(s: &str) -> Result<chrono_tz::Tz, String> {
+    s.parse().map_err(|_| format!("{s:?} is not an IANA time zone name"))
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     tidewatch_rules::duration::parse_duration(s).map(|ms| Duration::from_millis(ms as u64))
 }
@@ -152,7 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Decode { format, map, time_zone, input } => {
-            decode_tool::run(format, map, input, &time_zone)?;
+            decode_tool::run(format, map, input, time_zone)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Run { config, duration } => {

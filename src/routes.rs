@@ -21,13 +21,10 @@ impl Router {
         let routes = routes
             .iter()
             .map(|r| {
-                let zone = || -> anyhow::Result<chrono_tz::Tz> {
-                    r.time_zone.parse().map_err(|_| anyhow::anyhow!("bad time_zone {:?}", r.time_zone))
-                };
                 let decoder = match r.format {
                     Format::Json => Decoder::Json(r.json.clone().into_decoder()?),
-                    Format::Hj212 => Decoder::Hj212(tidewatch_ingest::hj212::Hj212Decoder { zone: zone()? }),
-                    Format::Sl651 => Decoder::Sl651(tidewatch_ingest::sl651::Sl651Decoder { zone: zone()? }),
+                    Format::Hj212 => Decoder::Hj212(tidewatch_ingest::hj212::Hj212Decoder { zone: r.time_zone }),
+                    Format::Sl651 => Decoder::Sl651(tidewatch_ingest::sl651::Sl651Decoder { zone: r.time_zone }),
                     Format::Senml => Decoder::Senml(tidewatch_ingest::senml::SenmlDecoder { mapping: r.senml.clone() }),
                 };
                 Ok((r.name.clone(), r.filter.clone(), decoder))

@@ -146,8 +146,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     for l in &config.listener {
         // Listener names live as long as the process: they label every envelope.
         let name: &'static str = Box::leak(l.name.clone().into_boxed_str());
-        let zone: chrono_tz::Tz =
-            l.time_zone.parse().map_err(|_| anyhow::anyhow!("bad time_zone {:?}", l.time_zone))?;
+        let zone = l.time_zone;
         let (protocol, decoder): (Arc<dyn StreamProtocol>, Decoder) = match l.protocol {
             StreamProtocolName::Hj212 => (Arc::new(Hj212Stream), Decoder::Hj212(Hj212Decoder { zone })),
             StreamProtocolName::Sl651 => (Arc::new(Sl651Stream { zone }), Decoder::Sl651(Sl651Decoder { zone })),

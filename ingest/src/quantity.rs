@@ -207,7 +207,7 @@ impl Quantity {
     pub fn conversion_from(self, unit: &str) -> Option<UnitConversion> {
         use Quantity::*;
         let unit = unit.trim();
-        if unit.is_empty() || unit == self.canonical_unit() || self.is_raw() {
+        if unit.is_empty() || unit == self.canonical_unit() {
             return Some(UnitConversion::IDENTITY);
         }
         match self {

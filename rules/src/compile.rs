@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
 use tidewatch_ingest::{Quantity, Registry, Station};
 
 use crate::eval::ladder::{Ladder, LadderParams};
@@ -238,9 +237,4 @@ fn station_ladder(spec: &RuleSpec, station: &Station, sign: f64) -> Result<Ladde
         }
     }
     Ok(Ladder::new(&values, sign))
-}
-
-/// Rule ids by index, for looking up compiled rules from events.
-pub fn index_by_id(set: &RuleSet) -> FxHashMap<Arc<str>, usize> {
-    set.rules.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect()
 }

@@ -104,10 +104,6 @@ impl FloodScenario {
         FloodScenario { gauges, start_ms, interval_min: 5, topic_prefix: topic_prefix.trim_end_matches('/').to_owned() }
     }
 
-    pub fn start_ms(&self) -> i64 {
-        self.start_ms
-    }
-
     pub fn gauge_count(&self) -> usize {
         self.gauges.len()
     }

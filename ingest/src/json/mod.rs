@@ -116,10 +116,6 @@ impl JsonDecoder {
     pub fn decode<'a>(&'a self, payload: &'a [u8], emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>)) {
         visitor::decode(&self.mapping, self.zone, payload, emit)
     }
-
-    pub fn mapping(&self) -> &JsonMapping {
-        &self.mapping
-    }
 }
 
 #[cfg(test)]

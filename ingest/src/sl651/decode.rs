@@ -147,15 +147,7 @@ impl Sl651Decoder {
             let Some(t) = time else {
                 return Err(err("element", element_at, format!("{} before any observation time (F0F0)", info.name)));
             };
-            let station: Cow<'b, str> = Cow::Owned(frame.station.clone());
-            let reading = |value: f64, time: i64| RawReading {
-                station: station.clone(),
-                quantity: info.quantity,
-                value,
-                unit: Some(Cow::Borrowed(info.unit)),
-                time: Some(time),
-                quality: Quality::Good,
-            };
+            let reading = |value: f64, time: i64| element_reading(frame, &info, value, time);
             match id {
                 // Twelve one-byte values, 0.1 mm, FF = no value.
                 0xF4 => {
@@ -214,14 +206,7 @@ impl Sl651Decoder {
         }
         for (k, data) in values.chunks_exact(len).enumerate() {
             match bcd_value(data, i32::from(format & 0x07)) {
-                Ok(Some(value)) => emit(Ok(RawReading {
-                    station: Cow::Owned(frame.station.clone()),
-                    quantity: info.quantity,
-                    value,
-                    unit: Some(Cow::Borrowed(info.unit)),
-                    time: Some(start + k as i64 * step_ms),
-                    quality: Quality::Good,
-                })),
+                Ok(Some(value)) => emit(Ok(element_reading(frame, &info, value, start + k as i64 * step_ms))),
                 Ok(None) => {}
                 Err(why) => emit(Err(undecodable(&frame.station, err(2 + k * len, why)))),
             }
@@ -236,6 +221,18 @@ impl Sl651Decoder {
         let naive = date.and_hms_opt(d[3], d[4], 0).ok_or_else(|| format!("no such time {:02}:{:02}", d[3], d[4]))?;
         let local = self.zone.from_local_datetime(&naive).earliest().ok_or("time skipped by a clock change")?;
         Ok(local.timestamp_millis())
+    }
+}
+
+/// One reading of an element: the frame's station, the element's quantity and unit.
+fn element_reading<'b>(frame: &Frame<'_>, info: &ElementInfo, value: f64, time: i64) -> RawReading<'b> {
+    RawReading {
+        station: Cow::Owned(frame.station.clone()),
+        quantity: info.quantity,
+        value,
+        unit: Some(Cow::Borrowed(info.unit)),
+        time: Some(time),
+        quality: Quality::Good,
     }
 }
 

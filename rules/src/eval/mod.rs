@@ -38,11 +38,6 @@ impl Evaluator {
         !self.timers.is_empty()
     }
 
-    /// Number of sensors with live state (active alert or pending condition).
-    pub fn live_states(&self) -> usize {
-        self.states.iter().map(|s| s.len()).sum()
-    }
-
     /// Applies `readings` (sorted by time, all before `complete_before`), then fires every
     /// timer due before `complete_before`: after this call, all transitions with event time
     /// `< complete_before` have been emitted, in event-time order.
@@ -69,7 +64,7 @@ impl Evaluator {
                 };
                 let before = state.next_deadline(ladder, &rule.params);
                 state.on_value(reading.time, value, ladder, &rule.params, &mut |c| {
-                    emit(make_event(&rule.id, key, c, rule, ladder))
+                    emit(make_event(rule, ladder, key, c))
                 });
                 let after = state.next_deadline(ladder, &rule.params);
                 if state.is_idle() {
@@ -97,7 +92,7 @@ impl Evaluator {
             if state.next_deadline(ladder, &rule.params) != Some(deadline) {
                 continue; // stale: a reading moved or cancelled this deadline
             }
-            state.advance_to(deadline, ladder, &rule.params, &mut |c| emit(make_event(&rule.id, key, c, rule, ladder)));
+            state.advance_to(deadline, ladder, &rule.params, &mut |c| emit(make_event(rule, ladder, key, c)));
             match state.next_deadline(ladder, &rule.params) {
                 _ if state.is_idle() => {
                     states.remove(&key);
@@ -109,16 +104,11 @@ impl Evaluator {
     }
 }
 
-fn make_event(
-    id: &Arc<str>,
-    key: SensorKey,
-    c: Change,
-    rule: &crate::compile::CompiledRule,
-    ladder: &ladder::Ladder,
-) -> AlertEvent {
+/// The event for a ladder change, in the rule's own orientation and colours.
+fn make_event(rule: &crate::compile::CompiledRule, ladder: &ladder::Ladder, key: SensorKey, c: Change) -> AlertEvent {
     let sign = rule.params.sign;
     AlertEvent {
-        rule: id.clone(),
+        rule: rule.id.clone(),
         key,
         transition: c.transition,
         severity: rule.severities[c.level as usize],
