@@ -32,6 +32,40 @@ pub struct Config {
     /// Where alerts and dead letters are written.
     #[serde(default)]
     pub output: OutputSection,
+    /// The alert workflow: store, duty roster, notifications.
+    #[serde(default)]
+    pub alerting: AlertingSection,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingSection {
+    /// The alert store: `sqlite://PATH` (relative to this file) or `postgres://user:password@host/db`.
+    pub store: String,
+    /// The duty roster: teams, shifts, channels, maintenance windows, inhibitions. Without
+    /// one, alerts are stored and shown but nobody is notified.
+    pub duty: Option<PathBuf>,
+    /// Language of notifications: `zh` or `en`.
+    pub language: tidewatch_alerting::Language,
+    /// Base URL of the console, for links in notifications (e.g. `http://tidewatch.example.cn`).
+    pub console_url: Option<String>,
+    /// Changes of one rule in one region within this time go out as one message.
+    pub group_wait: String,
+    /// Longest wait between retries of a failed notification.
+    pub max_retry: String,
+}
+
+impl Default for AlertingSection {
+    fn default() -> Self {
+        AlertingSection {
+            store: "sqlite://var/tidewatch.db".into(),
+            duty: None,
+            language: Default::default(),
+            console_url: None,
+            group_wait: "10s".into(),
+            max_retry: "5m".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -216,6 +250,8 @@ pub struct EngineTiming {
     pub lateness_ms: i64,
     pub idle_ms: i64,
     pub max_future_ms: i64,
+    pub group_wait_ms: i64,
+    pub max_retry_ms: i64,
 }
 
 impl Config {
@@ -242,6 +278,14 @@ impl Config {
         if let Some(p) = self.output.dead_letter_file.as_mut() {
             fix(p);
         }
+        if let Some(p) = self.alerting.duty.as_mut() {
+            fix(p);
+        }
+        if let Some(path) = self.alerting.store.strip_prefix("sqlite://") {
+            if !path.starts_with(":memory:") && Path::new(path).is_relative() {
+                self.alerting.store = format!("sqlite://{}", base.join(path).display());
+            }
+        }
     }
 
     /// Checks what serde cannot; every problem at once.
@@ -250,15 +294,21 @@ impl Config {
         let mut duration = |name: &str, text: &str| match parse_duration(text) {
             Ok(ms) => ms,
             Err(e) => {
-                problems.push(format!("engine.{name}: {e}"));
+                problems.push(format!("{name}: {e}"));
                 0
             }
         };
         let timing = EngineTiming {
-            lateness_ms: duration("allowed_lateness", &self.engine.allowed_lateness),
-            idle_ms: duration("idle_source_timeout", &self.engine.idle_source_timeout),
-            max_future_ms: duration("max_future", &self.engine.max_future),
+            lateness_ms: duration("engine.allowed_lateness", &self.engine.allowed_lateness),
+            idle_ms: duration("engine.idle_source_timeout", &self.engine.idle_source_timeout),
+            max_future_ms: duration("engine.max_future", &self.engine.max_future),
+            group_wait_ms: duration("alerting.group_wait", &self.alerting.group_wait),
+            max_retry_ms: duration("alerting.max_retry", &self.alerting.max_retry),
         };
+        let store = &self.alerting.store;
+        if !(store.starts_with("sqlite:") || store.starts_with("postgres://") || store.starts_with("postgresql://")) {
+            problems.push(format!("alerting.store {store:?} must start with sqlite:// or postgres://"));
+        }
         if self.engine.workers == 0 || self.engine.workers > 256 {
             problems.push(format!("engine.workers must be 1 to 256, not {}", self.engine.workers));
         }

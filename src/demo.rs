@@ -84,7 +84,7 @@ async fn status(state: Arc<AppState>, every: Duration) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        let counts = state.board.lock().map(|b| b.counts()).unwrap_or_default();
+        let counts = state.open_counts();
         let open: Vec<String> = tidewatch_rules::Severity::ALL
             .iter()
             .zip(counts)

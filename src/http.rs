@@ -1,72 +1,311 @@
-//! The HTTP API: open alerts, health and metrics.
+//! The HTTP API: alerts (list, detail with evidence and history, acknowledge, resolve),
+//! silences, health and metrics, with its OpenAPI description at `/api/openapi.json`.
+//!
+//! Every error is JSON: `{"error": what, "reason": why}` with a fitting status.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use tidewatch_alerting::lifecycle::ActionError;
+use tidewatch_alerting::store::{NotificationRecord, StateFilter};
+use tidewatch_alerting::{Alert, AlertQuery, AlertState, CommandError, NewSilence, Silence};
 use tidewatch_ingest::time::to_rfc3339;
 use tidewatch_rules::Severity;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::runtime::AppState;
 
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tidewatch", description = "Alerts of the Tidewatch monitoring and early-warning platform: list and \
+        handle them, silence notifications."),
+    tags((name = "alerts", description = "Alerts and their lifecycle"), (name = "silences", description = "Silences and maintenance windows"))
+)]
+struct ApiDoc;
+
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_alerts))
+        .routes(routes!(alert_detail))
+        .routes(routes!(acknowledge))
+        .routes(routes!(resolve))
+        .routes(routes!(list_silences, create_silence))
+        .routes(routes!(delete_silence))
+        .split_for_parts();
+    let spec = Arc::new(spec);
+    api.route("/api/openapi.json", get(move || async move { Json(spec.as_ref().clone()) }))
         .route("/", get(index))
-        .route("/api/alerts", get(alerts))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not found", "no such endpoint; see /api/openapi.json")
+        })
         .with_state(state)
 }
 
 async fn index() -> &'static str {
-    "Tidewatch\n\nGET /api/alerts   open alerts (JSON; ?severity=orange for orange and above, ?region=3301, ?rule=ID)\nGET /healthz      health (JSON)\nGET /metrics      Prometheus metrics\n"
+    "Tidewatch\n\n\
+     GET  /api/alerts                 alerts (?state=open|firing|acknowledged|resolved|all&severity=orange&region=330700&rule=ID&station=ID&limit=N)\n\
+     GET  /api/alerts/{id}            one alert: evidence, history, notifications\n\
+     POST /api/alerts/{id}/ack        {\"by\": \"...\", \"note\": \"...\"}\n\
+     POST /api/alerts/{id}/resolve    {\"by\": \"...\", \"note\": \"...\"}\n\
+     GET  /api/silences               silences and maintenance windows\n\
+     POST /api/silences               {\"station\"|\"rule\"|\"region\": ..., \"ends_at\": RFC 3339, \"created_by\": ...}\n\
+     DELETE /api/silences/{id}\n\
+     GET  /api/openapi.json           this API, described\n\
+     GET  /healthz  /metrics\n"
 }
 
-#[derive(Debug, Deserialize)]
+/// An error: what went wrong and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    pub error: String,
+    pub reason: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: &str, reason: impl Into<String>) -> ApiError {
+        ApiError { status, error: error.into(), reason: reason.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self)).into_response()
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> ApiError {
+        let reason = e.to_string();
+        match e {
+            CommandError::Action(ActionError::NotOpen(_)) => ApiError::new(StatusCode::NOT_FOUND, "not open", reason),
+            CommandError::Action(ActionError::AlreadyAcknowledged { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, "already acknowledged", reason)
+            }
+            CommandError::Action(ActionError::Missing(_)) | CommandError::Invalid(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid request", reason)
+            }
+            CommandError::NoSuchSilence(_) => ApiError::new(StatusCode::NOT_FOUND, "no such silence", reason),
+            CommandError::Store(_) | CommandError::Stopped => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "alert store unavailable", reason)
+            }
+        }
+    }
+}
+
+impl From<tidewatch_alerting::StoreError> for ApiError {
+    fn from(e: tidewatch_alerting::StoreError) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "alert store unavailable", e.to_string())
+    }
+}
+
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad query", e.body_text())
+}
+
+fn bad_body(e: JsonRejection) -> ApiError {
+    ApiError::new(e.status(), "bad body", e.body_text())
+}
+
+/// Which alerts to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AlertFilter {
-    /// Minimum severity.
+    /// `open` (default: firing or acknowledged), `firing`, `acknowledged`, `resolved` or `all`.
+    state: Option<String>,
+    /// At least this colour: blue, yellow, orange or red.
     severity: Option<String>,
-    /// Region code prefix.
+    /// Region code; a city (`330700`) or province (`330000`) includes its counties.
     region: Option<String>,
     rule: Option<String>,
+    station: Option<String>,
+    /// At most this many (default 500).
+    limit: Option<i64>,
 }
 
-async fn alerts(State(state): State<Arc<AppState>>, Query(filter): Query<AlertFilter>) -> Response {
-    let min = match filter.severity.as_deref().map(str::parse::<Severity>) {
+/// List alerts, most severe and most recently changed first, each with its history.
+#[utoipa::path(get, path = "/api/alerts", tag = "alerts", params(AlertFilter),
+    responses((status = 200, body = Vec<Alert>), (status = 400, body = ApiError)))]
+async fn list_alerts(
+    State(state): State<Arc<AppState>>,
+    filter: Result<Query<AlertFilter>, QueryRejection>,
+) -> Result<Json<Vec<Alert>>, ApiError> {
+    let Query(filter) = filter.map_err(bad_query)?;
+    let min_severity = match filter.severity.as_deref().map(str::parse::<Severity>) {
         None => None,
         Some(Ok(s)) => Some(s),
         Some(Err(())) => {
-            let body =
-                serde_json::json!({"error": "bad severity", "reason": "severity must be blue, yellow, orange or red"});
-            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad severity",
+                "severity must be blue, yellow, orange or red",
+            ))
         }
     };
-    let board = state.board.lock().unwrap_or_else(|e| e.into_inner());
-    let alerts: Vec<_> = board
-        .open_alerts()
-        .into_iter()
-        .filter(|a| min.is_none_or(|m| a.severity >= m))
-        .filter(|a| filter.region.as_deref().is_none_or(|r| a.subject.region.starts_with(r)))
-        .filter(|a| filter.rule.as_deref().is_none_or(|r| &*a.rule == r))
-        .collect();
-    Json(alerts).into_response()
+    let state_filter = match filter.state.as_deref() {
+        None | Some("open") => StateFilter::Open,
+        Some("all") => StateFilter::All,
+        Some(s) => match AlertState::parse(s) {
+            Some(s) => StateFilter::Is(s),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad state",
+                    "state must be open, firing, acknowledged, resolved or all",
+                ))
+            }
+        },
+    };
+    let query = AlertQuery {
+        state: Some(state_filter),
+        min_severity,
+        region: filter.region,
+        rule: filter.rule,
+        station: filter.station,
+        limit: filter.limit.unwrap_or(500).clamp(1, 10_000),
+    };
+    Ok(Json(state.alerting.store.alerts(&query).await?))
+}
+
+/// Why the alert is what it is.
+#[derive(Debug, Serialize, ToSchema)]
+struct Evidence {
+    /// The measured value behind the latest change.
+    value: f64,
+    threshold: f64,
+    unit: String,
+    /// `above` or `below`.
+    direction: String,
+    /// Since when the condition held (event time, RFC 3339).
+    since: String,
+    /// In words, e.g. `water_level 30.62 m above 30.50 m since 2026-11-25 14:10:00`.
+    summary: String,
+}
+
+/// An alert with its evidence, history and notifications.
+#[derive(Debug, Serialize, ToSchema)]
+struct AlertDetail {
+    #[serde(flatten)]
+    alert: Alert,
+    evidence: Evidence,
+    /// Every notification about it, with each delivery attempt (the audit trail).
+    notifications: Vec<NotificationRecord>,
+}
+
+/// One alert: evidence, full history, notifications and their delivery attempts.
+#[utoipa::path(get, path = "/api/alerts/{id}", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
+    responses((status = 200, body = AlertDetail), (status = 404, body = ApiError)))]
+async fn alert_detail(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Result<Json<AlertDetail>, ApiError> {
+    let Some(alert) = state.alerting.store.alert(id).await? else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such alert", format!("no alert {id}")));
+    };
+    let notifications = state.alerting.store.notifications(id).await?;
+    let since = chrono::DateTime::parse_from_rfc3339(&alert.since)
+        .map(|t| tidewatch_alerting::render::local_time(t.timestamp_millis()))
+        .unwrap_or_else(|_| alert.since.clone());
+    let evidence = Evidence {
+        value: alert.value,
+        threshold: alert.threshold,
+        unit: alert.subject.unit.clone(),
+        direction: alert.direction.clone(),
+        since: alert.since.clone(),
+        summary: format!(
+            "{} {:.2} {unit} {} {:.2} {unit} since {since} (Beijing time)",
+            alert.subject.quantity,
+            alert.value,
+            alert.direction,
+            alert.threshold,
+            unit = alert.subject.unit
+        ),
+    };
+    Ok(Json(AlertDetail { alert, evidence, notifications }))
+}
+
+/// Who acts, and why.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Action {
+    /// Who (name or staff id).
+    by: String,
+    note: Option<String>,
+}
+
+/// Acknowledge an open alert: somebody has taken it on, and it stops escalating.
+#[utoipa::path(post, path = "/api/alerts/{id}/ack", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
+    request_body = Action,
+    responses((status = 200, body = Alert), (status = 400, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError, description = "already acknowledged")))]
+async fn acknowledge(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<i64>,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<Json<Alert>, ApiError> {
+    let Json(action) = body.map_err(bad_body)?;
+    Ok(Json(state.alerting.acknowledge(id, action.by, action.note).await?))
+}
+
+/// Resolve an open alert by hand.
+#[utoipa::path(post, path = "/api/alerts/{id}/resolve", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
+    request_body = Action,
+    responses((status = 200, body = Alert), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+async fn resolve(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<i64>,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<Json<Alert>, ApiError> {
+    let Json(action) = body.map_err(bad_body)?;
+    Ok(Json(state.alerting.resolve(id, action.by, action.note).await?))
+}
+
+/// Silences in force or to come, with the duty file's maintenance windows (negative ids).
+#[utoipa::path(get, path = "/api/silences", tag = "silences", responses((status = 200, body = Vec<Silence>)))]
+async fn list_silences(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Silence>>, ApiError> {
+    Ok(Json(state.alerting.silences(tidewatch_alerting::manager::now_ms()).await?))
+}
+
+/// Silence notifications about matching alerts for a while (the alerts still show).
+#[utoipa::path(post, path = "/api/silences", tag = "silences", request_body = NewSilence,
+    responses((status = 201, body = Silence), (status = 400, body = ApiError)))]
+async fn create_silence(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<NewSilence>, JsonRejection>,
+) -> Result<(StatusCode, Json<Silence>), ApiError> {
+    let Json(new) = body.map_err(bad_body)?;
+    Ok((StatusCode::CREATED, Json(state.alerting.silence(new).await?)))
+}
+
+/// End a silence created over the API.
+#[utoipa::path(delete, path = "/api/silences/{id}", tag = "silences", params(("id" = i64, Path, description = "Silence id")),
+    responses((status = 204), (status = 404, body = ApiError)))]
+async fn delete_silence(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    state.alerting.unsilence(id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     let watermark = state.watermark.get();
     let connected = state.mqtt.connected.load(Ordering::Relaxed);
+    let counts = state.open_counts();
     let body = serde_json::json!({
         "status": "ok",
         "mqtt_connected": connected,
         "watermark": (watermark != i64::MIN).then(|| to_rfc3339(watermark)),
         "readings": state.readings_total.load(Ordering::Relaxed),
         "dead_letters": state.dead_letters_total.load(Ordering::Relaxed),
+        "open_alerts": counts.iter().sum::<usize>(),
         "listeners": state.listeners.iter().map(|(name, s)| (name.to_string(), serde_json::json!({
             "open": s.open.load(Ordering::Relaxed),
             "accepted": s.accepted.load(Ordering::Relaxed),
@@ -80,5 +319,11 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.refresh_gauges();
+    match state.alerting.store.pending_count().await {
+        Ok(n) => {
+            state.metrics.outbox_pending.set(n);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count the outbox"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode()).into_response()
 }

@@ -26,6 +26,12 @@ pub struct TransitionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SeverityLabels {
     pub severity: String,
 }
@@ -40,6 +46,10 @@ pub struct Metrics {
     pub watermark_lag_seconds: Gauge<f64, AtomicU64>,
     pub watermark_seconds: Gauge<f64, AtomicU64>,
     pub mqtt_connected: Gauge,
+    pub notifications: Family<ChannelLabels, Counter>,
+    pub notification_messages: Family<ChannelLabels, Counter>,
+    pub notifications_suppressed: Counter,
+    pub outbox_pending: Gauge,
 }
 
 impl Metrics {
@@ -53,6 +63,26 @@ impl Metrics {
         let watermark_lag_seconds = Gauge::<f64, AtomicU64>::default();
         let watermark_seconds = Gauge::<f64, AtomicU64>::default();
         let mqtt_connected = Gauge::default();
+        let notifications = Family::<ChannelLabels, Counter>::default();
+        let notification_messages = Family::<ChannelLabels, Counter>::default();
+        let notifications_suppressed = Counter::default();
+        let outbox_pending = Gauge::default();
+        registry.register(
+            "notifications",
+            "Notifications delivered, by channel (a message can carry several)",
+            notifications.clone(),
+        );
+        registry.register(
+            "notification_messages",
+            "Messages sent to notification channels, by channel and outcome (delivered, failed)",
+            notification_messages.clone(),
+        );
+        registry.register(
+            "notifications_suppressed",
+            "Notifications held back by silences, maintenance windows or inhibition",
+            notifications_suppressed.clone(),
+        );
+        registry.register("outbox_pending", "Notifications waiting in the outbox", outbox_pending.clone());
         registry.register("readings", "Readings accepted, by source", readings_in.clone());
         registry.register("payloads", "Payloads received, by source", payloads_in.clone());
         registry.register("dead_letters", "Rejected inputs, by reason", dead_letters.clone());
@@ -85,6 +115,10 @@ impl Metrics {
             watermark_lag_seconds,
             watermark_seconds,
             mqtt_connected,
+            notifications,
+            notification_messages,
+            notifications_suppressed,
+            outbox_pending,
         }
     }
 

@@ -4,18 +4,19 @@
 //!  MqttSource ─envelopes─▶ ingest task ─batches─▶ Engine (timely workers)
 //!      ▲                      │  acks after hand-off          │
 //!      └──────────────────────┘                               ▼
-//!                       dead letters ◀── late ──── output thread ──▶ board, console, alerts.jsonl
+//!                       dead letters ◀── late ──── output thread ──▶ alert manager (store, outbox,
+//!                                                                       notifiers, console, alerts.jsonl)
 //! ```
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use tidewatch_alerting::{render, AlertBoard};
+use tidewatch_alerting::{render, Alerting, AlertingHandle, AlertingSettings, Duty, EventSender, Notice, Store};
 use tidewatch_connectors::envelope::now_ms;
 use tidewatch_connectors::mqtt::{embedded, MqttAcker, MqttSource, MqttSourceConfig, MqttStatus};
 use tidewatch_connectors::tcp::{StreamProtocol, TcpListenerConfig, TcpStatus};
@@ -28,7 +29,7 @@ use tidewatch_rules::{Engine, EngineConfig, EngineInput, EngineOutput, RuleSet, 
 use tokio::sync::mpsc;
 
 use crate::config::{parse_host_port, Config, EngineTiming, StreamProtocolName};
-use crate::metrics::{Metrics, ReasonLabels, SeverityLabels, SourceLabels, TransitionLabels};
+use crate::metrics::{ChannelLabels, Metrics, ReasonLabels, SeverityLabels, SourceLabels, TransitionLabels};
 use crate::protocols::{Hj212Stream, Sl651Stream};
 use crate::routes::Router;
 
@@ -51,8 +52,10 @@ pub struct RunOptions {
 
 /// State the HTTP API and status reports read.
 pub struct AppState {
-    pub board: Mutex<AlertBoard>,
-    pub metrics: Metrics,
+    pub alerting: AlertingHandle,
+    /// Open alerts per colour (blue … red).
+    pub open_alerts: Arc<[AtomicUsize; 4]>,
+    pub metrics: Arc<Metrics>,
     pub watermark: Arc<Watermark>,
     pub mqtt: Arc<MqttStatus>,
     pub listeners: Vec<(&'static str, Arc<TcpStatus>)>,
@@ -71,6 +74,59 @@ impl AppState {
             self.metrics.watermark_lag_seconds.set((now_ms() - w) as f64 / 1000.0);
         }
         self.metrics.mqtt_connected.set(i64::from(self.mqtt.connected.load(Ordering::Relaxed)));
+    }
+
+    pub fn open_counts(&self) -> [usize; 4] {
+        std::array::from_fn(|i| self.open_alerts[i].load(Ordering::Relaxed))
+    }
+}
+
+/// What the alert manager reports: printed, appended to the alerts file, counted.
+struct RunObserver {
+    metrics: Arc<Metrics>,
+    open: Arc<[AtomicUsize; 4]>,
+    console: bool,
+    ansi: bool,
+    file: Mutex<JsonLines>,
+}
+
+impl tidewatch_alerting::Observer for RunObserver {
+    fn notice(&self, notice: &Notice) {
+        let labels =
+            TransitionLabels { severity: notice.severity.name().into(), transition: notice.transition.name().into() };
+        self.metrics.alert_transitions.get_or_create(&labels).inc();
+        if self.console {
+            println!("{}", render::console_line(notice, self.ansi));
+        }
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write(notice);
+        file.flush();
+    }
+
+    fn open_counts(&self, counts: [usize; 4]) {
+        for (severity, count) in tidewatch_rules::Severity::ALL.iter().zip(counts) {
+            self.open[*severity as usize].store(count, Ordering::Relaxed);
+            self.metrics
+                .alerts_open
+                .get_or_create(&SeverityLabels { severity: severity.name().into() })
+                .set(count as i64);
+        }
+    }
+
+    fn suppressed(&self, alert_id: i64, reason: &str) {
+        tracing::info!(alert_id, reason, "notification held back");
+        self.metrics.notifications_suppressed.inc();
+    }
+
+    fn delivered(&self, channel: &str, notifications: usize) {
+        let labels = ChannelLabels { channel: channel.into(), outcome: "delivered".into() };
+        self.metrics.notifications.get_or_create(&labels).inc_by(notifications as u64);
+        self.metrics.notification_messages.get_or_create(&labels).inc();
+    }
+
+    fn failed(&self, channel: &str, _error: &str) {
+        let labels = ChannelLabels { channel: channel.into(), outcome: "failed".into() };
+        self.metrics.notification_messages.get_or_create(&labels).inc();
     }
 }
 
@@ -193,9 +249,42 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     // The sources hold the only senders: the ingest task ends when they stop.
     drop(envelopes_tx);
 
+    // Alerting: the store, the duty roster, the manager and the dispatcher.
+    let store_url = &config.alerting.store;
+    let store = Store::open(store_url)
+        .await
+        .with_context(|| format!("alerting.store {}", tidewatch_alerting::store::redact(store_url)))?;
+    let duty = match &config.alerting.duty {
+        Some(path) => Duty::load(path)
+            .map_err(|problems| anyhow::anyhow!("duty roster rejected:\n  {}", problems.join("\n  ")))?,
+        None => {
+            tracing::warn!("no alerting.duty roster configured: alerts are stored and shown, nobody is notified");
+            Duty::default()
+        }
+    };
+    let metrics = Arc::new(Metrics::new());
+    let open_alerts: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
+    let observer = Arc::new(RunObserver {
+        metrics: metrics.clone(),
+        open: open_alerts.clone(),
+        console: config.output.console,
+        ansi: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        file: Mutex::new(JsonLines::open(config.output.alerts_file.as_deref())?),
+    });
+    let alerting_settings = AlertingSettings {
+        language: config.alerting.language,
+        console_url: config.alerting.console_url.clone(),
+        group_wait_ms: timing.group_wait_ms,
+        max_retry_ms: timing.max_retry_ms,
+    };
+    let alerting = Alerting::start(store, Arc::new(duty), registry.clone(), rules.clone(), alerting_settings, observer)
+        .await
+        .context("starting alerting")?;
+
     let state = Arc::new(AppState {
-        board: Mutex::new(AlertBoard::new(registry.clone(), rules.clone())),
-        metrics: Metrics::new(),
+        alerting: alerting.handle.clone(),
+        open_alerts,
+        metrics,
         watermark: watermark.clone(),
         mqtt: mqtt.as_ref().map(|m| m.status.clone()).unwrap_or_default(),
         listeners: tcp.iter().map(|(name, source)| (*name, source.status.clone())).collect(),
@@ -207,7 +296,6 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         file: Mutex::new(JsonLines::open(config.output.dead_letter_file.as_deref())?),
         state: state.clone(),
     });
-    let alerts_file = JsonLines::open(config.output.alerts_file.as_deref())?;
 
     // HTTP API.
     let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -228,14 +316,13 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     });
     tracing::info!(%http_addr, "HTTP API at http://{http_addr}/api/alerts (also /healthz, /metrics)");
 
-    // Engine output: alerts to people and files, late readings to dead letters.
+    // Engine output: alert events to the alert manager, late readings to dead letters.
     let output_thread = std::thread::Builder::new().name("alerts-out".into()).spawn({
         let output = engine.output().clone();
-        let state = state.clone();
+        let events = alerting.events.clone();
         let dead = dead.clone();
         let registry = registry.clone();
-        let console = config.output.console;
-        move || deliver(output, state, alerts_file, console, &registry, &dead)
+        move || deliver(output, events, &registry, &dead)
     })?;
 
     let mqtt_stop = mqtt.as_ref().map(MqttSource::task_handle);
@@ -290,6 +377,8 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let engine_done = tokio::task::spawn_blocking(move || engine.finish());
     let _ = engine_done.await;
     let _ = tokio::task::spawn_blocking(move || output_thread.join()).await;
+    // Every alert event is out of the engine: store them and send what is waiting.
+    alerting.finish().await;
     ticker.abort();
     dead.flush();
     let _ = stop_http.send(());
@@ -425,39 +514,16 @@ fn add(counts: &mut Vec<(&'static str, u64)>, key: &'static str, n: u64) {
 
 fn deliver(
     output: crossbeam_channel::Receiver<EngineOutput>,
-    state: Arc<AppState>,
-    mut alerts_file: JsonLines,
-    console: bool,
+    alerts: EventSender,
     registry: &Registry,
     dead: &DeadLetters,
 ) {
-    use std::io::IsTerminal;
-    let ansi = std::io::stdout().is_terminal();
     for out in output.iter() {
         match out {
             EngineOutput::Alert(event) => {
-                let (notice, counts) = {
-                    let mut board = state.board.lock().unwrap_or_else(|e| e.into_inner());
-                    let notice = board.apply(&event);
-                    (notice, board.counts())
-                };
-                let labels = TransitionLabels {
-                    severity: notice.severity.name().into(),
-                    transition: notice.transition.name().into(),
-                };
-                state.metrics.alert_transitions.get_or_create(&labels).inc();
-                for (severity, count) in tidewatch_rules::Severity::ALL.iter().zip(counts) {
-                    state
-                        .metrics
-                        .alerts_open
-                        .get_or_create(&SeverityLabels { severity: severity.name().into() })
-                        .set(count as i64);
+                if !alerts.send(event) {
+                    tracing::error!("the alert manager has stopped; an alert event is lost");
                 }
-                if console {
-                    println!("{}", render::console_line(&notice, ansi));
-                }
-                alerts_file.write(&notice);
-                alerts_file.flush();
             }
             EngineOutput::Late { reading, watermark } => {
                 let station = &registry.station(reading.sensor.station).id;
@@ -476,5 +542,4 @@ fn deliver(
             }
         }
     }
-    alerts_file.flush();
 }

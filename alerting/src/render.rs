@@ -5,9 +5,9 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use chrono_tz::Asia::Shanghai;
 use tidewatch_ingest::Station;
-use tidewatch_rules::{AlertEvent, Severity, Transition};
+use tidewatch_rules::{AlertEvent, Severity};
 
-use crate::board::Notice;
+use crate::lifecycle::{Happening, Notice};
 
 /// Fills a rule's title template; without one, a plain default.
 pub fn title(template: Option<&str>, event: &AlertEvent, station: &Station) -> String {
@@ -77,19 +77,31 @@ pub fn console_line(n: &Notice, ansi: bool) -> String {
         }
     };
     let (arrow, what) = match n.transition {
-        Transition::Fire => ("●", "fire"),
-        Transition::Escalate => ("▲", "escalate"),
-        Transition::DeEscalate => ("▼", "de-escalate"),
-        Transition::Resolve => ("✓", "resolved"),
+        Happening::Fire => ("●", "fire"),
+        Happening::Escalate => ("▲", "escalate"),
+        Happening::DeEscalate => ("▼", "de-escalate"),
+        Happening::Resolve => ("✓", "resolved"),
+        Happening::ManualResolve => ("✓", "closed"),
+        Happening::Acknowledge => ("✎", "ack"),
+        Happening::Reminder => ("⏰", "reminder"),
+        Happening::Suppressed => ("·", "suppressed"),
     };
     let severity = paint(n.severity, format!("{:<6}", n.severity.name().to_uppercase()));
-    let (unit, value, threshold) = (n.subject.unit, n.value, n.threshold);
+    let (unit, value, threshold) = (&n.subject.unit, n.value, n.threshold);
     let (beyond, back) = if n.direction == "below" { ("<", "≥") } else { (">", "≤") };
     let reading = match (n.transition, n.previous) {
-        (Transition::DeEscalate, Some(previous)) => {
+        (Happening::DeEscalate, Some(previous)) => {
             format!("{value:.2} {unit} (was {previous}; {} from {threshold:.2} {unit})", n.severity)
         }
-        (Transition::Resolve, _) => format!("{value:.2} {unit} {back} {threshold:.2} {unit}"),
+        (Happening::Resolve, _) => format!("{value:.2} {unit} {back} {threshold:.2} {unit}"),
+        (Happening::Acknowledge | Happening::ManualResolve, _) => {
+            format!(
+                "by {}{}",
+                n.actor.as_deref().unwrap_or("?"),
+                n.note.as_deref().map(|t| format!(": {t}")).unwrap_or_default()
+            )
+        }
+        (Happening::Reminder, _) => format!("unacknowledged, escalated to level {}", n.escalation_level),
         _ => format!("{value:.2} {unit} {beyond} {threshold:.2} {unit}"),
     };
     format!(
@@ -106,9 +118,9 @@ pub fn console_line(n: &Notice, ansi: bool) -> String {
 mod tests {
     use super::*;
 
-    use crate::board::{Notice, Subject};
+    use crate::lifecycle::{Notice, Subject};
 
-    fn notice(transition: Transition, severity: Severity, previous: Option<Severity>) -> Notice {
+    fn notice(transition: Happening, severity: Severity, previous: Option<Severity>) -> Notice {
         Notice {
             alert_id: 1,
             rule: "water.level.warning".into(),
@@ -120,35 +132,39 @@ mod tests {
                 station: "QT-LX".into(),
                 station_name: "兰溪".into(),
                 region: "330781".into(),
-                quantity: "water_level",
-                unit: "m",
+                domain: "water".into(),
+                quantity: "water_level".into(),
+                unit: "m".into(),
             },
             value: 30.64,
             threshold: 30.5,
-            direction: "above",
+            direction: "above".into(),
             since: String::new(),
             title: String::new(),
+            actor: None,
+            note: None,
+            escalation_level: 0,
             event_ms: 1_764_000_000_000,
         }
     }
 
     #[test]
     fn lines_say_what_changed_against_which_threshold() {
-        let up = console_line(&notice(Transition::Escalate, Severity::Orange, Some(Severity::Yellow)), false);
+        let up = console_line(&notice(Happening::Escalate, Severity::Orange, Some(Severity::Yellow)), false);
         assert_eq!(up, "2025-11-25 00:00:00  ▲ ORANGE  escalate     兰溪 (QT-LX)  water_level 30.64 m > 30.50 m  [water.level.warning]");
-        let down = console_line(&notice(Transition::DeEscalate, Severity::Orange, Some(Severity::Red)), false);
+        let down = console_line(&notice(Happening::DeEscalate, Severity::Orange, Some(Severity::Red)), false);
         assert!(down.contains("30.64 m (was red; orange from 30.50 m)"), "{down}");
         let mut low = Notice {
-            direction: "below",
+            direction: "below".into(),
             value: 4.16,
             threshold: 5.0,
-            ..notice(Transition::Fire, Severity::Yellow, None)
+            ..notice(Happening::Fire, Severity::Yellow, None)
         };
-        low.subject.unit = "mg/L";
+        low.subject.unit = "mg/L".into();
         assert!(console_line(&low, false).contains("4.16 mg/L < 5.00 mg/L"));
-        let cleared = Notice { transition: Transition::Resolve, value: 5.33, ..low };
+        let cleared = Notice { transition: Happening::Resolve, value: 5.33, ..low.clone() };
         assert!(console_line(&cleared, false).contains("5.33 mg/L ≥ 5.00 mg/L"));
-        let coloured = console_line(&notice(Transition::Fire, Severity::Red, None), true);
+        let coloured = console_line(&notice(Happening::Fire, Severity::Red, None), true);
         assert!(coloured.contains("\x1b[1;31mRED"), "{coloured}");
     }
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 /// China's early-warning colours, least to most severe: blue (IV), yellow (III),
 /// orange (II), red (I). `Ord` follows severity, so `Red > Blue`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Blue,
