@@ -169,17 +169,46 @@ console = true
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.join("tidewatch.log")).unwrap();
+        let mut t = Tidewatch { http, dir: dir.to_owned(), child: None };
+        t.respawn();
+        t
+    }
+
+    /// Starts the binary (again) on the same directory and configuration; the log is
+    /// appended to.
+    pub fn respawn(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("tidewatch.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
             .args(["run", "--config"])
-            .arg(dir.join("tidewatch.toml"))
+            .arg(self.dir.join("tidewatch.toml"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        let t = Tidewatch { http, dir: dir.to_owned(), child: Some(child) };
-        t.wait_until("MQTT connected", Duration::from_secs(20), |h| h["mqtt_connected"] == true);
-        t
+        self.child = Some(child);
+        self.wait_until("MQTT connected", Duration::from_secs(20), |h| h["mqtt_connected"] == true);
+    }
+
+    /// Kills the process with SIGKILL: no draining, no flushing.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "KILL");
+            let _ = child.wait();
+        }
+    }
+
+    /// POSTs JSON to the API.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::blocking::Response {
+        reqwest::blocking::Client::new()
+            .post(format!("http://127.0.0.1:{}{path}", self.http))
+            .json(body)
+            .send()
+            .unwrap()
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::blocking::Response {
+        reqwest::blocking::Client::new().delete(format!("http://127.0.0.1:{}{path}", self.http)).send().unwrap()
     }
 
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
@@ -237,6 +266,77 @@ impl Drop for Tidewatch {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// One HTTP request as a [`Recorder`] saw it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// Path and query.
+    pub uri: String,
+    pub body: serde_json::Value,
+}
+
+/// A real HTTP server that records every request and answers as robots do
+/// (`{"errcode":0,"errmsg":"ok"}`), or with 500 while `failing` is set.
+pub struct Recorder {
+    pub port: u16,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+    pub failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        use axum::extract::State;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        type Shared = (Arc<Mutex<Vec<Recorded>>>, Arc<AtomicBool>);
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let failing = Arc::new(AtomicBool::new(false));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let shared: Shared = (requests.clone(), failing.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let app = axum::Router::new().fallback(
+                    |State((requests, failing)): State<Shared>, uri: axum::http::Uri, body: axum::body::Bytes| async move {
+                        if failing.load(Ordering::SeqCst) {
+                            return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down for the test".to_owned());
+                        }
+                        let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                        requests.lock().unwrap().push(Recorded { uri: uri.to_string(), body });
+                        (axum::http::StatusCode::OK, r#"{"errcode":0,"errmsg":"ok"}"#.to_owned())
+                    },
+                );
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app.with_state(shared)).await.unwrap();
+            });
+        });
+        Recorder { port, requests, failing }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Requests whose path starts with `prefix`, in arrival order.
+    pub fn to(&self, prefix: &str) -> Vec<Recorded> {
+        self.requests.lock().unwrap().iter().filter(|r| r.uri.starts_with(prefix)).cloned().collect()
+    }
+
+    /// Waits until `count` requests to `prefix` have arrived.
+    pub fn wait_for(&self, prefix: &str, count: usize, within: Duration) -> Vec<Recorded> {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.to(prefix);
+            if got.len() >= count {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {count} requests to {prefix}; got {got:#?}");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
