@@ -361,6 +361,8 @@ mod tests {
         let config = Config::load(&path).unwrap();
         config.check().unwrap();
         assert!(config.stations.exists());
+        let duty = config.alerting.duty.as_deref().expect("the example names its duty roster");
+        tidewatch_alerting::Duty::load(duty).unwrap();
     }
 
     #[test]

@@ -44,12 +44,26 @@ pub fn router(state: Arc<AppState>) -> Router {
     let spec = Arc::new(spec);
     api.route("/api/openapi.json", get(move || async move { Json(spec.as_ref().clone()) }))
         .route("/", get(index))
+        // Links in notifications point at the console; until it has pages of its own they
+        // lead to the API's view of the same thing.
+        .route("/alerts", get(|uri: axum::http::Uri| async move { console_redirect("/api/alerts", uri.query()) }))
+        .route(
+            "/alerts/{id}",
+            get(|Path(id): Path<i64>| async move { console_redirect(&format!("/api/alerts/{id}"), None) }),
+        )
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not found", "no such endpoint; see /api/openapi.json")
         })
         .with_state(state)
+}
+
+fn console_redirect(path: &str, query: Option<&str>) -> axum::response::Redirect {
+    match query {
+        Some(q) => axum::response::Redirect::temporary(&format!("{path}?{q}")),
+        None => axum::response::Redirect::temporary(path),
+    }
 }
 
 async fn index() -> &'static str {

@@ -331,6 +331,8 @@ fn notifications_reach_every_channel_escalate_until_acknowledged_and_respect_sil
     let notifications = detail["notifications"].as_array().unwrap();
     assert!(notifications.iter().all(|n| n["attempt_log"][0]["outcome"] == "delivered"), "{notifications:#?}");
     assert!(notifications.iter().any(|n| n["channel"] == "mail" && n["status"] == "sent"));
+    // The link in the messages leads to the same alert.
+    assert_eq!(tidewatch.get("/alerts/1").json::<Value>().unwrap()["id"], 1);
 
     assert_eq!(tidewatch.delete(&format!("/api/silences/{}", silence["id"])).status(), 204);
     assert_eq!(tidewatch.delete(&format!("/api/silences/{}", silence["id"])).status(), 404);

@@ -151,8 +151,11 @@ async fn workflow(url: &str) {
     assert_eq!(handle.silences(0).await.unwrap().len(), 1, "silences are durable");
     handle.unsilence(silence.id).await.unwrap();
     assert!(handle.silences(0).await.unwrap().is_empty());
-    let resolved =
-        handle.store.alerts(&AlertQuery { state: Some(StateFilter::All), limit: 10, ..Default::default() }).await.unwrap();
+    let resolved = handle
+        .store
+        .alerts(&AlertQuery { state: Some(StateFilter::All), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(resolved.len(), 2);
     alerting.events.send(event(0, Transition::Fire, Severity::Yellow, 28.9));
     until("a new episode", || seen.open.load(Ordering::SeqCst) == 2).await;
