@@ -192,6 +192,13 @@ listen = "{http}"
             ))?;
             config.output.alerts_file = Some(out.join("alerts.jsonl"));
             config.output.dead_letter_file = Some(out.join("dead_letters.jsonl"));
+            // Each demo replays the same six hours: it starts with an empty alert store, or
+            // the alerts still open from the last run would swallow this run's first fires.
+            let db = out.join("alerts.db");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            config.alerting.store = format!("sqlite://{}", db.display());
             let registry = Registry::from_toml_str(demo::STATIONS)?;
             let sources: Vec<RuleSource> =
                 demo::RULES.iter().map(|(n, t)| RuleSource { name: (*n).into(), text: (*t).into() }).collect();
