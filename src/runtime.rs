@@ -11,7 +11,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,8 +53,6 @@ pub struct RunOptions {
 /// State the HTTP API and status reports read.
 pub struct AppState {
     pub alerting: AlertingHandle,
-    /// Open alerts per colour (blue … red).
-    pub open_alerts: Arc<[AtomicUsize; 4]>,
     pub metrics: Arc<Metrics>,
     pub watermark: Arc<Watermark>,
     pub mqtt: Arc<MqttStatus>,
@@ -76,15 +74,18 @@ impl AppState {
         self.metrics.mqtt_connected.set(i64::from(self.mqtt.connected.load(Ordering::Relaxed)));
     }
 
+    /// Open alerts per colour (blue … red), as last reported to `/metrics`.
     pub fn open_counts(&self) -> [usize; 4] {
-        std::array::from_fn(|i| self.open_alerts[i].load(Ordering::Relaxed))
+        tidewatch_rules::Severity::ALL.map(|s| {
+            let gauge = self.metrics.alerts_open.get_or_create(&SeverityLabels { severity: s.name().into() });
+            gauge.get().max(0) as usize
+        })
     }
 }
 
 /// What the alert manager reports: printed, appended to the alerts file, counted.
 struct RunObserver {
     metrics: Arc<Metrics>,
-    open: Arc<[AtomicUsize; 4]>,
     console: bool,
     ansi: bool,
     file: Mutex<JsonLines>,
@@ -98,14 +99,13 @@ impl tidewatch_alerting::Observer for RunObserver {
         if self.console {
             println!("{}", render::console_line(notice, self.ansi));
         }
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write(notice);
-        file.flush();
+        self.file.lock().unwrap_or_else(|e| e.into_inner()).write(notice);
     }
 
+    /// After each stored batch: one flush for the batch's notices.
     fn open_counts(&self, counts: [usize; 4]) {
+        self.file.lock().unwrap_or_else(|e| e.into_inner()).flush();
         for (severity, count) in tidewatch_rules::Severity::ALL.iter().zip(counts) {
-            self.open[*severity as usize].store(count, Ordering::Relaxed);
             self.metrics
                 .alerts_open
                 .get_or_create(&SeverityLabels { severity: severity.name().into() })
@@ -263,10 +263,8 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         }
     };
     let metrics = Arc::new(Metrics::new());
-    let open_alerts: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
     let observer = Arc::new(RunObserver {
         metrics: metrics.clone(),
-        open: open_alerts.clone(),
         console: config.output.console,
         ansi: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         file: Mutex::new(JsonLines::open(config.output.alerts_file.as_deref())?),
@@ -283,7 +281,6 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
 
     let state = Arc::new(AppState {
         alerting: alerting.handle.clone(),
-        open_alerts,
         metrics,
         watermark: watermark.clone(),
         mqtt: mqtt.as_ref().map(|m| m.status.clone()).unwrap_or_default(),

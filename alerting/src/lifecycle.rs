@@ -278,7 +278,6 @@ impl AlertBoard {
         let map_key = (event.rule.clone(), event.key);
         let rule = self.rules.get(&event.rule);
         let station = self.registry.station(event.key.station);
-        let title = render::title(rule.and_then(|r| r.spec.title.as_deref()), event, station);
         let mut happening = Happening::from(event.transition);
         let previous;
         let alert = match self.open.get_mut(&map_key) {
@@ -339,7 +338,8 @@ impl AlertBoard {
         alert.severity = event.severity;
         alert.value = event.value;
         alert.threshold = event.threshold;
-        alert.title = title;
+        // Only now: a replay returned above without formatting anything.
+        alert.title = render::title(rule.and_then(|r| r.spec.title.as_deref()), event, station);
         alert.since = to_rfc3339(event.since);
         alert.updated_at = to_rfc3339(event.event_time);
         if happening == Happening::Resolve {
@@ -376,7 +376,7 @@ impl AlertBoard {
         alert.state = AlertState::Acknowledged;
         alert.acknowledged =
             Some(Acknowledgement { by: by.to_owned(), at: to_rfc3339(now), note: note.map(str::to_owned) });
-        Ok(person_update(alert, Happening::Acknowledge, by, note, now))
+        Ok(person_update(alert, Happening::Acknowledge, Some(by), note, now))
     }
 
     /// Somebody closes the alert by hand. If the rule still holds, its next colour change
@@ -388,7 +388,7 @@ impl AlertBoard {
         let alert = self.open_by_id(id)?;
         alert.state = AlertState::Resolved;
         alert.resolved_at = Some(to_rfc3339(now));
-        let update = person_update(alert, Happening::ManualResolve, by, note, now);
+        let update = person_update(alert, Happening::ManualResolve, Some(by), note, now);
         if let Some(key) = self.by_id.get(&id).cloned() {
             self.close(&key);
         }
@@ -399,10 +399,9 @@ impl AlertBoard {
     pub fn remind(&mut self, id: i64, level: u32, now: i64) -> Option<Update> {
         let alert = self.open_by_id(id).ok()?;
         alert.escalation_level = level;
-        let mut update = person_update(alert, Happening::Reminder, "tidewatch", None, now);
-        update.entry.actor = None;
-        update.notice.actor = None;
-        update.entry.note = Some(format!("escalated to level {level}"));
+        let note = format!("escalated to level {level}");
+        let mut update = person_update(alert, Happening::Reminder, None, None, now);
+        update.entry.note = Some(note);
         Some(update)
     }
 
@@ -443,7 +442,8 @@ impl AlertBoard {
     }
 }
 
-fn person_update(alert: &Alert, happening: Happening, by: &str, note: Option<&str>, now: i64) -> Update {
+/// A change that is not the rules': a person's action (`by`), or the manager's reminder.
+fn person_update(alert: &Alert, happening: Happening, by: Option<&str>, note: Option<&str>, now: i64) -> Update {
     let entry = HistoryEntry {
         happening,
         at: to_rfc3339(now),
@@ -451,10 +451,10 @@ fn person_update(alert: &Alert, happening: Happening, by: &str, note: Option<&st
         event_time: None,
         value: None,
         threshold: None,
-        actor: Some(by.to_owned()),
+        actor: by.map(str::to_owned),
         note: note.map(str::to_owned),
     };
-    let notice = notice(alert, happening, None, now, Some(by), note);
+    let notice = notice(alert, happening, None, now, by, note);
     Update { alert: alert.clone(), entry, notice }
 }
 

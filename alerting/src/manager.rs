@@ -47,9 +47,9 @@ impl Default for AlertingSettings {
 
 /// What the manager reports as it goes (the binary logs, prints and counts it).
 pub trait Observer: Send + Sync + 'static {
-    /// Something happened to an alert.
+    /// Something happened to an alert (reported once its batch has been written).
     fn notice(&self, notice: &Notice);
-    /// Open alerts per colour, after each batch.
+    /// Open alerts per colour, after each batch: the place to flush what `notice` wrote.
     fn open_counts(&self, counts: [usize; 4]);
     /// A notification was held back.
     fn suppressed(&self, alert_id: i64, reason: &str);
@@ -203,9 +203,10 @@ impl Alerting {
             escalations,
             ids,
             observer,
+            notices: Vec::new(),
             wake,
         };
-        observer_counts(&manager);
+        manager.observer.open_counts(manager.board.counts());
         let (stop_dispatcher, stopped) = tokio::sync::watch::channel(false);
         Ok(Alerting {
             handle: AlertingHandle { commands: commands_tx, store, duty },
@@ -227,10 +228,6 @@ impl Alerting {
     }
 }
 
-fn observer_counts(m: &Manager) {
-    m.observer.open_counts(m.board.counts());
-}
-
 struct Manager {
     board: AlertBoard,
     store: Store,
@@ -241,6 +238,8 @@ struct Manager {
     escalations: HashMap<i64, i64>,
     ids: NextIds,
     observer: Arc<dyn Observer>,
+    /// Notices of the batch being written, reported once it is.
+    notices: Vec<Notice>,
     wake: Arc<Notify>,
 }
 
@@ -288,84 +287,77 @@ impl Manager {
             return Ok(());
         }
         let mut tries = 0;
-        loop {
+        let stored = loop {
             match self.store.commit(changes).await {
-                Ok(()) => break,
+                Ok(()) => break Ok(()),
                 Err(e) if tries < 5 => {
                     tries += 1;
                     tracing::warn!(error = %e, tries, "storing alert changes failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * tries)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => break Err(e),
             }
+        };
+        // The console and the alerts file show what happened even if storing it failed.
+        for notice in self.notices.drain(..) {
+            self.observer.notice(&notice);
         }
         self.observer.open_counts(self.board.counts());
-        if !changes.outbox.is_empty() {
+        if stored.is_ok() && !changes.outbox.is_empty() {
             self.wake.notify_one();
         }
-        Ok(())
+        stored
     }
 
     async fn command(&mut self, command: Command) {
         let now = now_ms();
-        let mut changes = Changes::default();
         match command {
             Command::Acknowledge { id, by, note, reply } => {
                 let result = self.board.acknowledge(id, &by, note.as_deref(), now);
-                let result = self.person(result, now, &mut changes).await;
+                let result = self.person(result, now).await;
                 let _ = reply.send(result);
             }
             Command::Resolve { id, by, note, reply } => {
                 let result = self.board.resolve(id, &by, note.as_deref(), now);
-                let result = self.person(result, now, &mut changes).await;
+                let result = self.person(result, now).await;
                 let _ = reply.send(result);
             }
             Command::Silence { new, reply } => {
-                let result = match self.new_silence(new, now) {
-                    Ok(silence) => {
-                        changes.silences.push(silence.clone());
-                        match self.commit(&changes).await {
-                            Ok(()) => {
-                                self.silences.push(silence.clone());
-                                Ok(silence)
-                            }
-                            Err(e) => Err(e.into()),
-                        }
-                    }
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.add_silence(new, now).await);
             }
             Command::Unsilence { id, reply } => {
-                let result = match self.silences.iter().position(|s| s.id == id && s.source == "api") {
-                    None => Err(CommandError::NoSuchSilence(id)),
-                    Some(i) => {
-                        changes.deleted_silences.push((id, now));
-                        match self.commit(&changes).await {
-                            Ok(()) => {
-                                self.silences.remove(i);
-                                Ok(())
-                            }
-                            Err(e) => Err(e.into()),
-                        }
-                    }
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.end_silence(id, now).await);
             }
         }
     }
 
+    async fn add_silence(&mut self, new: NewSilence, now: i64) -> Result<Silence, CommandError> {
+        let silence = self.new_silence(new, now)?;
+        let changes = Changes { silences: vec![silence.clone()], ..Changes::default() };
+        self.commit(&changes).await?;
+        self.silences.push(silence.clone());
+        Ok(silence)
+    }
+
+    async fn end_silence(&mut self, id: i64, now: i64) -> Result<(), CommandError> {
+        let i = self
+            .silences
+            .iter()
+            .position(|s| s.id == id && s.source == "api")
+            .ok_or(CommandError::NoSuchSilence(id))?;
+        let changes = Changes { deleted_silences: vec![(id, now)], ..Changes::default() };
+        self.commit(&changes).await?;
+        self.silences.remove(i);
+        Ok(())
+    }
+
     /// Stores a person's action and answers with the alert as it now is.
-    async fn person(
-        &mut self,
-        result: Result<Update, ActionError>,
-        now: i64,
-        changes: &mut Changes,
-    ) -> Result<Alert, CommandError> {
+    async fn person(&mut self, result: Result<Update, ActionError>, now: i64) -> Result<Alert, CommandError> {
         let update = result?;
         let alert = update.alert.clone();
-        self.record(update, now, changes);
-        self.commit(changes).await?;
+        let mut changes = Changes::default();
+        self.record(update, now, &mut changes);
+        self.commit(&changes).await?;
         Ok(alert)
     }
 
@@ -421,9 +413,7 @@ impl Manager {
                 self.escalations.insert(id, now.saturating_add(wait));
                 continue;
             }
-            let team = self.team(alert).map(|t| t.id.clone());
-            let top = self.duty.max_level(team.as_deref().and_then(|t| self.duty.team(t)));
-            let level = (alert.escalation_level + 1).min(top);
+            let level = (alert.escalation_level + 1).min(self.duty.max_level(self.team(alert)));
             if let Some(update) = self.board.remind(id, level, now) {
                 self.record(update, now, changes);
             }
@@ -441,7 +431,6 @@ impl Manager {
     fn record(&mut self, update: Update, now: i64, changes: &mut Changes) {
         let Update { mut alert, entry, notice } = update;
         let happening = entry.happening;
-        self.observer.notice(&notice);
         if alert.team.is_none() {
             if let Some(team) = self.duty.team_for(&alert.subject.region, &alert.subject.domain) {
                 let id = team.id.clone();
@@ -511,6 +500,7 @@ impl Manager {
         }
         let next_escalation_at = self.escalations.get(&alert.id).copied();
         changes.alerts.push(StoredAlert { alert, next_escalation_at, changed_at: now });
+        self.notices.push(notice);
     }
 
     fn push_event(&mut self, alert_id: i64, entry: HistoryEntry, now: i64, changes: &mut Changes) {

@@ -477,15 +477,6 @@ impl Store {
             .collect()
     }
 
-    /// The earliest due time of a pending notification.
-    pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT MIN(due_at) FROM outbox WHERE status = 'pending'")
-            .fetch_one(&self.pool)
-            .await
-            .doing("reading the outbox")?;
-        row.try_get::<Option<i64>, _>(0).doing("reading the outbox")
-    }
-
     /// Pending notifications, for /metrics.
     pub async fn pending_count(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")

@@ -16,8 +16,7 @@ pub struct Email {
 impl Email {
     pub fn new(name: &str, config: &ChannelConfig, timeout: Duration) -> Result<Email, String> {
         let smtp = config.smtp.as_deref().ok_or_else(|| format!("channel {name:?} needs smtp"))?;
-        let (host, port) = smtp.rsplit_once(':').ok_or_else(|| format!("channel {name:?}: smtp must be host:port"))?;
-        let port: u16 = port.parse().map_err(|_| format!("channel {name:?}: bad smtp port {port:?}"))?;
+        let (host, port) = super::host_port("smtp", smtp).map_err(|e| format!("channel {name:?}: {e}"))?;
         let builder = match config.tls {
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
             SmtpTls::Starttls => {

@@ -135,6 +135,11 @@ impl ChannelConfig {
                 problems.push(format!("from {from:?} is not an e-mail address"));
             }
         }
+        for (field, value) in [("smtp", &self.smtp), ("broker", &self.broker)] {
+            if let Some(Err(e)) = value.as_deref().map(|v| host_port(field, v)) {
+                problems.push(e);
+            }
+        }
         if self.qos > 1 {
             problems.push("qos must be 0 or 1".into());
         }
@@ -247,6 +252,13 @@ impl Notifier {
             Notifier::Mqtt(n) => n.send(out).await,
         }
     }
+}
+
+/// `host:port` of a channel's `field`, or why not.
+fn host_port<'a>(field: &str, value: &'a str) -> Result<(&'a str, u16), String> {
+    let bad = || format!("{field} {value:?} must be host:port");
+    let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
+    Ok((host, port.parse().map_err(|_| bad())?))
 }
 
 /// POSTs JSON and returns the response body, or the status as an error.

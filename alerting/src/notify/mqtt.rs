@@ -17,11 +17,10 @@ pub struct MqttTopic {
 impl MqttTopic {
     pub fn new(name: &str, config: &ChannelConfig, timeout: Duration) -> Result<MqttTopic, String> {
         let broker = config.broker.as_deref().ok_or_else(|| format!("channel {name:?} needs broker"))?;
-        let (host, port) =
-            broker.rsplit_once(':').ok_or_else(|| format!("channel {name:?}: broker must be host:port"))?;
+        let (host, port) = super::host_port("broker", broker).map_err(|e| format!("channel {name:?}: {e}"))?;
         Ok(MqttTopic {
             host: host.to_owned(),
-            port: port.parse().map_err(|_| format!("channel {name:?}: bad broker port {port:?}"))?,
+            port,
             topic: config.topic.clone().unwrap_or_default(),
             qos: if config.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce },
             timeout,
