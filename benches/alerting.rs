@@ -81,6 +81,7 @@ fn burst(c: &mut Criterion) {
             value: 10.5,
             threshold: 10.0,
             since: 1_764_000_000_000,
+            evidence: Default::default(),
         })
         .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use tidewatch_ingest::json::JsonMapping;
 use tidewatch_ingest::{Decoder, Limits, Normaliser, Quality, Quantity, Reading, Registry, SensorKey, StationKey};
 use tidewatch_rules::eval::Evaluator;
-use tidewatch_rules::{compile, Engine, EngineConfig, RuleSource, Watermark};
+use tidewatch_rules::{compile, Engine, EngineConfig, RuleSource};
 
 const SENSORS: u32 = 100_000;
 const ROUNDS: i64 = 10;
@@ -95,7 +95,8 @@ fn engine(c: &mut Criterion) {
     let mut transitions = 0usize;
     let mut evaluator = Evaluator::new(rules.clone());
     for (i, round) in rounds.iter().enumerate() {
-        evaluator.advance(round, T0 + (i as i64 + 1) * MIN, &mut |_| transitions += 1);
+        evaluator.on_batch(round, &mut |_| transitions += 1, &mut |r, _| panic!("late: {r:?}"));
+        evaluator.advance(T0 + (i as i64 + 1) * MIN, &mut |_| transitions += 1);
     }
     assert_eq!(transitions, 5_000 * 2, "one fire per hot sensor under each of the first two rules");
 
@@ -107,7 +108,8 @@ fn engine(c: &mut Criterion) {
             let mut evaluator = Evaluator::new(rules.clone());
             let mut alerts = 0usize;
             for (i, round) in rounds.iter().enumerate() {
-                evaluator.advance(round, T0 + (i as i64 + 1) * MIN, &mut |_| alerts += 1);
+                evaluator.on_batch(round, &mut |_| alerts += 1, &mut |_, _| {});
+                evaluator.advance(T0 + (i as i64 + 1) * MIN, &mut |_| alerts += 1);
             }
             alerts
         })
@@ -116,15 +118,13 @@ fn engine(c: &mut Criterion) {
     for workers in [1usize, 2] {
         group.bench_with_input(BenchmarkId::new("dataflow", format!("{workers}_workers")), &workers, |b, &workers| {
             b.iter(|| {
-                let watermark = Arc::new(Watermark::new(0, i64::MAX / 4));
-                let source = watermark.register("bench");
-                let engine = Engine::start(rules.clone(), watermark.clone(), EngineConfig { workers }).unwrap();
+                let engine = Engine::start(rules.clone(), EngineConfig { workers }).unwrap();
                 let input = engine.input();
                 for round in &rounds {
                     for chunk in round.chunks(10_000) {
                         input.send(chunk.to_vec()).unwrap();
                     }
-                    watermark.observe(source, round[0].time, 0);
+                    input.advance(round[0].time);
                 }
                 drop(input);
                 engine.finish().try_iter().count()

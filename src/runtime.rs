@@ -190,8 +190,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let Settings { config, timing, registry, rules } = settings;
 
     let watermark = Arc::new(Watermark::new(timing.lateness_ms, timing.idle_ms));
-    let engine = Engine::start(rules.clone(), watermark.clone(), EngineConfig { workers: config.engine.workers })
-        .map_err(|e| anyhow::anyhow!("starting the rules engine: {e}"))?;
+    let engine = Engine::start(rules.clone(), EngineConfig { workers: config.engine.workers })?;
 
     // Every source feeds one channel; the ingest task decodes by source and topic.
     let (envelopes_tx, envelopes) = mpsc::channel::<Envelope>(8192);
@@ -338,11 +337,15 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let ticker = tokio::spawn({
         let watermark = watermark.clone();
         let dead = dead.clone();
+        let input = engine.input();
         async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
             loop {
                 every.tick().await;
+                // Idle sources stop holding event time back; a quiet network moves it with
+                // the wall clock, so `for` timers and missing-data rules still fire.
                 watermark.tick(now_ms());
+                input.advance(watermark.get());
                 dead.flush();
             }
         }
@@ -492,6 +495,9 @@ async fn ingest(
                 watermark.observe(*id, time, now);
             }
         }
+        // Behind the batch, in the same channels: the engine never promises a time before
+        // it has taken the readings sent before that promise.
+        input.advance(watermark.get());
         // Acknowledge only now that the readings are handed on: MQTT acks in arrival order,
         // protocol answers back on their connections.
         for envelope in batch.drain(..) {
@@ -522,7 +528,7 @@ fn deliver(
                     tracing::error!("the alert manager has stopped; an alert event is lost");
                 }
             }
-            EngineOutput::Late { reading, watermark } => {
+            EngineOutput::Late { reading, decided_until } => {
                 let station = &registry.station(reading.sensor.station).id;
                 let quantity = reading.sensor.quantity;
                 let payload = serde_json::json!({"station": station, "quantity": quantity.name(), "value": reading.value, "time": reading.time});
@@ -530,7 +536,7 @@ fn deliver(
                     station: station.clone(),
                     quantity,
                     time: to_rfc3339(reading.time),
-                    watermark: to_rfc3339(watermark),
+                    decided_until: to_rfc3339(decided_until),
                 };
                 dead.push(DeadLetter::new(now_ms(), "engine", "", payload.to_string().as_bytes(), reason));
                 if output.is_empty() {

@@ -167,6 +167,10 @@ pub struct Alert {
     pub direction: String,
     /// Evidence: since when (event time, RFC 3339) the condition behind the latest change held.
     pub since: String,
+    /// What a model rule computed (a rate, an anomaly score and its baseline, a forecast),
+    /// as of the latest change; empty for thresholds.
+    #[serde(default, skip_serializing_if = "tidewatch_rules::Evidence::is_empty")]
+    pub evidence: tidewatch_rules::Evidence,
     /// Event time the alert fired (RFC 3339).
     pub fired_at: String,
     /// Event time of the latest change the rules made (RFC 3339).
@@ -309,7 +313,11 @@ impl AlertBoard {
                         station: station.id.clone(),
                         station_name: station.name.clone(),
                         region: station.region.clone(),
-                        domain: station.domain.name().to_owned(),
+                        // A quality rule's alert is about the instrument: maintenance staff's.
+                        domain: match rule.map(|r| &r.kind) {
+                            Some(tidewatch_rules::eval::KindSpec::Quality(_)) => "maintenance".to_owned(),
+                            _ => station.domain.name().to_owned(),
+                        },
                         quantity: quantity.name().to_owned(),
                         unit: quantity.canonical_unit().to_owned(),
                     },
@@ -321,6 +329,7 @@ impl AlertBoard {
                     }
                     .to_owned(),
                     since: String::new(),
+                    evidence: Default::default(),
                     fired_at: to_rfc3339(event.event_time),
                     updated_at: String::new(),
                     resolved_at: None,
@@ -341,6 +350,7 @@ impl AlertBoard {
         // Only now: a replay returned above without formatting anything.
         alert.title = render::title(rule.and_then(|r| r.spec.title.as_deref()), event, station);
         alert.since = to_rfc3339(event.since);
+        alert.evidence = event.evidence.clone();
         alert.updated_at = to_rfc3339(event.event_time);
         if happening == Happening::Resolve {
             alert.state = AlertState::Resolved;
@@ -519,6 +529,7 @@ pub(crate) mod tests {
             value,
             threshold: 28.0,
             since: 1_764_000_000_000,
+            evidence: Default::default(),
         }
     }
 

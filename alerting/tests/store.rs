@@ -75,6 +75,7 @@ fn event(station: u32, transition: Transition, severity: Severity, value: f64) -
         value,
         threshold: 28.0,
         since: 1_763_999_000_000,
+        evidence: Default::default(),
     }
 }
 

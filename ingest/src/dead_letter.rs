@@ -26,8 +26,8 @@ pub enum Rejection {
     OutOfRange { station: String, quantity: Quantity, value: f64, min: f64, max: f64 },
     #[error("{station}/{quantity}: event time {time} is more than {max_future_s} s ahead of the clock")]
     FromTheFuture { station: String, quantity: Quantity, time: String, max_future_s: i64 },
-    #[error("{station}/{quantity}: event time {time} is older than the watermark {watermark} (later than the allowed lateness)")]
-    Late { station: String, quantity: Quantity, time: String, watermark: String },
+    #[error("{station}/{quantity}: event time {time} is older than what this sensor's rules already decided (up to {decided_until}): an earlier reading, or a timer the watermark fired after the allowed lateness")]
+    Late { station: String, quantity: Quantity, time: String, decided_until: String },
 }
 
 impl Rejection {

@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tidewatch_ingest::{Quantity, Registry, Station};
+use tidewatch_ingest::{Quantity, Registry, SensorKey, Station};
 
 use crate::eval::ladder::{Ladder, LadderParams};
-use crate::file::{did_you_mean, parse_file, Diagnostic, RuleSpec};
+use crate::eval::KindSpec;
+use crate::file::{did_you_mean, parse_file, Diagnostic, Direction, RuleSpec};
 use crate::Severity;
 
 /// A rule ready to evaluate.
@@ -14,6 +15,8 @@ use crate::Severity;
 pub struct CompiledRule {
     pub id: Arc<str>,
     pub spec: RuleSpec,
+    /// What the rule computes per sensor (a copy of `spec.kind`, at hand on the hot path).
+    pub kind: KindSpec,
     pub params: LadderParams,
     /// The ladder's colours, least severe first.
     pub severities: Vec<Severity>,
@@ -24,6 +27,16 @@ pub struct CompiledRule {
 impl CompiledRule {
     pub fn ladder(&self, station: tidewatch_ingest::StationKey) -> Option<&Ladder> {
         self.ladders.get(station.0 as usize)?.as_ref()
+    }
+
+    /// Whose alert a reading of `sensor` concerns: the sensor, or for a `missing` rule with
+    /// `per = "station"` the station (under the rule's first quantity).
+    #[inline]
+    pub fn alert_key(&self, sensor: SensorKey) -> SensorKey {
+        match &self.kind {
+            KindSpec::Missing(m) if m.per_station => SensorKey::new(sensor.station, self.spec.select.quantities[0]),
+            _ => sensor,
+        }
     }
 
     /// How many stations the rule watches.
@@ -140,6 +153,9 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
                 }
             }
         }
+        if matches!(spec.kind, KindSpec::Missing(_)) && spec.direction == Direction::Below {
+            diags.push(spec.levels[0].at.error("a missing rule's levels are silences: use `above` (e.g. above = 3 intervals)"));
+        }
         if diags.len() > before {
             continue;
         }
@@ -176,6 +192,7 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
             },
             severities: spec.levels.iter().map(|l| l.severity).collect(),
             ladders,
+            kind: spec.kind.clone(),
             spec,
         };
         if rule.station_count() == 0 {
@@ -194,6 +211,10 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
             set.by_quantity[q.index()].push(index);
         }
         set.rules.push(rule);
+    }
+    // Quality rules first: a sensor failing one drives no other rule with that reading.
+    for indices in &mut set.by_quantity {
+        indices.sort_by_key(|&i| !matches!(set.rules[i as usize].kind, KindSpec::Quality(_)));
     }
     if diags.is_empty() {
         Ok(set)

@@ -1,43 +1,47 @@
 //! The timely dataflow that evaluates rules.
 //!
 //! ```text
-//!  channel ─▶ [worker input] ─exchange by sensor─▶ [rules operator] ─▶ [sink] ─▶ channel
+//!  EngineInput ─per-worker channel─▶ [worker input] ─▶ [rules operator] ─▶ output channel
+//!   (partitions by station,            readings and         evaluates on arrival;
+//!    carries the watermark)            watermark, in order   fires timers as the frontier moves
 //! ```
 //!
-//! Each worker thread takes batches from one shared channel and introduces them into its
-//! input at the time it last promised (its input's current time, never later than the
-//! watermark), then advances its input to the shared watermark. Timely timestamps are event
-//! times: a batch's timestamp is a lower bound of its readings' event times, and the frontier
-//! is the watermark. A reading older than the time its worker already promised is late: it
-//! is handed back as [`EngineOutput::Late`], never silently dropped.
+//! [`EngineInput::send`] partitions a batch by station, so each worker owns its stations'
+//! state and receives their readings in the order the source delivered them: per-sensor
+//! order, which decides everything, is never lost between workers. The rules operator
+//! evaluates every reading **on arrival** (see [`crate::eval`]); timely's frontier is the
+//! watermark, and only moves timers of silent sensors.
 //!
-//! The rules operator buffers readings until the frontier passes them, sorts them by event
-//! time and hands them to the [`Evaluator`]: so arrival order within the allowed lateness
-//! does not change the alerts, and a replay gives the same alerts as the live system.
+//! The watermark travels in the same channels as the readings ([`EngineInput::advance`]),
+//! so a worker never promises a time before it has taken every batch sent before that
+//! promise: the frontier cannot overtake a batch still in a channel. Timely timestamps are
+//! watermarks: a batch enters at its worker's current input time, whatever its readings'
+//! event times; a reading is late only if its own sensor has already decided past it.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tidewatch_ingest::Reading;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::Operator;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::InputHandle;
 
 use crate::compile::RuleSet;
 use crate::eval::Evaluator;
 use crate::event::AlertEvent;
-use crate::watermark::Watermark;
 
 /// What comes out of the engine.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EngineOutput {
     Alert(AlertEvent),
-    /// A reading that arrived after its worker's frontier had passed its event time.
+    /// A reading older than what its sensor's state had already decided.
     Late {
         reading: Reading,
-        watermark: i64,
+        /// The event time its sensor had been decided up to.
+        decided_until: i64,
     },
 }
 
@@ -47,27 +51,99 @@ pub struct EngineConfig {
     pub workers: usize,
 }
 
-/// Feeds readings to the engine. Cheap to clone; the engine finishes once every clone is
-/// dropped (remaining readings are evaluated, pending timers up to the newest event time fire).
+/// What a worker's channel carries.
+enum Feed {
+    Readings(Vec<Reading>),
+    /// Every reading with an earlier event time has been sent.
+    Watermark(i64),
+}
+
+/// Feeds readings and the watermark to the engine. Cheap to clone; the engine finishes
+/// once every clone is dropped (remaining readings are evaluated, pending timers up to the
+/// newest event time fire).
 #[derive(Clone)]
 pub struct EngineInput {
-    sender: Sender<Vec<Reading>>,
+    shared: Arc<InputShared>,
+}
+
+struct InputShared {
+    channels: Vec<Sender<Feed>>,
+    /// Each worker's thread, to wake it when its channel has something.
+    threads: Arc<Mutex<Vec<Option<Thread>>>>,
+    /// Newest event time sent; pending timers fire up to it when the input closes.
+    newest: Arc<AtomicI64>,
+    watermark: AtomicI64,
 }
 
 impl EngineInput {
-    /// Hands a batch to the engine; blocks while the engine is a full channel behind, which
-    /// is how back-pressure reaches the connectors. Errors only if the engine has stopped.
+    /// Hands a batch to the engine; blocks while a worker is a full channel behind, which is
+    /// how back-pressure reaches the connectors. Errors only if the engine has stopped.
     pub fn send(&self, batch: Vec<Reading>) -> Result<(), EngineStopped> {
-        if batch.is_empty() {
+        let shared = &self.shared;
+        let Some(newest) = batch.iter().map(|r| r.time).max() else {
+            return Ok(());
+        };
+        shared.newest.fetch_max(newest, Ordering::Relaxed);
+        let workers = shared.channels.len();
+        if workers == 1 {
+            shared.channels[0].send(Feed::Readings(batch)).map_err(|_| EngineStopped)?;
+            self.wake(0);
             return Ok(());
         }
-        self.sender.send(batch).map_err(|_| EngineStopped)
+        let mut parts: Vec<Vec<Reading>> = (0..workers).map(|_| Vec::new()).collect();
+        for reading in batch {
+            parts[owner(reading.sensor.station.0, workers)].push(reading);
+        }
+        for (worker, part) in parts.into_iter().enumerate() {
+            if !part.is_empty() {
+                shared.channels[worker].send(Feed::Readings(part)).map_err(|_| EngineStopped)?;
+                self.wake(worker);
+            }
+        }
+        Ok(())
     }
+
+    /// Every reading with an event time before `watermark` has been sent: timers of silent
+    /// sensors due before it may fire. Never blocks: a worker whose channel is full hears of
+    /// a later watermark instead (the runtime repeats it every second).
+    pub fn advance(&self, watermark: i64) {
+        let shared = &self.shared;
+        if watermark == i64::MIN {
+            return;
+        }
+        shared.watermark.fetch_max(watermark, Ordering::Relaxed);
+        for (worker, channel) in shared.channels.iter().enumerate() {
+            if channel.try_send(Feed::Watermark(watermark)).is_ok() {
+                self.wake(worker);
+            }
+        }
+    }
+
+    fn wake(&self, worker: usize) {
+        let threads = self.shared.threads.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Some(thread)) = threads.get(worker) {
+            thread.unpark();
+        }
+    }
+}
+
+/// The worker that owns a station's state.
+#[inline]
+fn owner(station: u32, workers: usize) -> usize {
+    // SplitMix64 finaliser: consecutive station keys land on different workers.
+    let mut z = (station as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) % workers as u64) as usize
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("the rules engine has stopped")]
 pub struct EngineStopped;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the rules engine's workers: {0}")]
+pub struct EngineStartError(String);
 
 /// A running engine.
 pub struct Engine {
@@ -76,18 +152,37 @@ pub struct Engine {
     guards: Option<timely::communication::WorkerGuards<()>>,
 }
 
-/// Batches waiting in the input channel before senders block.
+/// Batches waiting in each worker's channel before senders block.
 const CHANNEL_BATCHES: usize = 1024;
 
 impl Engine {
-    pub fn start(rules: Arc<RuleSet>, watermark: Arc<Watermark>, config: EngineConfig) -> Result<Engine, String> {
-        let (in_tx, in_rx) = crossbeam_channel::bounded::<Vec<Reading>>(CHANNEL_BATCHES);
+    pub fn start(rules: Arc<RuleSet>, config: EngineConfig) -> Result<Engine, EngineStartError> {
+        let workers = config.workers.max(1);
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| crossbeam_channel::bounded::<Feed>(CHANNEL_BATCHES)).unzip();
+        let receivers = Arc::new(Mutex::new(receivers.into_iter().map(Some).collect::<Vec<_>>()));
+        let threads = Arc::new(Mutex::new(vec![None; workers]));
+        let newest = Arc::new(AtomicI64::new(i64::MIN));
         let (out_tx, out_rx) = crossbeam_channel::unbounded::<EngineOutput>();
-        let timely_config = timely::Config::process(config.workers.max(1));
-        let guards = timely::execute(timely_config, move |worker| {
-            run_worker(worker, rules.clone(), watermark.clone(), in_rx.clone(), out_tx.clone())
-        })?;
-        Ok(Engine { input: Some(EngineInput { sender: in_tx }), output: out_rx, guards: Some(guards) })
+        let started = Arc::new(AtomicUsize::new(0));
+        let guards = timely::execute(timely::Config::process(workers), {
+            let (threads, newest, started) = (threads.clone(), newest.clone(), started.clone());
+            move |worker| {
+                let index = worker.index();
+                let feed = receivers.lock().unwrap_or_else(|e| e.into_inner())[index].take();
+                let Some(feed) = feed else { return };
+                threads.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(std::thread::current());
+                started.fetch_add(1, Ordering::Release);
+                run_worker(worker, rules.clone(), feed, out_tx.clone(), newest.clone())
+            }
+        })
+        .map_err(EngineStartError)?;
+        // Senders must be able to wake every worker before the first batch.
+        while started.load(Ordering::Acquire) < workers {
+            std::thread::yield_now();
+        }
+        let shared = InputShared { channels: senders, threads, newest, watermark: AtomicI64::new(i64::MIN) };
+        Ok(Engine { input: Some(EngineInput { shared: Arc::new(shared) }), output: out_rx, guards: Some(guards) })
     }
 
     /// A handle to feed readings with.
@@ -111,120 +206,65 @@ impl Engine {
     }
 }
 
+/// How long an idle worker parks before looking at its channel again (senders wake it).
+const PARK: Duration = Duration::from_millis(100);
+
 fn run_worker(
     worker: &mut timely::worker::Worker,
     rules: Arc<RuleSet>,
-    watermark: Arc<Watermark>,
-    batches: Receiver<Vec<Reading>>,
+    feed: Receiver<Feed>,
     output: Sender<EngineOutput>,
+    newest: Arc<AtomicI64>,
 ) {
     let mut input = InputHandle::<i64, timely::container::CapacityContainerBuilder<Vec<Reading>>>::new();
-    let alerts = output.clone();
-    let newest_seen = Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN));
-    let newest_for_operator = newest_seen.clone();
+    let newest_for_operator = newest.clone();
     worker.dataflow::<i64, _, _>(|scope| {
-        input
-            .to_stream(scope)
-            .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<AlertEvent>>, _, _, _>(
-                Exchange::new(|r: &Reading| r.sensor.route_hash()),
-                "Rules",
-                move |_initial, _info| {
-                    let mut evaluator = Evaluator::new(rules);
-                    let mut pending: Vec<Reading> = Vec::new();
-                    let mut ready: Vec<Reading> = Vec::new();
-                    let mut cap: Option<Capability<i64>> = None;
-                    let mut newest = i64::MIN;
-                    move |(input, frontier), output| {
-                        input.for_each(|time, data| {
-                            if let Some(retained) = time.retain_least(output.output_index()) {
-                                if cap.as_ref().is_none_or(|c| retained.time() < c.time()) {
-                                    cap = Some(retained);
-                                }
-                            }
-                            newest = data.iter().fold(newest, |m, r| m.max(r.time));
-                            pending.append(data);
-                        });
-                        let Some(held) = cap.as_mut() else { return };
-                        // Everything before `complete` has arrived. An empty frontier means
-                        // the input has closed: evaluate all, with timers up to the newest
-                        // event time seen by this worker or any other.
-                        let complete = match frontier.frontier().first() {
-                            Some(&t) => t,
-                            None => newest
-                                .max(newest_for_operator.load(std::sync::atomic::Ordering::Relaxed))
-                                .saturating_add(1),
-                        };
-                        if complete <= *held.time() {
-                            return;
-                        }
-                        pending.sort_by_key(|r| r.time);
-                        let split = pending.partition_point(|r| r.time < complete);
-                        ready.extend(pending.drain(..split));
-                        let mut session = output.session(&*held);
-                        evaluator.advance(&ready, complete, &mut |event| session.give(event));
-                        drop(session);
-                        ready.clear();
-                        // Keep a capability only while something may still be emitted:
-                        // readings not yet complete, or timers waiting for the watermark.
-                        let idle = pending.is_empty() && !evaluator.has_timers();
-                        if frontier.frontier().is_empty() || idle {
-                            cap = None;
-                        } else {
-                            held.downgrade(&complete);
-                        }
-                    }
-                },
-            )
-            .sink(Pipeline, "AlertsOut", move |(input, _frontier)| {
-                input.for_each(|_time, data| {
-                    for event in data.drain(..) {
-                        // The receiver only goes away when the process is shutting down.
-                        let _ = alerts.send(EngineOutput::Alert(event));
-                    }
+        let mut evaluator = Evaluator::new(rules);
+        let mut complete = i64::MIN;
+        // The receiver only goes away when the process is shutting down.
+        let alerts = output.clone();
+        let emit = move |event| drop(alerts.send(EngineOutput::Alert(event)));
+        input.to_stream(scope).sink(Pipeline, "Rules", move |(input, frontier)| {
+            let mut emit = emit.clone();
+            input.for_each(|_time, data| {
+                evaluator.on_batch(data, &mut emit, &mut |reading, decided_until| {
+                    drop(output.send(EngineOutput::Late { reading: *reading, decided_until }));
                 });
             });
+            // Timers of silent sensors fire as the watermark passes them. An empty frontier
+            // means the input has closed: everything up to the newest event time is decided.
+            let now_complete = match frontier.frontier().first() {
+                Some(&t) => t,
+                None => newest_for_operator.load(Ordering::Relaxed).saturating_add(1),
+            };
+            if now_complete > complete {
+                complete = now_complete;
+                evaluator.advance(complete, &mut emit);
+            }
+        });
     });
 
-    let mut buffer: Vec<Reading> = Vec::new();
-    loop {
-        // Wait briefly for input, but keep stepping so exchanged data from other workers
-        // and frontier changes are processed.
-        let first = match batches.recv_timeout(Duration::from_millis(1)) {
-            Ok(batch) => Some(batch),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        for mut batch in first.into_iter().chain(std::iter::from_fn(|| batches.try_recv().ok()).take(64)) {
-            let promised = *input.time();
-            batch.retain(|r| {
-                if r.time < promised {
-                    let _ = output.send(EngineOutput::Late { reading: *r, watermark: promised });
-                    false
-                } else {
-                    true
+    let mut open = true;
+    while open {
+        loop {
+            match feed.try_recv() {
+                Ok(Feed::Readings(mut batch)) => input.send_batch(&mut batch),
+                Ok(Feed::Watermark(w)) => {
+                    if w > *input.time() {
+                        input.advance_to(w);
+                    }
                 }
-            });
-            if let Some(max) = batch.iter().map(|r| r.time).max() {
-                newest_seen.fetch_max(max, std::sync::atomic::Ordering::Relaxed);
-            }
-            buffer.append(&mut batch);
-            if buffer.len() >= 4096 {
-                input.send_batch(&mut buffer);
-                buffer.clear();
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
             }
         }
-        if !buffer.is_empty() {
-            input.send_batch(&mut buffer);
-            buffer.clear();
+        if open {
+            worker.step_or_park(Some(PARK));
         }
-        let w = watermark.get();
-        if w > *input.time() {
-            input.advance_to(w);
-        }
-        worker.step();
     }
-    // Input closed: share this worker's newest time, close, and run to completion.
-    newest_seen.fetch_max(watermark.newest_event(), std::sync::atomic::Ordering::Relaxed);
     drop(input);
-    while worker.step() {}
+    while worker.step_or_park(Some(Duration::from_millis(1))) {}
 }

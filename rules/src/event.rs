@@ -52,4 +52,47 @@ pub struct AlertEvent {
     pub threshold: f64,
     /// Evidence: since when the condition that caused the change has held.
     pub since: i64,
+    /// What the rule kind computed, beyond value and threshold (empty for `threshold`).
+    #[serde(default, skip_serializing_if = "Evidence::is_empty")]
+    pub evidence: Evidence,
+}
+
+/// What a model rule saw when it changed an alert: what `value` measures and the figures
+/// behind it (a rate's window, an anomaly's score and baseline, a forecast's predicted
+/// crossing). Built only when a transition happens, so it may allocate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Evidence {
+    /// What `value` and `threshold` are, when not the reading itself, e.g. `rise per hour over 1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<String>,
+    /// Named figures, e.g. `baseline_mean`, `predicted_time_ms`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<Fact>,
+}
+
+/// One named figure of an alert's evidence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Fact {
+    pub name: String,
+    pub value: f64,
+}
+
+impl Evidence {
+    pub fn is_empty(&self) -> bool {
+        self.measure.is_none() && self.facts.is_empty()
+    }
+
+    pub fn measure(&mut self, what: impl Into<String>) -> &mut Self {
+        self.measure = Some(what.into());
+        self
+    }
+
+    pub fn fact(&mut self, name: &str, value: f64) -> &mut Self {
+        self.facts.push(Fact { name: name.to_owned(), value });
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.facts.iter().find(|f| f.name == name).map(|f| f.value)
+    }
 }

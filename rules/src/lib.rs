@@ -42,7 +42,7 @@ pub mod severity;
 pub mod watermark;
 
 pub use compile::{compile, read_sources, CompiledRule, RuleSet, RuleSource};
-pub use dataflow::{Engine, EngineConfig, EngineInput, EngineOutput};
-pub use event::{AlertEvent, Transition};
+pub use dataflow::{Engine, EngineConfig, EngineInput, EngineOutput, EngineStartError};
+pub use event::{AlertEvent, Evidence, Fact, Transition};
 pub use severity::Severity;
 pub use watermark::{SourceId, Watermark};

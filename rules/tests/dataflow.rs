@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use tidewatch_ingest::{Quantity, Reading, Registry, SensorKey};
-use tidewatch_rules::{
-    compile, AlertEvent, Engine, EngineConfig, EngineOutput, RuleSource, Severity, Transition, Watermark,
-};
+use tidewatch_rules::{compile, AlertEvent, Engine, EngineConfig, EngineOutput, RuleSource, Severity, Transition};
 
 const MIN: i64 = 60_000;
 const T0: i64 = 1_764_000_000_000;
@@ -50,21 +48,32 @@ fn reading(station: u32, minute: i64, value: f64) -> Reading {
     }
 }
 
-/// Runs `batches` through an engine with `workers`, advancing the watermark after each batch
-/// to its newest time minus the lateness; returns the outputs.
+/// Runs `batches` through an engine with `workers`, advancing the watermark right after each
+/// batch (no pause: the watermark travels behind the batch) to the newest time seen minus the
+/// lateness; returns the outputs.
 fn run(workers: usize, lateness_min: i64, batches: Vec<Vec<Reading>>) -> (Vec<AlertEvent>, Vec<Reading>) {
+    run_with_pause(workers, lateness_min, batches, usize::MAX)
+}
+
+/// As `run`, pausing before batch `pause_before` long enough for the engine to act on the
+/// watermark so far: that batch arrives after the timers it would have changed.
+fn run_with_pause(
+    workers: usize,
+    lateness_min: i64,
+    batches: Vec<Vec<Reading>>,
+    pause_before: usize,
+) -> (Vec<AlertEvent>, Vec<Reading>) {
     let (_registry, rules) = setup(4);
-    let watermark = Arc::new(Watermark::new(lateness_min * MIN, i64::MAX / 4));
-    let source = watermark.register("test");
-    let engine = Engine::start(rules, watermark.clone(), EngineConfig { workers }).unwrap();
+    let engine = Engine::start(rules, EngineConfig { workers }).unwrap();
     let input = engine.input();
-    for batch in batches {
-        let newest = batch.iter().map(|r| r.time).max().unwrap();
+    let mut newest = i64::MIN;
+    for (i, batch) in batches.into_iter().enumerate() {
+        if i == pause_before {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        newest = newest.max(batch.iter().map(|r| r.time).max().unwrap());
         input.send(batch).unwrap();
-        // Give workers a moment to take the batch before the watermark moves past it,
-        // as a live feed would; lateness is what tolerates the rest.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        watermark.observe(source, newest, 0);
+        input.advance(newest - lateness_min * MIN);
     }
     drop(input);
     let output = engine.finish();
@@ -118,40 +127,65 @@ fn a_flood_wave_gives_exactly_the_expected_transitions() {
 }
 
 #[test]
-fn out_of_order_readings_within_lateness_give_the_same_transitions() {
+fn readings_reordered_across_sensors_or_within_a_batch_give_the_same_transitions() {
     let mut shuffled = flood_wave();
-    // Reverse each window of 9 readings (6 minutes): well inside a 10-minute lateness.
+    // Reverse each run of 9 readings (three minutes of three sensors) and send each run as
+    // one batch: within a batch, order does not matter.
     for chunk in shuffled.chunks_mut(9) {
         chunk.reverse();
     }
-    let (alerts, late) = run(2, 10, shuffled.chunks(3).map(|c| c.to_vec()).collect());
+    let (alerts, late) = run(2, 10, shuffled.chunks(9).map(|c| c.to_vec()).collect());
+    assert!(late.is_empty(), "{late:?}");
+    assert_eq!(summary(&alerts), EXPECTED);
+    // Sensors interleaved in any order across batches, each in its own order: the same.
+    let mut by_sensor = flood_wave();
+    by_sensor.sort_by_key(|r| (r.sensor.station.0 * 7 % 3, r.time));
+    let (alerts, late) = run(2, 10, by_sensor.chunks(2).map(|c| c.to_vec()).collect());
     assert!(late.is_empty(), "{late:?}");
     assert_eq!(summary(&alerts), EXPECTED);
 }
 
 #[test]
+fn a_reading_older_than_its_sensors_newest_in_an_earlier_batch_comes_back_late_not_lost() {
+    let mut batches: Vec<Vec<Reading>> = flood_wave().chunks(3).map(|c| c.to_vec()).collect();
+    // Station 0's minute-4 reading arriving after its minute-6 one: its sensor already
+    // decided past it, however large the lateness.
+    let moved = batches[2].remove(0);
+    assert_eq!(moved, reading(0, 4, 10.8));
+    batches.insert(4, vec![moved]);
+    let (alerts, late) = run(2, 60, batches);
+    assert_eq!(late, [moved]);
+    assert_eq!(summary(&alerts), EXPECTED, "one reading inside a held level changes nothing here");
+}
+
+#[test]
 fn readings_later_than_the_lateness_come_back_as_late_not_lost() {
     let mut batches: Vec<Vec<Reading>> = flood_wave().chunks(3).map(|c| c.to_vec()).collect();
-    // A reading from minute 0 arriving after minute 24's batch, with 1 minute of lateness.
-    batches.push(vec![reading(3, 0, 11.0)]);
-    let (alerts, late) = run(2, 1, batches);
-    assert_eq!(late, [reading(3, 0, 11.0)]);
-    assert_eq!(summary(&alerts), EXPECTED);
+    // Station 0 rises above yellow at minute 2 and the watermark (1 minute of lateness)
+    // fires its `for` timer at minute 7 before its minute-6 reading arrives.
+    let is_held = |r: &Reading| r.sensor.station.0 == 0 && r.time > T0 + 2 * MIN;
+    let held: Vec<Reading> = batches.iter().flatten().copied().filter(is_held).collect();
+    for batch in &mut batches {
+        batch.retain(|r| !is_held(r));
+    }
+    let pause = batches.len();
+    let (alerts, late) =
+        run_with_pause(2, 1, batches.into_iter().chain(std::iter::once(held.clone())).collect(), pause);
+    assert_eq!(late.len(), held.iter().filter(|r| r.time < T0 + 7 * MIN).count());
+    assert_eq!(late[0], held[0]);
+    assert_eq!(summary(&alerts)[0], (0, 7, Transition::Fire, Severity::Yellow));
 }
 
 #[test]
 fn many_sensors_spread_over_workers_all_alert() {
     let (registry, rules) = setup(200);
-    let watermark = Arc::new(Watermark::new(0, i64::MAX / 4));
-    let source = watermark.register("bulk");
-    let engine = Engine::start(rules, watermark.clone(), EngineConfig { workers: 2 }).unwrap();
+    let engine = Engine::start(rules, EngineConfig { workers: 2 }).unwrap();
     let input = engine.input();
     for minute in 0..10 {
         let batch: Vec<Reading> =
             (0..registry.len() as u32).map(|s| reading(s, minute, 10.0 + s as f64 % 3.0)).collect();
         input.send(batch).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        watermark.observe(source, T0 + minute * MIN, 0);
+        input.advance(T0 + minute * MIN);
     }
     drop(input);
     let fired: Vec<AlertEvent> = engine

@@ -111,7 +111,7 @@ levels = [{ severity = "red", above = "station.guarantee_level +" }]
         "flood.toml:9:16: ladder out of order: yellow after orange (list levels from least to most severe: blue, yellow, orange, red; each once)",
         "flood.toml:10:16: unknown severity \"purple\" (expected blue, yellow, orange or red)",
         "flood.toml:12:1: unknown field `titel` in a rule (did you mean `title`?)",
-        "flood.toml:16:8: unknown rule kind \"treshold\": did you mean \"threshold\"? supported kinds: threshold",
+        "flood.toml:16:8: unknown rule kind \"treshold\": did you mean \"threshold\"? supported kinds: threshold, rate, window, missing, anomaly, forecast, quality",
         "flood.toml:18:65: in threshold \"station.guarantee_level +\": expected a number or station.<attribute>",
     ];
     assert_eq!(got, expected);
@@ -168,7 +168,7 @@ fn planned_kinds_and_unknown_title_placeholders_are_explained() {
         r#"[[rule]]
 id = "r"
 title = "{station.nme} rain"
-kind = "window"
+kind = "group"
 select = { quantity = "rainfall" }
 levels = [{ severity = "red", above = 100 }]
 "#,
@@ -177,7 +177,7 @@ levels = [{ severity = "red", above = 100 }]
         got,
         [
             "flood.toml:3:10: unknown placeholder {station.nme} in title: did you mean {station.name}? known: station.name, station.id, station.region, station.basin, quantity, unit, value, threshold, severity, rule",
-            "flood.toml:4:8: rule kind \"window\" is not supported yet (supported: threshold)",
+            "flood.toml:4:8: rule kind \"group\" is not supported yet (supported: threshold, rate, window, missing, anomaly, forecast, quality)",
         ]
     );
 }

@@ -1,112 +1,415 @@
-//! Evaluating compiled rules over readings in event-time order.
+//! Evaluating compiled rules over readings, on arrival.
 //!
-//! [`Evaluator`] is plain Rust: the timely operator in [`crate::dataflow`] hands it the
-//! readings the watermark has made complete, sorted by event time, and tests call it the same
-//! way. Keys with no alert and no pending condition have no state at all, so a sensor reading
-//! quietly below every threshold costs one hash lookup per rule.
+//! Every rule kind is one module here: its typed parameters (parsed from the rule file), its
+//! per-sensor state, and the value it feeds to the shared colour [`ladder`]. The [`kinds!`]
+//! list below is the one place that names them all; adding a kind means writing its module,
+//! adding a line there and a section to `docs/rules.md`.
+//!
+//! [`Evaluator`] is plain Rust: the timely operator in [`crate::dataflow`] hands it readings
+//! as they arrive and the watermark as it moves, and tests call it the same way.
+//!
+//! # When a reading is decided
+//! Devices deliver their own readings in order, so a reading that is not older than
+//! anything its sensor has already decided is evaluated **on arrival**: its transitions go out
+//! at once, whatever the global watermark says. The watermark only drives what no reading of
+//! the sensor can decide: `for` timers of silent sensors, windows emptying, missing data.
+//! A reading older than what its sensor has already decided (an earlier reading, or a timer
+//! the watermark fired) would change the past: it comes back as late instead. Within one
+//! batch, readings are taken in event-time order, so a device's small reorderings inside a
+//! batch are harmless.
 
 pub mod ladder;
+pub mod samples;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::fmt::Debug;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use tidewatch_ingest::{Quality, Reading, SensorKey};
 
-use crate::compile::RuleSet;
-use crate::event::AlertEvent;
-use ladder::{Change, LadderState};
+use crate::compile::{CompiledRule, RuleSet};
+use crate::event::{AlertEvent, Evidence};
+use crate::file::Fields;
+use ladder::{Change, Ladder, LadderParams, LadderState};
+
+/// What a rule kind computes for one sensor: the value its colour ladder judges.
+///
+/// Implementations are plain data and plain functions: no clock, no I/O. Values are in the
+/// reading's unit (or the kind's own measure, e.g. a rate per hour); the evaluator orients
+/// them for `below` ladders.
+pub trait Kind: Clone + Debug + PartialEq + Send + Sync + 'static {
+    /// The `kind = "…"` name.
+    const NAME: &'static str;
+    /// Fields this kind adds to a rule table.
+    const FIELDS: &'static [&'static str];
+    /// True when a sensor with no alert and nothing pending needs no state at all (a
+    /// stateless kind), so quiet sensors cost one lookup.
+    const STATELESS: bool = false;
+    /// True when readings flagged by their device (not [`Quality::Good`]) reach this kind;
+    /// every other kind ignores them.
+    const SEES_FLAGGED: bool = false;
+
+    /// Per-sensor memory; bounded whatever the reading rate.
+    type State: Default + Clone + Debug + Send;
+
+    /// Reads the kind's fields, reporting problems through `fields`.
+    fn parse(fields: &mut Fields<'_, '_>) -> Option<Self>;
+
+    /// A reading of the sensor, in event-time order. Returns the value to judge, or `None`
+    /// while the kind has too little data to say anything (warm-up, too few points).
+    /// `sign` is +1 for `above` ladders and -1 for `below`.
+    fn on_reading(&self, state: &mut Self::State, reading: &Reading, sign: f64) -> Option<f64>;
+
+    /// For kinds whose value changes with time alone (windows emptying, silence growing):
+    /// the next event time after `after` at which the value changes in a way the ladder
+    /// could notice.
+    fn next_change(&self, _state: &Self::State, _ladder: &Ladder, _after: i64) -> Option<i64> {
+        None
+    }
+
+    /// The value at `time` with no new reading; `None` when nothing is left to judge (the
+    /// ladder then clears).
+    fn value_at(&self, _state: &Self::State, _time: i64) -> Option<f64> {
+        None
+    }
+
+    /// What the value measures and the figures behind it, for an alert's evidence.
+    /// `threshold` is the level's threshold as written (not oriented).
+    fn evidence(&self, _state: &Self::State, _threshold: f64, _evidence: &mut Evidence) {}
+}
+
+/// The rule kinds, each `Variant => module`. The one list to extend with a new kind.
+macro_rules! kinds {
+    ($($variant:ident => $module:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// A rule's kind with its typed parameters: `kind = "…"` in the rule file.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum KindSpec {
+            $($variant($module::Params),)*
+        }
+
+        /// Every kind's name, in the order documented.
+        pub const KINDS: &[&str] = &[$(<$module::Params as Kind>::NAME),*];
+
+        impl KindSpec {
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(KindSpec::$variant(_) => <$module::Params as Kind>::NAME,)*
+                }
+            }
+
+            /// The fields a kind adds, or `None` for an unknown kind.
+            pub fn fields(name: &str) -> Option<&'static [&'static str]> {
+                match name {
+                    $(<$module::Params as Kind>::NAME => Some(<$module::Params as Kind>::FIELDS),)*
+                    _ => None,
+                }
+            }
+
+            /// Parses the kind named `name`; `None` if it is unknown or its fields are wrong
+            /// (problems reported through `fields`).
+            pub fn parse(name: &str, fields: &mut Fields<'_, '_>) -> Option<KindSpec> {
+                match name {
+                    $(<$module::Params as Kind>::NAME => <$module::Params as Kind>::parse(fields).map(KindSpec::$variant),)*
+                    _ => None,
+                }
+            }
+
+            fn table(&self) -> Table {
+                match self {
+                    $(KindSpec::$variant(p) => Table::$variant(Keyed { kind: p.clone(), states: FxHashMap::default() }),)*
+                }
+            }
+        }
+
+        /// One rule's per-sensor states, typed by its kind.
+        enum Table {
+            $($variant(Keyed<$module::Params>),)*
+        }
+
+        macro_rules! each_table {
+            ($table:expr, $keyed:ident => $body:expr) => {
+                match $table {
+                    $(Table::$variant($keyed) => $body,)*
+                }
+            };
+        }
+    };
+}
+
+kinds! {
+    Threshold => threshold,
+    Rate => rate,
+    Window => window,
+    Missing => missing,
+    Anomaly => anomaly,
+    Forecast => forecast,
+    Quality => quality,
+}
+
+/// One sensor's state under one rule: the kind's memory and the ladder's.
+#[derive(Clone, Debug, Default)]
+struct Slot<S> {
+    kind: S,
+    ladder: LadderState,
+}
+
+struct Keyed<K: Kind> {
+    kind: K,
+    states: FxHashMap<SensorKey, Slot<K::State>>,
+}
 
 /// Per-rule, per-sensor state for one worker's share of the sensors.
 pub struct Evaluator {
     rules: Arc<RuleSet>,
-    states: Vec<FxHashMap<SensorKey, LadderState>>,
-    /// (deadline, rule, sensor): when a `for` or `clear_for` timer may change a state.
-    /// Entries go stale when a reading moves the deadline; stale ones are skipped on pop.
+    tables: Vec<Table>,
+    /// Per sensor: the event time up to which its state is decided. A reading before it is late.
+    decided: FxHashMap<SensorKey, i64>,
+    /// (deadline, rule, sensor): when a timer (`for`, `clear_for`, or the kind's own) may
+    /// change a state. Entries go stale when a reading moves the deadline; stale ones are
+    /// skipped on pop.
     timers: BinaryHeap<Reverse<(i64, u32, SensorKey)>>,
+    /// Readings taken since the last call, sorted before use (reused, never shrunk).
+    scratch: Vec<Reading>,
+}
+
+/// What happened to a reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Evaluated,
+    /// Older than what its sensor's state has already decided (the time is returned).
+    Late(i64),
 }
 
 impl Evaluator {
     pub fn new(rules: Arc<RuleSet>) -> Self {
-        let states = (0..rules.rules.len()).map(|_| FxHashMap::default()).collect();
-        Evaluator { rules, states, timers: BinaryHeap::new() }
+        let tables = rules.rules.iter().map(|r| r.kind.table()).collect();
+        Evaluator { rules, tables, decided: FxHashMap::default(), timers: BinaryHeap::new(), scratch: Vec::new() }
     }
 
-    /// True while some state waits for a timer: the caller must keep a capability for it.
+    /// True while some state waits for a timer.
     pub fn has_timers(&self) -> bool {
         !self.timers.is_empty()
     }
 
-    /// Applies `readings` (sorted by time, all before `complete_before`), then fires every
-    /// timer due before `complete_before`: after this call, all transitions with event time
-    /// `< complete_before` have been emitted, in event-time order.
-    pub fn advance(&mut self, readings: &[Reading], complete_before: i64, emit: &mut impl FnMut(AlertEvent)) {
-        debug_assert!(readings.windows(2).all(|w| w[0].time <= w[1].time));
-        for reading in readings {
-            self.fire_timers(reading.time, emit);
-            if reading.quality != Quality::Good {
-                continue;
-            }
-            let key = reading.sensor;
-            for &rule_index in self.rules.rules_for(key.quantity) {
-                let rule = &self.rules.rules[rule_index as usize];
-                let Some(ladder) = rule.ladder(key.station) else {
-                    continue;
-                };
-                let value = reading.value * rule.params.sign;
-                let states = &mut self.states[rule_index as usize];
-                let state = match states.get_mut(&key) {
-                    Some(state) => state,
-                    // The common case: no state and nothing beyond the lowest level.
-                    None if !ladder.beyond_lowest(value) => continue,
-                    None => states.entry(key).or_default(),
-                };
-                let before = state.next_deadline(ladder, &rule.params);
-                state.on_value(reading.time, value, ladder, &rule.params, &mut |c| {
-                    emit(make_event(rule, ladder, key, c))
-                });
-                let after = state.next_deadline(ladder, &rule.params);
-                if state.is_idle() {
-                    states.remove(&key);
-                } else if after.is_some() && after != before {
-                    self.timers.push(Reverse((after.unwrap_or_default(), rule_index, key)));
-                }
-            }
-        }
-        self.fire_timers(complete_before - 1, emit);
+    /// The earliest pending timer (possibly stale).
+    pub fn next_timer(&self) -> Option<i64> {
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
     }
 
-    /// Fires timers with deadline `<= up_to`.
-    fn fire_timers(&mut self, up_to: i64, emit: &mut impl FnMut(AlertEvent)) {
+    /// Evaluates a batch as it arrives, in event-time order; `late` gets each reading older
+    /// than what its sensor has already decided, with that time.
+    pub fn on_batch(
+        &mut self,
+        batch: &[Reading],
+        emit: &mut impl FnMut(AlertEvent),
+        late: &mut impl FnMut(&Reading, i64),
+    ) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend_from_slice(batch);
+        // Stable: equal times keep their arrival order.
+        scratch.sort_by_key(|r| r.time);
+        for reading in &scratch {
+            if let Outcome::Late(decided) = self.on_reading(reading, emit) {
+                late(reading, decided);
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// One reading, on arrival.
+    pub fn on_reading(&mut self, reading: &Reading, emit: &mut impl FnMut(AlertEvent)) -> Outcome {
+        let key = reading.sensor;
+        let rules: &RuleSet = &self.rules;
+        let indices = rules.rules_for(key.quantity);
+        if indices.is_empty() {
+            return Outcome::Evaluated;
+        }
+        match self.decided.get_mut(&key) {
+            Some(decided) if reading.time < *decided => return Outcome::Late(*decided),
+            Some(decided) => *decided = reading.time,
+            None => {
+                self.decided.insert(key, reading.time);
+            }
+        }
+        let mut failing_quality = false;
+        for &rule_index in indices {
+            let rule = &rules.rules[rule_index as usize];
+            let is_quality = matches!(rule.kind, KindSpec::Quality(_));
+            if failing_quality && !is_quality {
+                // The sensor fails a quality check: its readings drive nothing else.
+                continue;
+            }
+            let Some(ladder) = rule.ladder(key.station) else { continue };
+            let alert_key = rule.alert_key(key);
+            let step = Step { rule, rule_index, ladder, key: alert_key, timers: &mut self.timers };
+            let active = each_table!(&mut self.tables[rule_index as usize], keyed => step.reading(keyed, reading, emit));
+            failing_quality |= is_quality && active;
+        }
+        Outcome::Evaluated
+    }
+
+    /// The watermark moved: every timer due before `complete_before` fires, in event-time
+    /// order. After this call, all transitions with event time `< complete_before` of
+    /// sensors that sent nothing newer have been emitted.
+    pub fn advance(&mut self, complete_before: i64, emit: &mut impl FnMut(AlertEvent)) {
+        let up_to = complete_before.saturating_sub(1);
+        let rules: &RuleSet = &self.rules;
         while let Some(&Reverse((deadline, rule_index, key))) = self.timers.peek() {
             if deadline > up_to {
                 break;
             }
             self.timers.pop();
-            let rule = &self.rules.rules[rule_index as usize];
-            let states = &mut self.states[rule_index as usize];
-            let (Some(state), Some(ladder)) = (states.get_mut(&key), rule.ladder(key.station)) else {
-                continue;
-            };
-            if state.next_deadline(ladder, &rule.params) != Some(deadline) {
-                continue; // stale: a reading moved or cancelled this deadline
+            let rule = &rules.rules[rule_index as usize];
+            let Some(ladder) = rule.ladder(key.station) else { continue };
+            let step = Step { rule, rule_index, ladder, key, timers: &mut self.timers };
+            let fired = each_table!(&mut self.tables[rule_index as usize], keyed => step.timer(keyed, deadline, emit));
+            if fired {
+                // The sensor's state now reflects time up to the deadline: a reading from
+                // before it would rewrite what was already decided.
+                let decided = self.decided.entry(key).or_insert(deadline);
+                *decided = (*decided).max(deadline);
             }
-            state.advance_to(deadline, ladder, &rule.params, &mut |c| emit(make_event(rule, ladder, key, c)));
-            match state.next_deadline(ladder, &rule.params) {
-                _ if state.is_idle() => {
-                    states.remove(&key);
+        }
+    }
+
+    /// Bytes of state held for one sensor under a rule of kind `K` (for benchmarks).
+    pub fn slot_bytes<K: Kind>() -> usize {
+        std::mem::size_of::<Slot<K::State>>() + std::mem::size_of::<SensorKey>()
+    }
+
+    /// Sensors with state under some rule (for benchmarks and metrics).
+    pub fn keys_with_state(&self) -> usize {
+        self.tables.iter().map(|t| each_table!(t, keyed => keyed.states.len())).sum()
+    }
+}
+
+/// One rule's work for one key: the generic code every kind shares.
+struct Step<'a> {
+    rule: &'a CompiledRule,
+    rule_index: u32,
+    ladder: &'a Ladder,
+    key: SensorKey,
+    timers: &'a mut BinaryHeap<Reverse<(i64, u32, SensorKey)>>,
+}
+
+impl Step<'_> {
+    /// Applies a reading; returns whether a level is active afterwards.
+    fn reading<K: Kind>(self, keyed: &mut Keyed<K>, reading: &Reading, emit: &mut impl FnMut(AlertEvent)) -> bool {
+        if reading.quality != Quality::Good && !K::SEES_FLAGGED {
+            return keyed.states.get(&self.key).is_some_and(|s| s.ladder.active().is_some());
+        }
+        let p = &self.rule.params;
+        let slot = match keyed.states.get_mut(&self.key) {
+            Some(slot) => slot,
+            None if K::STATELESS => {
+                // The common case: no state and the value beyond no level.
+                let value = keyed.kind.on_reading(&mut K::State::default(), reading, p.sign);
+                if !value.is_some_and(|v| self.ladder.beyond_lowest(v * p.sign)) {
+                    return false;
                 }
-                Some(next) => self.timers.push(Reverse((next, rule_index, key))),
-                None => {}
+                keyed.states.entry(self.key).or_default()
             }
+            None => keyed.states.entry(self.key).or_default(),
+        };
+        let (rule, ladder, key, kind) = (self.rule, self.ladder, self.key, &keyed.kind);
+        let before = deadline(kind, slot, ladder, p);
+        // What time alone decides up to this reading comes first, as in a sorted replay.
+        run_due(rule, kind, slot, ladder, key, reading.time, emit);
+        let value = kind.on_reading(&mut slot.kind, reading, p.sign);
+        let state = &slot.kind;
+        let emit = &mut |c| emit(make_event(rule, kind, state, ladder, key, c));
+        match value {
+            Some(value) => slot.ladder.on_value(reading.time, value * p.sign, ladder, p, emit),
+            None => slot.ladder.advance_to(reading.time, ladder, p, emit),
+        }
+        let active = slot.ladder.active().is_some();
+        let after = deadline(kind, slot, ladder, p);
+        if K::STATELESS && slot.ladder.is_idle() {
+            keyed.states.remove(&self.key);
+        } else if let Some(next) = after.filter(|_| after != before) {
+            self.timers.push(Reverse((next, self.rule_index, self.key)));
+        }
+        active
+    }
+
+    /// A timer popped at `at`; returns whether it was due (not stale).
+    fn timer<K: Kind>(self, keyed: &mut Keyed<K>, at: i64, emit: &mut impl FnMut(AlertEvent)) -> bool {
+        let p = &self.rule.params;
+        let Some(slot) = keyed.states.get_mut(&self.key) else { return false };
+        let kind = &keyed.kind;
+        if deadline(kind, slot, self.ladder, p) != Some(at) {
+            return false; // stale: a reading moved or cancelled this deadline
+        }
+        run_due(self.rule, kind, slot, self.ladder, self.key, at, emit);
+        match deadline(kind, slot, self.ladder, p) {
+            _ if K::STATELESS && slot.ladder.is_idle() => {
+                keyed.states.remove(&self.key);
+            }
+            Some(next) => self.timers.push(Reverse((next, self.rule_index, self.key))),
+            None => {}
+        }
+        true
+    }
+}
+
+/// Applies everything time alone decides for one state, up to and including `up_to`: the
+/// ladder's `for` and `clear_for` timers, and the kind's own changes (a window emptying, a
+/// silence growing), in event-time order.
+fn run_due<K: Kind>(
+    rule: &CompiledRule,
+    kind: &K,
+    slot: &mut Slot<K::State>,
+    ladder: &Ladder,
+    key: SensorKey,
+    up_to: i64,
+    emit: &mut impl FnMut(AlertEvent),
+) {
+    let p = &rule.params;
+    while let Some(at) = deadline(kind, slot, ladder, p).filter(|&d| d <= up_to) {
+        let changes = kind.next_change(&slot.kind, ladder, slot.ladder.last_time());
+        let state = &slot.kind;
+        let emit = &mut |c| emit(make_event(rule, kind, state, ladder, key, c));
+        if changes == Some(at) {
+            let value = kind.value_at(state, at).map_or(f64::NEG_INFINITY, |v| v * p.sign);
+            slot.ladder.on_value(at, value, ladder, p, emit);
+        } else {
+            slot.ladder.advance_to(at, ladder, p, emit);
+        }
+        if deadline(kind, slot, ladder, p).is_some_and(|next| next <= at) {
+            debug_assert!(false, "rule {}: a deadline at {at} did not move on", rule.id);
+            break;
         }
     }
 }
 
+/// The next time a state may change without a reading: its ladder's timers or its kind's.
+fn deadline<K: Kind>(kind: &K, slot: &Slot<K::State>, ladder: &Ladder, p: &LadderParams) -> Option<i64> {
+    let a = slot.ladder.next_deadline(ladder, p);
+    let b = kind.next_change(&slot.kind, ladder, slot.ladder.last_time());
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The event for a ladder change, in the rule's own orientation and colours.
-fn make_event(rule: &crate::compile::CompiledRule, ladder: &ladder::Ladder, key: SensorKey, c: Change) -> AlertEvent {
+fn make_event<K: Kind>(
+    rule: &CompiledRule,
+    kind: &K,
+    state: &K::State,
+    ladder: &Ladder,
+    key: SensorKey,
+    c: Change,
+) -> AlertEvent {
     let sign = rule.params.sign;
+    let threshold = ladder.threshold(c.level) * sign;
+    let mut evidence = Evidence::default();
+    kind.evidence(state, threshold, &mut evidence);
     AlertEvent {
         rule: rule.id.clone(),
         key,
@@ -114,8 +417,13 @@ fn make_event(rule: &crate::compile::CompiledRule, ladder: &ladder::Ladder, key:
         severity: rule.severities[c.level as usize],
         previous: c.previous.map(|p| rule.severities[p as usize]),
         event_time: c.time,
-        value: c.value * sign,
-        threshold: ladder.threshold(c.level) * sign,
+        // A cleared time-driven value (an emptied window) is reported as 0, not infinity.
+        value: if c.value.is_finite() { c.value * sign } else { 0.0 },
+        threshold,
         since: c.since,
+        evidence,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,4 +8,4 @@ mod diagnostic;
 mod spec;
 
 pub use diagnostic::{did_you_mean, Diagnostic, Position, Source};
-pub use spec::{parse_file, Direction, Kind, LevelSpec, RuleSpec, Selector, KINDS, PLANNED_KINDS};
+pub use spec::{parse_file, Direction, Fields, KindSpec, LevelSpec, RuleSpec, Selector, KINDS, PLANNED_KINDS};

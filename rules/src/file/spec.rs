@@ -11,11 +11,9 @@ use crate::expr::Expr;
 use crate::Severity;
 use tidewatch_ingest::{Domain, Quantity};
 
-/// Rule kinds this build evaluates.
-pub const KINDS: &[&str] = &["threshold"];
+pub use crate::eval::{KindSpec, KINDS};
 /// Kinds the language reserves; naming one gives a clear "not yet supported" error.
-pub const PLANNED_KINDS: &[&str] =
-    &["rate", "window", "missing", "anomaly", "forecast", "group", "composite", "quality"];
+pub const PLANNED_KINDS: &[&str] = &["group", "composite"];
 
 /// Fields every rule may have, whatever its kind.
 const COMMON_FIELDS: &[&str] =
@@ -46,12 +44,6 @@ pub struct Selector {
     pub basins: Vec<String>,
     /// Station ids, with the position each was written at.
     pub stations: Vec<(String, Position)>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// The reading's own value against the ladder.
-    Threshold,
 }
 
 /// Which way a ladder points.
@@ -88,7 +80,8 @@ pub struct RuleSpec {
     pub title: Option<String>,
     pub description: Option<String>,
     pub select: Selector,
-    pub kind: Kind,
+    /// What is computed per sensor, with the kind's own parameters.
+    pub kind: KindSpec,
     /// A level must hold this long (event time) before the alert fires or escalates.
     pub for_ms: i64,
     /// A level's clear condition must hold this long before it de-escalates or resolves.
@@ -100,6 +93,179 @@ pub struct RuleSpec {
     pub labels: BTreeMap<String, String>,
     /// Where `[[rule]]` (the id) is written.
     pub at: Position,
+}
+
+/// A rule table's fields as a kind reads them: typed getters that report each problem at
+/// its line and column, so every kind's parameters are checked the way the common ones are.
+pub struct Fields<'w, 's> {
+    walker: &'w mut Walker<'s>,
+    entries: Vec<(String, Range<usize>, Field)>,
+    kind: &'static str,
+    kind_span: Range<usize>,
+}
+
+/// A field's value, detached from the TOML document.
+enum Field {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+    Other(&'static str),
+}
+
+impl<'w, 's> Fields<'w, 's> {
+    fn new(walker: &'w mut Walker<'s>, table: &DeTable<'_>, kind: &str, kind_span: Range<usize>) -> Self {
+        let own = KindSpec::fields(kind).unwrap_or(&[]);
+        let kind = KINDS.iter().copied().find(|k| *k == kind).unwrap_or("rule");
+        let entries = table
+            .iter()
+            .filter(|(k, _)| own.contains(&k.get_ref().as_ref()))
+            .map(|(k, v)| {
+                let field = match v.get_ref() {
+                    DeValue::String(s) => Field::Text(s.to_string()),
+                    DeValue::Boolean(b) => Field::Bool(*b),
+                    other => match number_of(other) {
+                        Some(n) => Field::Number(n),
+                        None => Field::Other(type_name(other)),
+                    },
+                };
+                (k.get_ref().to_string(), v.span(), field)
+            })
+            .collect();
+        Fields { walker, entries, kind, kind_span }
+    }
+
+    fn find(&self, name: &str) -> Option<(Range<usize>, &Field)> {
+        self.entries.iter().find(|(k, _, _)| k == name).map(|(_, span, f)| (span.clone(), f))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
+    /// Reports a problem at the field `name` (or at `kind` if it is absent).
+    pub fn error(&mut self, name: &str, message: impl Into<String>) {
+        let span = self.find(name).map_or(self.kind_span.clone(), |(s, _)| s);
+        self.walker.error(span, message);
+    }
+
+    /// Reports that a required field is missing, with an example.
+    pub fn missing<T>(&mut self, name: &str, example: &str) -> Option<T> {
+        let message = format!("a {} rule needs `{name}` (e.g. {name} = {example})", self.kind);
+        self.walker.error(self.kind_span.clone(), message);
+        None
+    }
+
+    pub fn text(&mut self, name: &str) -> Option<String> {
+        match self.find(name)? {
+            (_, Field::Text(t)) => Some(t.clone()),
+            (span, Field::Number(_)) => {
+                self.walker.error(span, format!("`{name}` must be a string, not a number"));
+                None
+            }
+            (span, Field::Bool(_)) => {
+                self.walker.error(span, format!("`{name}` must be a string, not a boolean"));
+                None
+            }
+            (span, Field::Other(what)) => {
+                self.walker.error(span, format!("`{name}` must be a string, not {what}"));
+                None
+            }
+        }
+    }
+
+    /// `true` or `false`.
+    pub fn boolean(&mut self, name: &str) -> Option<bool> {
+        match self.find(name)? {
+            (_, Field::Bool(b)) => Some(*b),
+            (span, _) => {
+                self.walker.error(span, format!("`{name}` must be true or false"));
+                None
+            }
+        }
+    }
+
+    /// A required duration.
+    pub fn required_duration(&mut self, name: &str, example: &str) -> Option<i64> {
+        if self.has(name) {
+            self.duration(name)
+        } else {
+            self.missing(name, example)
+        }
+    }
+
+    /// A duration such as `"1h"` or `"90m"`, greater than zero.
+    pub fn duration(&mut self, name: &str) -> Option<i64> {
+        let text = self.text(name)?;
+        let span = self.find(name).map(|(s, _)| s)?;
+        match parse_duration(&text) {
+            Ok(ms) if ms > 0 => Some(ms),
+            Ok(_) => {
+                self.walker.error(span, format!("`{name}` must be longer than zero"));
+                None
+            }
+            Err(message) => {
+                self.walker.error(span, format!("`{name}`: {message}"));
+                None
+            }
+        }
+    }
+
+    /// A finite number.
+    pub fn number(&mut self, name: &str) -> Option<f64> {
+        match self.find(name)? {
+            (_, Field::Number(n)) if n.is_finite() => Some(*n),
+            (span, Field::Number(n)) => {
+                let n = *n;
+                self.walker.error(span, format!("`{name}` must be a finite number, not {n}"));
+                None
+            }
+            (span, Field::Text(_)) => {
+                self.walker.error(span, format!("`{name}` must be a number, not a string"));
+                None
+            }
+            (span, Field::Bool(_)) => {
+                self.walker.error(span, format!("`{name}` must be a number, not a boolean"));
+                None
+            }
+            (span, Field::Other(what)) => {
+                self.walker.error(span, format!("`{name}` must be a number, not {what}"));
+                None
+            }
+        }
+    }
+
+    /// A number strictly greater than zero.
+    pub fn positive(&mut self, name: &str) -> Option<f64> {
+        let n = self.number(name)?;
+        if n > 0.0 {
+            Some(n)
+        } else {
+            self.error(name, format!("`{name}` must be greater than zero, not {n}"));
+            None
+        }
+    }
+
+    /// A whole number in `range`.
+    pub fn count(&mut self, name: &str, range: std::ops::RangeInclusive<u32>) -> Option<u32> {
+        let n = self.number(name)?;
+        if n.fract() == 0.0 && range.contains(&(n as u32)) && n >= 0.0 {
+            Some(n as u32)
+        } else {
+            self.error(name, format!("`{name}` must be a whole number from {} to {}, not {n}", range.start(), range.end()));
+            None
+        }
+    }
+
+    /// One of `options`.
+    pub fn choice(&mut self, name: &str, options: &[&'static str]) -> Option<&'static str> {
+        let text = self.text(name)?;
+        if let Some(&o) = options.iter().find(|&&o| o == text) {
+            return Some(o);
+        }
+        let hint = did_you_mean(&text, options.iter().copied()).map(|s| format!("did you mean {s:?}? ")).unwrap_or_default();
+        self.error(name, format!("unknown `{name}` {text:?}: {hint}expected one of: {}", options.join(", ")));
+        None
+    }
 }
 
 struct Walker<'s> {
@@ -212,8 +378,15 @@ impl<'s> Walker<'s> {
                 None
             }
         };
-        let kind = match kind_name {
-            Some(("threshold", _)) => Some(Kind::Threshold),
+        let kind_fields = match kind_name {
+            Some((k, _)) => KindSpec::fields(k),
+            None => None,
+        };
+        let kind = match kind_name.clone() {
+            Some((k, span)) if kind_fields.is_some() => {
+                let mut fields = Fields::new(self, t, k, span);
+                KindSpec::parse(k, &mut fields)
+            }
             Some((k, span)) if PLANNED_KINDS.contains(&k) => {
                 self.error(span, format!("rule kind {k:?} is not supported yet (supported: {})", KINDS.join(", ")));
                 None
@@ -227,7 +400,12 @@ impl<'s> Walker<'s> {
             }
             None => None,
         };
-        self.unknown_fields(t, "a rule", COMMON_FIELDS);
+        let allowed: Vec<&str> = COMMON_FIELDS.iter().chain(kind_fields.unwrap_or(&[])).copied().collect();
+        let what = match &kind_name {
+            Some((k, _)) if kind_fields.is_some() => format!("a {k} rule"),
+            _ => "a rule".to_owned(),
+        };
+        self.unknown_fields(t, &what, &allowed);
 
         let title = get("title").and_then(|(_, v)| {
             let title = self.string(v, "`title`")?;

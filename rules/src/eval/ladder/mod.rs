@@ -83,17 +83,30 @@ pub struct LadderState {
     /// Since when the active level's clear condition has held.
     clear_since: i64,
     last_value: f64,
+    /// Event time of the last value or timer applied.
+    last_time: i64,
 }
 
 impl Default for LadderState {
     fn default() -> Self {
-        LadderState { active: None, beyond_since: [NONE; 4], clear_since: NONE, last_value: f64::NEG_INFINITY }
+        LadderState {
+            active: None,
+            beyond_since: [NONE; 4],
+            clear_since: NONE,
+            last_value: f64::NEG_INFINITY,
+            last_time: NONE,
+        }
     }
 }
 
 impl LadderState {
     pub fn active(&self) -> Option<u8> {
         self.active
+    }
+
+    /// Event time of the last value or timer applied (`i64::MIN` before any).
+    pub fn last_time(&self) -> i64 {
+        self.last_time
     }
 
     /// Nothing active and nothing pending: the state can be forgotten.
@@ -115,6 +128,7 @@ impl LadderState {
 
     /// Applies every timer due at or before `t`, assuming the last value persists.
     pub fn advance_to(&mut self, t: i64, ladder: &Ladder, p: &LadderParams, emit: &mut impl FnMut(Change)) {
+        self.last_time = self.last_time.max(t);
         while let Some(deadline) = self.next_deadline(ladder, p) {
             if deadline > t || !self.settle(deadline, ladder, p, emit) {
                 break;

@@ -1,0 +1,236 @@
+//! The evaluator against a sorted replay: on-arrival evaluation must not change what fires.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use tidewatch_ingest::{Quality, Quantity, Reading, Registry, SensorKey, StationKey};
+
+use super::*;
+use crate::compile::{compile, RuleSource};
+use crate::Transition;
+
+const MIN: i64 = 60_000;
+
+fn rules() -> Arc<RuleSet> {
+    let mut stations = String::new();
+    for i in 0..3 {
+        stations += &format!(
+            "[[station]]\nid = \"S{i}\"\nname = \"S{i}\"\ndomain = \"water\"\nlocation = [120.0, 30.0]\nregion = \"330100\"\n"
+        );
+    }
+    let registry = Registry::from_toml_str(&stations).unwrap();
+    let text = r#"
+[[rule]]
+id = "level"
+kind = "threshold"
+select = { quantity = "water_level" }
+for = "10m"
+clear_for = "5m"
+clear_margin = 0.5
+levels = [{ severity = "yellow", above = 5 }, { severity = "red", above = 8 }]
+
+[[rule]]
+id = "rise"
+kind = "rate"
+select = { quantity = "water_level" }
+window = "30m"
+levels = [{ severity = "yellow", above = 6 }]
+
+[[rule]]
+id = "rain"
+kind = "window"
+select = { quantity = "rainfall" }
+window = "30m"
+step = "5m"
+aggregate = "sum"
+levels = [{ severity = "orange", above = 12 }]
+
+[[rule]]
+id = "silent"
+kind = "missing"
+select = { quantity = ["water_level", "rainfall"] }
+expected = "5m"
+levels = [{ severity = "yellow", above = 4 }]
+"#;
+    Arc::new(compile(&[RuleSource { name: "t.toml".into(), text: text.into() }], &registry).unwrap())
+}
+
+fn reading(station: u32, quantity: Quantity, minute: i64, value: f64) -> Reading {
+    Reading { sensor: SensorKey::new(StationKey(station), quantity), quality: Quality::Good, time: minute * MIN, value }
+}
+
+type Seen = Vec<(String, SensorKey, i64, Transition, crate::Severity)>;
+
+fn summarise(mut events: Vec<AlertEvent>) -> Seen {
+    let mut seen: Seen =
+        events.drain(..).map(|e| (e.rule.to_string(), e.key, e.event_time, e.transition, e.severity)).collect();
+    seen.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
+    seen
+}
+
+/// The reference: every reading in event-time order, the watermark right behind it.
+fn sorted_replay(readings: &[Reading], end: i64) -> Seen {
+    let mut sorted = readings.to_vec();
+    sorted.sort_by_key(|r| r.time);
+    let mut evaluator = Evaluator::new(rules());
+    let mut events = Vec::new();
+    for r in &sorted {
+        evaluator.advance(r.time, &mut |e| events.push(e));
+        let outcome = evaluator.on_reading(r, &mut |e| events.push(e));
+        assert_eq!(outcome, Outcome::Evaluated);
+    }
+    evaluator.advance(end, &mut |e| events.push(e));
+    summarise(events)
+}
+
+/// Per-sensor series: a level and a rain gauge at each of three stations, with gaps.
+fn series() -> impl Strategy<Value = Vec<Reading>> {
+    let sensor = (0u32..3, prop::bool::ANY, prop::collection::vec((1i64..12, 0.0f64..11.0), 1..40));
+    prop::collection::vec(sensor, 1..6).prop_map(|sensors| {
+        let mut out = Vec::new();
+        for (station, rain, steps) in sensors {
+            let quantity = if rain { Quantity::Rainfall } else { Quantity::WaterLevel };
+            if out.iter().any(|r: &Reading| r.sensor == SensorKey::new(StationKey(station), quantity)) {
+                continue;
+            }
+            let mut minute = 0;
+            for (gap, value) in steps {
+                minute += gap;
+                let value = if rain { value / 2.0 } else { value };
+                out.push(reading(station, quantity, minute, value));
+            }
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Sensors in order, interleaved across sensors in any way, in batches of any size, with
+    /// the watermark at any point that does not pass a reading not yet sent: exactly the
+    /// transitions of the sorted replay, and nothing late.
+    #[test]
+    fn on_arrival_evaluation_gives_the_transitions_of_a_sorted_replay(
+        readings in series(),
+        interleave in prop::collection::vec(any::<prop::sample::Index>(), 400),
+        cuts in prop::collection::vec(1usize..20, 400),
+        lateness in 0i64..30,
+    ) {
+        let end = readings.iter().map(|r| r.time).max().unwrap() + 120 * MIN;
+        let expected = sorted_replay(&readings, end);
+
+        // Each sensor's readings in order; which sensor goes next is arbitrary.
+        let mut queues: Vec<Vec<Reading>> = Vec::new();
+        for r in &readings {
+            match queues.iter_mut().find(|q| q[0].sensor == r.sensor) {
+                Some(q) => q.push(*r),
+                None => queues.push(vec![*r]),
+            }
+        }
+        for q in &mut queues {
+            q.reverse();
+        }
+        let mut arrival = Vec::new();
+        let mut choices = interleave.iter();
+        while queues.iter().any(|q| !q.is_empty()) {
+            let live: Vec<usize> = (0..queues.len()).filter(|&i| !queues[i].is_empty()).collect();
+            let pick = choices.next().map_or(0, |c| c.index(live.len()));
+            arrival.push(queues[live[pick]].pop().unwrap());
+        }
+
+        let mut evaluator = Evaluator::new(rules());
+        let mut events = Vec::new();
+        let mut late = Vec::new();
+        let mut sent = 0;
+        let mut newest = i64::MIN;
+        for cut in cuts.iter().cycle() {
+            if sent == arrival.len() {
+                break;
+            }
+            let batch = &arrival[sent..(sent + cut).min(arrival.len())];
+            sent += batch.len();
+            evaluator.on_batch(batch, &mut |e| events.push(e), &mut |r, _| late.push(*r));
+            newest = newest.max(batch.iter().map(|r| r.time).max().unwrap());
+            // The watermark: newest minus the lateness, but never past a reading still to come.
+            let pending = arrival[sent..].iter().map(|r| r.time).min().unwrap_or(i64::MAX);
+            evaluator.advance((newest - lateness * MIN).min(pending), &mut |e| events.push(e));
+        }
+        evaluator.advance(end, &mut |e| events.push(e));
+        prop_assert!(late.is_empty(), "late: {late:?}");
+        prop_assert_eq!(summarise(events), expected);
+    }
+}
+
+#[test]
+fn a_reading_older_than_a_fired_timer_is_late_and_changes_nothing() {
+    let mut evaluator = Evaluator::new(rules());
+    let mut events = Vec::new();
+    evaluator.on_reading(&reading(0, Quantity::WaterLevel, 0, 6.0), &mut |e| events.push(e));
+    // The watermark passes the `for` deadline (10 min) with the sensor silent: it fires.
+    evaluator.advance(11 * MIN, &mut |e| events.push(e));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].transition, Transition::Fire);
+    // A reading from before the deadline would rewrite that: it is late.
+    let outcome = evaluator.on_reading(&reading(0, Quantity::WaterLevel, 5, 1.0), &mut |e| events.push(e));
+    assert_eq!(outcome, Outcome::Late(10 * MIN));
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn a_reading_decides_at_once_whatever_the_watermark() {
+    let mut evaluator = Evaluator::new(rules());
+    let mut events = Vec::new();
+    // No watermark at all: the `for` of 10 minutes is complete with the second reading.
+    evaluator.on_reading(&reading(1, Quantity::WaterLevel, 0, 9.0), &mut |e| events.push(e));
+    evaluator.on_reading(&reading(1, Quantity::WaterLevel, 10, 9.0), &mut |e| events.push(e));
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].transition, events[0].severity), (Transition::Fire, crate::Severity::Red));
+    assert_eq!(events[0].event_time, 10 * MIN);
+}
+
+#[test]
+fn a_silent_station_is_found_by_the_watermark_and_resolved_by_its_next_reading() {
+    let mut evaluator = Evaluator::new(rules());
+    let mut events = Vec::new();
+    evaluator.on_reading(&reading(2, Quantity::Rainfall, 0, 0.0), &mut |e| events.push(e));
+    evaluator.advance(20 * MIN, &mut |e| events.push(e));
+    assert!(events.is_empty(), "four intervals of silence are not yet more than four");
+    evaluator.advance(21 * MIN, &mut |e| events.push(e));
+    assert_eq!(events.len(), 1);
+    assert_eq!((&*events[0].rule, events[0].transition), ("silent", Transition::Fire));
+    assert_eq!(events[0].event_time, 20 * MIN + 1);
+    evaluator.on_reading(&reading(2, Quantity::Rainfall, 30, 0.0), &mut |e| events.push(e));
+    assert_eq!((&*events[1].rule, events[1].transition), ("silent", Transition::Resolve));
+}
+
+#[test]
+fn a_sensor_failing_a_quality_check_drives_no_other_rule() {
+    let registry = Registry::from_toml_str(
+        "[[station]]\nid = \"S0\"\nname = \"S0\"\ndomain = \"water\"\nlocation = [120.0, 30.0]\nregion = \"330100\"\n",
+    )
+    .unwrap();
+    let text = r#"
+[[rule]]
+id = "level"
+kind = "threshold"
+select = { quantity = "water_level" }
+levels = [{ severity = "red", above = 8 }]
+
+[[rule]]
+id = "gauge"
+kind = "quality"
+select = { quantity = "water_level" }
+max_rate = 6
+levels = [{ severity = "blue", above = 0 }]
+"#;
+    let rules = Arc::new(compile(&[RuleSource { name: "q.toml".into(), text: text.into() }], &registry).unwrap());
+    let mut evaluator = Evaluator::new(rules);
+    let mut events = Vec::new();
+    evaluator.on_reading(&reading(0, Quantity::WaterLevel, 0, 5.0), &mut |e| events.push(e));
+    // 500 m/h: the gauge, not the river.
+    evaluator.on_reading(&reading(0, Quantity::WaterLevel, 1, 13.3), &mut |e| events.push(e));
+    let seen: Vec<_> = events.iter().map(|e| (&*e.rule, e.transition)).collect();
+    assert_eq!(seen, [("gauge", Transition::Fire)]);
+    assert_eq!(events[0].evidence.measure.as_deref(), Some("quality checks failed: impossible_jump"));
+}
