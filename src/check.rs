@@ -63,6 +63,32 @@ pub fn rules_check(paths: &[PathBuf], stations: Option<PathBuf>) -> anyhow::Resu
     }
 }
 
+/// Runs rule unit tests; prints each failure with its diff and a summary line. Returns
+/// whether every test passed.
+pub fn rules_test(files: &[PathBuf]) -> bool {
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for file in files {
+        match tidewatch_rules::unit_test::run_file(file) {
+            Ok(report) => {
+                for name in &report.passed {
+                    println!("ok: {}: {name}", file.display());
+                }
+                for (name, why) in &report.failed {
+                    println!("FAILED: {}: {name}\n{why}", file.display());
+                }
+                passed += report.passed.len();
+                failed += report.failed.len();
+            }
+            Err(e) => {
+                println!("FAILED: {e}");
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    failed == 0
+}
+
 fn location(d: &tidewatch_rules::file::Diagnostic) -> String {
     format!("{}:{}:{}", d.file, d.line, d.column)
 }

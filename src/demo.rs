@@ -22,6 +22,7 @@ pub const STATIONS: &str = include_str!("../config/stations.toml");
 pub const RULES: &[(&str, &str)] = &[
     ("config/rules/flood.toml", include_str!("../config/rules/flood.toml")),
     ("config/rules/environment.toml", include_str!("../config/rules/environment.toml")),
+    ("config/rules/models.toml", include_str!("../config/rules/models.toml")),
 ];
 
 const MIN: i64 = 60_000;

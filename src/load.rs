@@ -1,13 +1,24 @@
-//! `tidewatch load`: publish synthetic readings at full speed, for throughput measurements.
+//! `tidewatch load`: publish synthetic readings, for throughput and latency measurements.
 //!
 //! Readings are mapped JSON for stations `L0`…`L{n-1}` (`--write-stations` writes a matching
-//! registry), event times one millisecond apart ending now, so nothing is late or from the
-//! future. `scripts/load.sh` uses it to compare Tidewatch with a plain subscriber.
+//! registry with `warning_level = 10`), event times one millisecond apart ending now, so
+//! nothing is late or from the future. `scripts/load.sh` uses it to compare Tidewatch's
+//! throughput with a plain subscriber's.
+//!
+//! Latency mode (`--crossing-every N --alerts-topic T`, used by `scripts/latency.sh`): every
+//! N-th reading crosses its station's warning level and that station's next reading falls
+//! back. The tool subscribes to the readings topic itself (what the broker alone takes
+//! from publish to delivery) and to the alert topic, and times each crossing from the moment
+//! it was handed to the socket to (a) its delivery back from the broker and (b) the `fire`
+//! notice for its station on the alert topic: reading→alert as a duty officer's client sees
+//! it, beside the broker-only figure of the same run.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use tidewatch_connectors::envelope::now_ms;
 
 pub struct LoadOptions {
@@ -17,6 +28,18 @@ pub struct LoadOptions {
     pub qos: u8,
     pub topic_prefix: String,
     pub write_stations: Option<PathBuf>,
+    pub rate: Option<u64>,
+    pub crossing_every: Option<u64>,
+    pub alerts_topic: Option<String>,
+}
+
+/// Crossing readings waiting for their delivery and their alert, by station.
+#[derive(Default)]
+struct Pending {
+    sent: HashMap<u32, Instant>,
+    broker: Vec<Duration>,
+    alert: Vec<Duration>,
+    delivered: HashMap<u32, Instant>,
 }
 
 pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
@@ -32,33 +55,63 @@ pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
         1 => QoS::AtLeastOnce,
         q => anyhow::bail!("--qos {q}: 0 or 1"),
     };
+    let pending = Arc::new(Mutex::new(Pending::default()));
+    let watchers = match (&o.alerts_topic, o.crossing_every) {
+        (Some(alerts), Some(_)) => Some(watch(&o, alerts, pending.clone()).await?),
+        (None, None) => None,
+        _ => anyhow::bail!("--crossing-every and --alerts-topic go together"),
+    };
+
     let mut options = MqttOptions::new(format!("tidewatch-load-{}", std::process::id()), &o.broker.0, o.broker.1);
     options.set_keep_alive(Duration::from_secs(60)).set_inflight(u16::MAX).set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(options, 10_000);
     let count = o.count;
-    // Count publishes the event loop has written (QoS 0) or the broker acknowledged (QoS 1).
-    let driver = tokio::spawn(async move {
-        let mut done = 0u64;
-        while done < count {
-            match eventloop.poll().await {
-                Ok(Event::Outgoing(Outgoing::Publish(_))) if qos == QoS::AtMostOnce => done += 1,
-                Ok(Event::Incoming(rumqttc::Packet::PubAck(_))) => done += 1,
-                Ok(_) => {}
-                Err(e) => anyhow::bail!("MQTT: {e}"),
+    let stations = u64::from(o.stations.max(1));
+    let crossing_every = o.crossing_every.unwrap_or(0);
+    // Count publishes the event loop has written (QoS 0) or the broker acknowledged (QoS 1);
+    // note when each crossing reading leaves for the socket.
+    let driver = tokio::spawn({
+        let pending = pending.clone();
+        async move {
+            let mut done = 0u64;
+            let mut written = 0u64;
+            while done < count {
+                match eventloop.poll().await {
+                    Ok(Event::Outgoing(Outgoing::Publish(_))) => {
+                        if crossing_every > 0 && written % crossing_every == 0 {
+                            let station = (written % stations) as u32;
+                            pending.lock().unwrap_or_else(|e| e.into_inner()).sent.insert(station, Instant::now());
+                        }
+                        written += 1;
+                        if qos == QoS::AtMostOnce {
+                            done += 1;
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(_))) => done += 1,
+                    Ok(_) => {}
+                    Err(e) => anyhow::bail!("MQTT: {e}"),
+                }
             }
+            // Let the last packets leave the socket before disconnecting.
+            let _ = tokio::time::timeout(Duration::from_millis(500), async { while eventloop.poll().await.is_ok() {} })
+                .await;
+            Ok(())
         }
-        // Let the last packets leave the socket before disconnecting.
-        let _ =
-            tokio::time::timeout(Duration::from_millis(500), async { while eventloop.poll().await.is_ok() {} }).await;
-        Ok(())
     });
     let start = Instant::now();
     let t0 = now_ms() - o.count as i64 - 1000;
+    // Stations whose last reading crossed: their next one falls back, which resolves.
     for i in 0..o.count {
-        let station = i % u64::from(o.stations.max(1));
+        if let Some(rate) = o.rate {
+            let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+            if i % 64 == 0 && due > Instant::now() {
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+        let station = i % stations;
+        let value = if crossing_every > 0 && i % crossing_every == 0 { 15.0 } else { 5.0 + (i % 1000) as f64 / 1000.0 };
         let payload = format!(
-            r#"{{"station":"L{station}","quantity":"water_level","value":{:.3},"time":{}}}"#,
-            5.0 + (i % 1000) as f64 / 1000.0,
+            r#"{{"station":"L{station}","quantity":"water_level","value":{value:.3},"time":{}}}"#,
             t0 + i as i64
         );
         client.publish(format!("{}/L{station}", o.topic_prefix), qos, false, payload).await?;
@@ -66,5 +119,92 @@ pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
     driver.await??;
     let secs = start.elapsed().as_secs_f64();
     println!("published {} readings in {secs:.2} s: {:.0} readings/s", o.count, o.count as f64 / secs);
+
+    if let Some(watchers) = watchers {
+        // The last alerts may still be on their way.
+        let expected = o.count.div_ceil(crossing_every.max(1)) as usize;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && pending.lock().unwrap_or_else(|e| e.into_inner()).alert.len() < expected {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        watchers.abort();
+        let p = pending.lock().unwrap_or_else(|e| e.into_inner());
+        report("broker only (publish → delivered to a subscriber)", &p.broker, expected);
+        report("reading → alert (publish → fire notice on the alert topic)", &p.alert, expected);
+    }
     Ok(())
+}
+
+/// Subscribes to the readings and the alert topic and times crossings.
+async fn watch(
+    o: &LoadOptions,
+    alerts: &str,
+    pending: Arc<Mutex<Pending>>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut options = MqttOptions::new(format!("tidewatch-watch-{}", std::process::id()), &o.broker.0, o.broker.1);
+    options.set_keep_alive(Duration::from_secs(60)).set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = AsyncClient::new(options, 1000);
+    client.subscribe(format!("{}/#", o.topic_prefix), QoS::AtMostOnce).await?;
+    client.subscribe(alerts, QoS::AtMostOnce).await?;
+    // Wait for both subscriptions before publishing anything.
+    let mut acked = 0;
+    while acked < 2 {
+        if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await? {
+            acked += 1;
+        }
+    }
+    let prefix = o.topic_prefix.clone();
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await else { continue };
+            let now = Instant::now();
+            let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+            if p.topic.starts_with(&prefix) {
+                if memchr_value(&p.payload) {
+                    if let Some(station) = station_of(&p.payload) {
+                        if let Some(&sent) = pending.sent.get(&station) {
+                            pending.broker.push(now - sent);
+                            pending.delivered.insert(station, sent);
+                        }
+                    }
+                }
+            } else if let Ok(notice) = serde_json::from_slice::<serde_json::Value>(&p.payload) {
+                let fire = notice["transition"] == "fire";
+                let station = notice["station"].as_str().and_then(|s| s.strip_prefix('L')?.parse::<u32>().ok());
+                if let (true, Some(station)) = (fire, station) {
+                    if let Some(sent) = pending.sent.remove(&station) {
+                        pending.alert.push(now - sent);
+                    }
+                }
+            }
+        }
+    }))
+}
+
+fn memchr_value(payload: &[u8]) -> bool {
+    payload.windows(15).any(|w| w == b"\"value\":15.000")
+}
+
+fn station_of(payload: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let rest = text.split_once("\"station\":\"L")?.1;
+    rest[..rest.find('"')?].parse().ok()
+}
+
+fn report(what: &str, samples: &[Duration], expected: usize) {
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    if ms.is_empty() {
+        println!("{what}: no samples of {expected}");
+        return;
+    }
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{what}: {} of {expected} timed; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        ms[ms.len() - 1]
+    );
 }

@@ -95,6 +95,17 @@ enum Command {
         /// Also write a station registry for L0..: point a config's `stations` at it.
         #[arg(long)]
         write_stations: Option<PathBuf>,
+        /// Publish at this many readings per second instead of as fast as possible.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Latency mode: every this many readings, one crosses the stations' warning level
+        /// (15 m against 10 m) and the next reading of that station falls back.
+        #[arg(long)]
+        crossing_every: Option<u64>,
+        /// Latency mode: the alert topic to time fire notices on (e.g. `tidewatch/alerts/#`);
+        /// the readings topic is timed too, for the broker-only figure.
+        #[arg(long)]
+        alerts_topic: Option<String>,
     },
     /// Rule-file tools.
     Rules {
@@ -114,6 +125,12 @@ enum RulesCommand {
         /// (default: config/stations.toml if it exists).
         #[arg(long)]
         stations: Option<PathBuf>,
+    },
+    /// Run rule unit tests: input series and the transitions expected (see docs/rules.md).
+    Test {
+        /// Test files (`*.test.toml`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -149,10 +166,25 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let ok = check::rules_check(&paths, stations)?;
             Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
         }
-        Command::Load { broker, count, stations, qos, topic_prefix, write_stations } => {
+        Command::Rules { command: RulesCommand::Test { files } } => {
+            let ok = check::rules_test(&files);
+            Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
+        }
+        Command::Load { broker, count, stations, qos, topic_prefix, write_stations, rate, crossing_every, alerts_topic } => {
             let broker =
                 config::parse_host_port(&broker).ok_or_else(|| anyhow::anyhow!("--broker must be host:port"))?;
-            block_on(load::run(load::LoadOptions { broker, count, stations, qos, topic_prefix, write_stations }))?;
+            let options = load::LoadOptions {
+                broker,
+                count,
+                stations,
+                qos,
+                topic_prefix,
+                write_stations,
+                rate,
+                crossing_every,
+                alerts_topic,
+            };
+            block_on(load::run(options))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Decode { format, map, time_zone, input } => {

@@ -373,13 +373,15 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         source.stop();
     }
     let _ = ingest.await;
-    // The ingest task held the last engine input: finishing now evaluates what is in flight.
+    // The ticker holds an engine input too: without it and the ingest task's, the engine's
+    // input is closed, and finishing evaluates what is in flight.
+    ticker.abort();
+    let _ = ticker.await;
     let engine_done = tokio::task::spawn_blocking(move || engine.finish());
     let _ = engine_done.await;
     let _ = tokio::task::spawn_blocking(move || output_thread.join()).await;
     // Every alert event is out of the engine: store them and send what is waiting.
     alerting.finish().await;
-    ticker.abort();
     dead.flush();
     let _ = stop_http.send(());
     let _ = http.await;

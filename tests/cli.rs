@@ -16,8 +16,44 @@ fn tidewatch(args: &[&str]) -> (i32, String) {
 fn rules_check_accepts_the_example_rules() {
     let (code, out) = tidewatch(&["rules", "check", "config/rules"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("ok: 4 rules in 2 files"), "{out}");
+    assert!(out.contains("ok: 10 rules in 3 files"), "{out}");
     assert!(out.contains("water.level.warning (12 stations)"), "{out}");
+}
+
+#[test]
+fn the_example_rules_pass_their_unit_tests() {
+    let tests: Vec<String> = std::fs::read_dir("config/rules")
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".test.toml"))
+        .collect();
+    assert!(!tests.is_empty());
+    let args: Vec<&str> = ["rules", "test"].into_iter().chain(tests.iter().map(String::as_str)).collect();
+    let (code, out) = tidewatch(&args);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+    assert!(!out.contains("\n0 passed"), "{out}");
+}
+
+#[test]
+fn a_failing_rule_test_shows_a_diff_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = std::fs::canonicalize("config/rules/flood.toml").unwrap();
+    let stations = std::fs::canonicalize("config/stations.toml").unwrap();
+    let test = dir.path().join("wrong.test.toml");
+    std::fs::write(
+        &test,
+        format!(
+            "rule_files = [{rules:?}]\nstations = {stations:?}\n\n[[test]]\nname = \"Lanxi\"\nstart = \"2025-06-20T08:00:00+08:00\"\ninterval = \"5m\"\nseries = {{ \"QT-LX/water_level\" = \"27 28.5x4\" }}\nexpect = [\"5m water.level.warning QT-LX/water_level fire yellow\"]\n"
+        ),
+    )
+    .unwrap();
+    let (code, out) = tidewatch(&["rules", "test", test.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    // `for = "10m"`: above 28 from 5m, so it fires at 15m, not 5m.
+    assert!(out.contains("  - 5m water.level.warning QT-LX/water_level fire yellow"), "{out}");
+    assert!(out.contains("  + 15m water.level.warning QT-LX/water_level fire yellow"), "{out}");
+    assert!(out.contains("0 passed, 1 failed"), "{out}");
 }
 
 #[test]

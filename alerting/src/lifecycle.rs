@@ -319,7 +319,8 @@ impl AlertBoard {
                             _ => station.domain.name().to_owned(),
                         },
                         quantity: quantity.name().to_owned(),
-                        unit: quantity.canonical_unit().to_owned(),
+                        // A model rule's value is its measure: a rate in m/h, a score in σ.
+                        unit: event.evidence.unit.clone().unwrap_or_else(|| quantity.canonical_unit().to_owned()),
                     },
                     value: event.value,
                     threshold: event.threshold,

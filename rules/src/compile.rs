@@ -75,7 +75,8 @@ pub struct RuleSource {
     pub text: String,
 }
 
-/// Reads rule files: a file, or every `*.toml` in a directory (sorted by name).
+/// Reads rule files: a file, or every `*.toml` in a directory (sorted by name) except rule
+/// unit tests (`*.test.toml`), which sit beside the rules they test.
 pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<RuleSource>, Diagnostic> {
     let mut sources = Vec::new();
     for path in paths {
@@ -90,6 +91,7 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<RuleSource>, Diagnostic> {
                 .map_err(|e| io(e, path))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .filter(|p| !p.to_string_lossy().ends_with(".test.toml"))
                 .collect();
             files.sort();
             for file in files {

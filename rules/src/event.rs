@@ -65,6 +65,9 @@ pub struct Evidence {
     /// What `value` and `threshold` are, when not the reading itself, e.g. `rise per hour over 1h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measure: Option<String>,
+    /// The unit of `value` and `threshold` when not the reading's, e.g. `m/h`, `σ`, `intervals`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     /// Named figures, e.g. `baseline_mean`, `predicted_time_ms`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub facts: Vec<Fact>,
@@ -79,7 +82,7 @@ pub struct Fact {
 
 impl Evidence {
     pub fn is_empty(&self) -> bool {
-        self.measure.is_none() && self.facts.is_empty()
+        self.measure.is_none() && self.unit.is_none() && self.facts.is_empty()
     }
 
     pub fn measure(&mut self, what: impl Into<String>) -> &mut Self {

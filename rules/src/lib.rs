@@ -38,7 +38,9 @@ pub mod eval;
 pub mod event;
 pub mod expr;
 pub mod file;
+pub mod nab;
 pub mod severity;
+pub mod unit_test;
 pub mod watermark;
 
 pub use compile::{compile, read_sources, CompiledRule, RuleSet, RuleSource};

@@ -152,6 +152,10 @@ impl Kind for Params {
         Some(score)
     }
 
+    fn unit(&self, _reading_unit: &str) -> Option<String> {
+        Some("σ".to_owned())
+    }
+
     fn evidence(&self, state: &State, _threshold: f64, evidence: &mut Evidence) {
         let measure = match self.method {
             Method::ZScore { samples } => format!("z-score against the last {samples} readings"),

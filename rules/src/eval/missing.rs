@@ -57,6 +57,7 @@ impl Params {
 impl Kind for Params {
     const NAME: &'static str = "missing";
     const FIELDS: &'static [&'static str] = &["expected", "per"];
+    const GATED_BY_QUALITY: bool = false;
     type State = State;
 
     fn parse(fields: &mut Fields<'_, '_>) -> Option<Self> {
@@ -96,6 +97,10 @@ impl Kind for Params {
 
     fn value_at(&self, state: &State, time: i64) -> Option<f64> {
         Some((time - state.last?) as f64 / self.interval(state)?)
+    }
+
+    fn unit(&self, _reading_unit: &str) -> Option<String> {
+        Some("intervals".to_owned())
     }
 
     fn evidence(&self, state: &State, _threshold: f64, evidence: &mut Evidence) {

@@ -50,6 +50,9 @@ pub trait Kind: Clone + Debug + PartialEq + Send + Sync + 'static {
     /// True when readings flagged by their device (not [`Quality::Good`]) reach this kind;
     /// every other kind ignores them.
     const SEES_FLAGGED: bool = false;
+    /// False for kinds that judge arrivals rather than values (`missing`): a sensor failing
+    /// a quality check still reports.
+    const GATED_BY_QUALITY: bool = true;
 
     /// Per-sensor memory; bounded whatever the reading rate.
     type State: Default + Clone + Debug + Send;
@@ -72,6 +75,11 @@ pub trait Kind: Clone + Debug + PartialEq + Send + Sync + 'static {
     /// The value at `time` with no new reading; `None` when nothing is left to judge (the
     /// ladder then clears).
     fn value_at(&self, _state: &Self::State, _time: i64) -> Option<f64> {
+        None
+    }
+
+    /// The unit of the measure, when it is not the reading's (`unit`): e.g. `m/h` for a rate.
+    fn unit(&self, _reading_unit: &str) -> Option<String> {
         None
     }
 
@@ -115,6 +123,13 @@ macro_rules! kinds {
                 match name {
                     $(<$module::Params as Kind>::NAME => <$module::Params as Kind>::parse(fields).map(KindSpec::$variant),)*
                     _ => None,
+                }
+            }
+
+            /// Whether a sensor failing a quality check stops driving this rule.
+            pub fn gated_by_quality(&self) -> bool {
+                match self {
+                    $(KindSpec::$variant(_) => <$module::Params as Kind>::GATED_BY_QUALITY,)*
                 }
             }
 
@@ -240,8 +255,8 @@ impl Evaluator {
         for &rule_index in indices {
             let rule = &rules.rules[rule_index as usize];
             let is_quality = matches!(rule.kind, KindSpec::Quality(_));
-            if failing_quality && !is_quality {
-                // The sensor fails a quality check: its readings drive nothing else.
+            if failing_quality && rule.kind.gated_by_quality() {
+                // The sensor fails a quality check: its values drive nothing else.
                 continue;
             }
             let Some(ladder) = rule.ladder(key.station) else { continue };
@@ -410,6 +425,7 @@ fn make_event<K: Kind>(
     let threshold = ladder.threshold(c.level) * sign;
     let mut evidence = Evidence::default();
     kind.evidence(state, threshold, &mut evidence);
+    evidence.unit = kind.unit(key.quantity.canonical_unit());
     AlertEvent {
         rule: rule.id.clone(),
         key,

@@ -108,6 +108,10 @@ impl Kind for Params {
         Some(failed.count_ones() as f64)
     }
 
+    fn unit(&self, _reading_unit: &str) -> Option<String> {
+        Some("checks failed".to_owned())
+    }
+
     fn evidence(&self, state: &State, _threshold: f64, evidence: &mut Evidence) {
         let failing: Vec<&str> = (0..4).filter(|b| state.failed & (1 << b) != 0).map(|b| CHECKS[b]).collect();
         let mut measure = String::from("quality checks failed");

@@ -45,6 +45,10 @@ impl Kind for Params {
         enough.then_some(fit.slope)
     }
 
+    fn unit(&self, reading_unit: &str) -> Option<String> {
+        Some(format!("{reading_unit}/h"))
+    }
+
     fn evidence(&self, samples: &Samples, _threshold: f64, evidence: &mut Evidence) {
         evidence.measure(format!("change per hour over {}", format_duration(self.window_ms)));
         if let Some(fit) = samples.fit() {

@@ -154,6 +154,10 @@ impl Kind for Params {
         self.value(state, time)
     }
 
+    fn unit(&self, _reading_unit: &str) -> Option<String> {
+        (self.aggregate == Aggregate::Count).then(|| "readings".to_owned())
+    }
+
     fn evidence(&self, state: &State, _threshold: f64, evidence: &mut Evidence) {
         let what = match self.aggregate {
             Aggregate::Sum => "sum",
