@@ -98,7 +98,10 @@ fn main() {
         ("mad, 288 readings", "method = \"mad\"\nsamples = 288"),
         ("ewma, half-life 48", "method = \"ewma\"\nhalf_life = 48"),
         ("ewma, half-life 288", "method = \"ewma\"\nhalf_life = 288"),
-        ("ewma hour-of-day, half-life 7", "method = \"ewma\"\nhalf_life = 7\nseasonal = \"hour_of_day\"\nwarm_up = 200"),
+        (
+            "ewma hour-of-day, half-life 7",
+            "method = \"ewma\"\nhalf_life = 7\nseasonal = \"hour_of_day\"\nwarm_up = 200",
+        ),
     ];
     let thresholds = [3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0];
     let mut best: Option<(f64, String)> = None;

@@ -170,7 +170,17 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let ok = check::rules_test(&files);
             Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
         }
-        Command::Load { broker, count, stations, qos, topic_prefix, write_stations, rate, crossing_every, alerts_topic } => {
+        Command::Load {
+            broker,
+            count,
+            stations,
+            qos,
+            topic_prefix,
+            write_stations,
+            rate,
+            crossing_every,
+            alerts_topic,
+        } => {
             let broker =
                 config::parse_host_port(&broker).ok_or_else(|| anyhow::anyhow!("--broker must be host:port"))?;
             let options = load::LoadOptions {

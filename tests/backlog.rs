@@ -99,12 +99,14 @@ type Transition = (String, String, String, String, i64);
 /// The reference: the same readings through the evaluator in event-time order.
 fn replayed(t0: i64) -> Vec<Transition> {
     let registry = Registry::from_toml_str(&stations()).unwrap();
-    let rules = Arc::new(compile(&[RuleSource { name: "backlog.toml".into(), text: RULES.into() }], &registry).unwrap());
+    let rules =
+        Arc::new(compile(&[RuleSource { name: "backlog.toml".into(), text: RULES.into() }], &registry).unwrap());
     let mut evaluator = Evaluator::new(rules);
     let mut events = Vec::new();
     for (station, quantity, hour, value) in backlog() {
         let key = registry.key_of(&format!("BJ{station}")).unwrap();
-        let reading = Reading { sensor: SensorKey::new(key, quantity), quality: Quality::Good, time: t0 + hour * HOUR, value };
+        let reading =
+            Reading { sensor: SensorKey::new(key, quantity), quality: Quality::Good, time: t0 + hour * HOUR, value };
         evaluator.advance(reading.time, &mut |e| events.push(e));
         evaluator.on_reading(&reading, &mut |e| events.push(e));
     }
@@ -142,7 +144,9 @@ fn a_30_day_hourly_backlog_in_one_burst_is_never_late_and_always_gives_the_repla
     let t0 = (now - (DAYS * 24 + 1) * HOUR) / HOUR * HOUR;
     let lines: Vec<String> = backlog()
         .into_iter()
-        .map(|(s, q, h, v)| json!({"station": format!("BJ{s}"), "quantity": q.name(), "value": v, "time": t0 + h * HOUR}).to_string())
+        .map(|(s, q, h, v)| {
+            json!({"station": format!("BJ{s}"), "quantity": q.name(), "value": v, "time": t0 + h * HOUR}).to_string()
+        })
         .collect();
     let expected = replayed(t0);
     let by_rule = expected.iter().fold(BTreeMap::<&str, usize>::new(), |mut m, t| {
@@ -166,7 +170,11 @@ fn a_30_day_hourly_backlog_in_one_burst_is_never_late_and_always_gives_the_repla
         // Stopping ends the input: timers up to the last reading fire, as at the replay's end.
         tidewatch.stop();
         let dead = std::fs::read_to_string(dir.path().join("app/dead_letters.jsonl")).unwrap_or_default();
-        assert_eq!(dead.matches("\"kind\":\"late\"").count(), 0, "run {run} ({workers} workers): late readings:\n{dead}");
+        assert_eq!(
+            dead.matches("\"kind\":\"late\"").count(),
+            0,
+            "run {run} ({workers} workers): late readings:\n{dead}"
+        );
         let got = live(&tidewatch, t0);
         assert_eq!(got.len(), expected.len(), "run {run} ({workers} workers)");
         assert_eq!(got, expected, "run {run} ({workers} workers)");

@@ -188,7 +188,10 @@ fn readings_from_mosquitto_pub_give_exactly_the_expected_alerts() {
         ]
     );
     let late = dead.iter().find(|d| d["reason"]["kind"] == "late").unwrap();
-    assert!(late["message"].as_str().unwrap().contains("older than what this sensor's rules already decided"), "{late}");
+    assert!(
+        late["message"].as_str().unwrap().contains("older than what this sensor's rules already decided"),
+        "{late}"
+    );
     let unrouted_or_undecodable = dead.iter().filter(|d| d["reason"]["kind"] == "undecodable").count();
     assert_eq!(unrouted_or_undecodable, 2, "garbage text and an empty object on sensors/x");
 

@@ -156,7 +156,9 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
             }
         }
         if matches!(spec.kind, KindSpec::Missing(_)) && spec.direction == Direction::Below {
-            diags.push(spec.levels[0].at.error("a missing rule's levels are silences: use `above` (e.g. above = 3 intervals)"));
+            diags.push(
+                spec.levels[0].at.error("a missing rule's levels are silences: use `above` (e.g. above = 3 intervals)"),
+            );
         }
         if diags.len() > before {
             continue;

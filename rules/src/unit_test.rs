@@ -90,8 +90,7 @@ pub enum TestFileError {
 /// Runs every test in a test file.
 pub fn run_file(path: &Path) -> Result<Report, TestFileError> {
     let shown = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|source| TestFileError::Read { path: shown.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| TestFileError::Read { path: shown.clone(), source })?;
     let file: TestFile =
         toml::from_str(&text).map_err(|e| TestFileError::Syntax { path: shown.clone(), message: e.to_string() })?;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -129,7 +128,12 @@ fn run_test(test: &TestSpec, rules: &Arc<crate::RuleSet>, registry: &Registry) -
         let values = parse_series(notation).map_err(|e| format!("series {sensor:?}: {e}"))?;
         for (i, value) in values.into_iter().enumerate() {
             if let Some(value) = value {
-                readings.push(Reading { sensor: key, quality: Quality::Good, time: start + i as i64 * interval, value });
+                readings.push(Reading {
+                    sensor: key,
+                    quality: Quality::Good,
+                    time: start + i as i64 * interval,
+                    value,
+                });
             }
         }
     }
@@ -213,7 +217,8 @@ pub fn parse_series(notation: &str) -> Result<Vec<Option<f64>>, String> {
     for term in notation.split_whitespace() {
         let (head, times) = match term.rsplit_once('x') {
             Some((head, n)) => {
-                let n: usize = n.parse().map_err(|_| format!("{term:?}: the count after `x` must be a whole number"))?;
+                let n: usize =
+                    n.parse().map_err(|_| format!("{term:?}: the count after `x` must be a whole number"))?;
                 (head, Some(n))
             }
             None => (term, None),
@@ -253,7 +258,20 @@ mod tests {
         let s = parse_series("1 2+0.5x2 _ 7x2 _x2 -1-1x1").unwrap();
         assert_eq!(
             s,
-            [Some(1.0), Some(2.0), Some(2.5), Some(3.0), None, Some(7.0), Some(7.0), Some(7.0), None, None, Some(-1.0), Some(-2.0)]
+            [
+                Some(1.0),
+                Some(2.0),
+                Some(2.5),
+                Some(3.0),
+                None,
+                Some(7.0),
+                Some(7.0),
+                Some(7.0),
+                None,
+                None,
+                Some(-1.0),
+                Some(-2.0)
+            ]
         );
     }
 

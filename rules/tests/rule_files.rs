@@ -110,7 +110,7 @@ levels = [{ severity = "red", above = "station.guarantee_level +" }]
         "flood.toml:6:16: `clear_margin` must not be negative, not -1",
         "flood.toml:9:16: ladder out of order: yellow after orange (list levels from least to most severe: blue, yellow, orange, red; each once)",
         "flood.toml:10:16: unknown severity \"purple\" (expected blue, yellow, orange or red)",
-        "flood.toml:12:1: unknown field `titel` in a rule (did you mean `title`?)",
+        "flood.toml:12:1: unknown field `titel` in a threshold rule (did you mean `title`?)",
         "flood.toml:16:8: unknown rule kind \"treshold\": did you mean \"threshold\"? supported kinds: threshold, rate, window, missing, anomaly, forecast, quality",
         "flood.toml:18:65: in threshold \"station.guarantee_level +\": expected a number or station.<attribute>",
     ];
@@ -250,4 +250,54 @@ mod robustness {
             prop_assert!(rules.len() + diags.len() >= 1);
         }
     }
+}
+
+#[test]
+fn a_kinds_own_fields_are_checked_with_every_error_at_once() {
+    let got = errors(
+        r#"[[rule]]
+id = "rain"
+kind = "window"
+select = { quantity = "rainfall" }
+aggregate = "total"
+step = "7m"
+windw = "3h"
+levels = [{ severity = "red", above = 100 }]
+
+[[rule]]
+id = "do"
+kind = "anomaly"
+select = { quantity = "dissolved_oxygen" }
+method = "mad"
+half_life = 12
+side = "up"
+levels = [{ severity = "yellow", above = 5 }]
+
+[[rule]]
+id = "silent"
+kind = "missing"
+select = { quantity = "water_level" }
+expected = "5 minutes"
+levels = [{ severity = "yellow", below = 3 }]
+"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "flood.toml:3:8: a window rule needs `window` (e.g. window = \"3h\")",
+            "flood.toml:5:13: unknown `aggregate` \"total\": expected one of: sum, mean, min, max, count",
+            "flood.toml:7:1: unknown field `windw` in a window rule (did you mean `window`?)",
+            "flood.toml:15:13: `half_life` is for method = \"ewma\"; mad uses `samples`",
+            "flood.toml:16:8: unknown `side` \"up\": expected one of: both, high, low",
+            "flood.toml:23:12: `expected`: bad duration \"5 minutes\": expected numbers with units ms, s, m, h or d, such as \"10m\" or \"1h30m\"",
+        ]
+    );
+}
+
+#[test]
+fn a_missing_rule_counts_silence_upwards() {
+    let got = errors(
+        "[[rule]]\nid = \"s\"\nkind = \"missing\"\nselect = { quantity = \"water_level\" }\nexpected = \"5m\"\nlevels = [{ severity = \"yellow\", below = 3 }]\n",
+    );
+    assert_eq!(got, ["flood.toml:6:42: a missing rule's levels are silences: use `above` (e.g. above = 3 intervals)"]);
 }

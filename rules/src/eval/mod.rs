@@ -262,7 +262,8 @@ impl Evaluator {
             let Some(ladder) = rule.ladder(key.station) else { continue };
             let alert_key = rule.alert_key(key);
             let step = Step { rule, rule_index, ladder, key: alert_key, timers: &mut self.timers };
-            let active = each_table!(&mut self.tables[rule_index as usize], keyed => step.reading(keyed, reading, emit));
+            let active =
+                each_table!(&mut self.tables[rule_index as usize], keyed => step.reading(keyed, reading, emit));
             failing_quality |= is_quality && active;
         }
         Outcome::Evaluated

@@ -251,7 +251,10 @@ impl<'w, 's> Fields<'w, 's> {
         if n.fract() == 0.0 && range.contains(&(n as u32)) && n >= 0.0 {
             Some(n as u32)
         } else {
-            self.error(name, format!("`{name}` must be a whole number from {} to {}, not {n}", range.start(), range.end()));
+            self.error(
+                name,
+                format!("`{name}` must be a whole number from {} to {}, not {n}", range.start(), range.end()),
+            );
             None
         }
     }
@@ -262,7 +265,8 @@ impl<'w, 's> Fields<'w, 's> {
         if let Some(&o) = options.iter().find(|&&o| o == text) {
             return Some(o);
         }
-        let hint = did_you_mean(&text, options.iter().copied()).map(|s| format!("did you mean {s:?}? ")).unwrap_or_default();
+        let hint =
+            did_you_mean(&text, options.iter().copied()).map(|s| format!("did you mean {s:?}? ")).unwrap_or_default();
         self.error(name, format!("unknown `{name}` {text:?}: {hint}expected one of: {}", options.join(", ")));
         None
     }
