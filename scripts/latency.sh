@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin"
 RATE=${RATE:-50000}
 DURATION=${DURATION:-10}
-EVERY=${EVERY:-1000}
+EVERY=${EVERY:-997}   # prime: crossings visit every station, and a station's next reading falls back
 WORKERS=${WORKERS:-2}
+QOS=${QOS:-1}
 N=$((RATE * DURATION))
 cargo build --release --quiet
 BIN=target/release/tidewatch
@@ -90,7 +91,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-echo "publishing $N readings at $RATE/s (QoS 1), one in $EVERY crossing the warning level; $WORKERS workers"
-$BIN load --broker "127.0.0.1:$port" --count "$N" --stations 1000 --qos 1 --rate "$RATE" \
+echo "publishing $N readings at $RATE/s (QoS $QOS), one in $EVERY crossing the warning level; $WORKERS workers"
+$BIN load --broker "127.0.0.1:$port" --count "$N" --stations 1000 --qos "$QOS" --rate "$RATE" \
   --crossing-every "$EVERY" --alerts-topic 'tidewatch/alerts/#'
-curl -s "http://127.0.0.1:$http/healthz" | python3 -c 'import json,sys; h=json.load(sys.stdin); print(f"tidewatch: {h[\"readings\"]} readings, {h[\"dead_letters\"]} dead letters")'
+curl -s "http://127.0.0.1:$http/healthz" | python3 -c 'import json,sys; h=json.load(sys.stdin); print("tidewatch:", h["readings"], "readings,", h["dead_letters"], "dead letters")'

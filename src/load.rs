@@ -160,7 +160,7 @@ async fn watch(
             let now = Instant::now();
             let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
             if p.topic.starts_with(&prefix) {
-                if memchr_value(&p.payload) {
+                if is_crossing(&p.payload) {
                     if let Some(station) = station_of(&p.payload) {
                         if let Some(&sent) = pending.sent.get(&station) {
                             pending.broker.push(now - sent);
@@ -181,8 +181,10 @@ async fn watch(
     }))
 }
 
-fn memchr_value(payload: &[u8]) -> bool {
-    payload.windows(15).any(|w| w == b"\"value\":15.000")
+/// Whether a reading's payload is a crossing (`"value":15.000`).
+fn is_crossing(payload: &[u8]) -> bool {
+    const CROSSING: &[u8] = b"\"value\":15.000";
+    payload.windows(CROSSING.len()).any(|w| w == CROSSING)
 }
 
 fn station_of(payload: &[u8]) -> Option<u32> {

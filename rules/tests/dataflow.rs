@@ -201,3 +201,25 @@ fn many_sensors_spread_over_workers_all_alert() {
     assert_eq!(fired.len(), expected);
     assert!(fired.iter().all(|a| a.severity == Severity::Yellow && a.event_time == T0 + 5 * MIN));
 }
+
+#[test]
+fn a_crossing_is_an_alert_on_arrival_without_any_watermark() {
+    // No watermark is ever sent: with event-time evaluation gated on the watermark this
+    // would wait for the allowed lateness (or the end of input); decided on arrival, the
+    // alert is out while the engine is still running.
+    let (_registry, rules) = setup(4);
+    let engine = Engine::start(rules, EngineConfig { workers: 2 }).unwrap();
+    let input = engine.input();
+    input.send(vec![reading(0, 0, 12.5), reading(1, 0, 9.0)]).unwrap();
+    input.send(vec![reading(0, 5, 12.6)]).unwrap();
+    let out = engine.output().recv_timeout(std::time::Duration::from_secs(10)).expect("an alert before the end of input");
+    match out {
+        EngineOutput::Alert(a) => {
+            assert_eq!((a.key.station.0, a.transition, a.severity), (0, Transition::Fire, Severity::Orange));
+            assert_eq!(a.event_time, T0 + 5 * MIN);
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(input);
+    engine.finish();
+}

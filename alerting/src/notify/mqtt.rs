@@ -1,8 +1,20 @@
 //! An MQTT alert topic: each notice as one JSON message, at QoS 1 confirmed by the broker.
+//!
+//! One connection per channel, kept open: a notice is on the broker a round trip after the
+//! dispatcher hands it over, not a TCP and MQTT handshake later. A send counts as
+//! delivered only when the broker has acknowledged every one of its messages (QoS 1) or
+//! they have left for the socket (QoS 0). Any connection error fails every send still
+//! waiting (the dispatcher retries them: at least once, each notice carrying its ids) and
+//! drops the connection; the next send opens a new one. Nothing from a dead connection can
+//! complete a later send: acknowledgements are matched to sends on one connection only.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::oneshot;
 
 use super::{ChannelConfig, NotifyError, Outgoing};
 
@@ -12,6 +24,59 @@ pub struct MqttTopic {
     topic: String,
     qos: QoS,
     timeout: Duration,
+    /// The open connection, if any; held while publishing so that messages enter the
+    /// connection in the order their waiters are queued.
+    link: tokio::sync::Mutex<Option<Link>>,
+}
+
+/// One connection: its client, and the sends waiting on it.
+struct Link {
+    client: AsyncClient,
+    waiting: Arc<Mutex<Waiting>>,
+    dead: Arc<AtomicBool>,
+}
+
+/// Sends waiting for their messages to leave (in request order) and then to be acknowledged
+/// (by packet id).
+#[derive(Default)]
+struct Waiting {
+    to_leave: VecDeque<Arc<Waiter>>,
+    to_ack: HashMap<u16, Arc<Waiter>>,
+}
+
+struct Waiter {
+    messages_left: Mutex<usize>,
+    done: Mutex<Option<oneshot::Sender<Result<(), String>>>>,
+}
+
+impl Waiter {
+    fn one_done(&self) {
+        let mut left = self.messages_left.lock().unwrap_or_else(|e| e.into_inner());
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.finish(Ok(()));
+        }
+    }
+
+    fn finish(&self, result: Result<(), String>) {
+        if let Some(done) = self.done.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = done.send(result);
+        }
+    }
+}
+
+/// Marks the connection dead unless publishing finished.
+struct Publishing<'a> {
+    dead: &'a AtomicBool,
+    finished: bool,
+}
+
+impl Drop for Publishing<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.dead.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl MqttTopic {
@@ -24,55 +89,98 @@ impl MqttTopic {
             topic: config.topic.clone().unwrap_or_default(),
             qos: if config.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce },
             timeout,
+            link: tokio::sync::Mutex::new(None),
         })
     }
 
-    /// Connects, publishes every notice and waits until the broker has confirmed each one
-    /// (QoS 1), so a notification counts as delivered only once the broker holds it.
-    /// Alert traffic is light and grouped; a connection per message keeps this simple.
+    /// Publishes every notice and waits until the broker has confirmed each one (QoS 1).
     pub async fn send(&self, out: &Outgoing<'_>) -> Result<String, NotifyError> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let id = format!(
-            "tidewatch-alerts-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
+        let n = out.notices.len();
+        if n == 0 {
+            return Ok("0 published".to_owned());
+        }
+        let (done, confirmed) = oneshot::channel();
+        let waiter = Arc::new(Waiter { messages_left: Mutex::new(n), done: Mutex::new(Some(done)) });
+        let transport = |e: String| NotifyError::Transport(format!("MQTT {}:{}: {e}", self.host, self.port));
+        let work = async {
+            {
+                let mut link = self.link.lock().await;
+                if link.as_ref().is_none_or(|l| l.dead.load(Ordering::Acquire)) {
+                    *link = Some(self.connect());
+                }
+                let Some(link) = link.as_ref() else { unreachable!("just connected") };
+                // Cancelled half way (the timeout), the queue of waiters would no longer
+                // match the messages on the connection: then the connection is given up.
+                let mut guard = Publishing { dead: &link.dead, finished: false };
+                for notice in out.notices {
+                    let topic = self
+                        .topic
+                        .replace("{region}", &notice.subject.region)
+                        .replace("{station}", &notice.subject.station)
+                        .replace("{rule}", &notice.rule)
+                        .replace("{severity}", notice.severity.name());
+                    let payload = serde_json::to_vec(notice).unwrap_or_default();
+                    link.waiting.lock().unwrap_or_else(|e| e.into_inner()).to_leave.push_back(waiter.clone());
+                    if let Err(e) = link.client.publish(topic, self.qos, false, payload).await {
+                        return Err(transport(e.to_string()));
+                    }
+                }
+                guard.finished = true;
+            }
+            match confirmed.await {
+                Ok(Ok(())) => Ok(format!("{n} published")),
+                Ok(Err(e)) => Err(transport(e)),
+                Err(_) => Err(transport("connection closed".to_owned())),
+            }
+        };
+        tokio::time::timeout(self.timeout, work).await.map_err(|_| transport("timed out".to_owned()))?
+    }
+
+    /// Opens a connection; its event loop runs until the first error, then fails whatever
+    /// waits on it and marks it dead.
+    fn connect(&self) -> Link {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let id = format!("tidewatch-alerts-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let mut options = MqttOptions::new(id, &self.host, self.port);
         options.set_keep_alive(Duration::from_secs(30));
-        let (client, mut events) = AsyncClient::new(options, out.notices.len() + 4);
-        let work = async {
-            for n in out.notices {
-                let topic = self
-                    .topic
-                    .replace("{region}", &n.subject.region)
-                    .replace("{station}", &n.subject.station)
-                    .replace("{rule}", &n.rule)
-                    .replace("{severity}", n.severity.name());
-                let payload = serde_json::to_vec(n).unwrap_or_default();
-                client
-                    .publish(topic, self.qos, false, payload)
-                    .await
-                    .map_err(|e| NotifyError::Transport(e.to_string()))?;
-            }
-            let mut confirmed = 0;
-            let wanted = if self.qos == QoS::AtMostOnce { 0 } else { out.notices.len() };
-            let mut sent = 0;
-            loop {
-                match events.poll().await {
-                    Ok(Event::Incoming(Packet::PubAck(_))) => confirmed += 1,
-                    Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => sent += 1,
-                    Ok(_) => {}
-                    Err(e) => return Err(NotifyError::Transport(format!("MQTT {}:{}: {e}", self.host, self.port))),
+        let (client, mut events) = AsyncClient::new(options, 1024);
+        let waiting = Arc::new(Mutex::new(Waiting::default()));
+        let dead = Arc::new(AtomicBool::new(false));
+        let acked = self.qos != QoS::AtMostOnce;
+        tokio::spawn({
+            // The task holds no client: when the link is dropped, the event loop ends.
+            let (waiting, dead) = (waiting.clone(), dead.clone());
+            async move {
+                let error = loop {
+                    match events.poll().await {
+                        Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) => {
+                            let mut w = waiting.lock().unwrap_or_else(|e| e.into_inner());
+                            if let Some(waiter) = w.to_leave.pop_front() {
+                                if acked {
+                                    w.to_ack.insert(pkid, waiter);
+                                } else {
+                                    waiter.one_done();
+                                }
+                            }
+                        }
+                        Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                            let waiter = waiting.lock().unwrap_or_else(|e| e.into_inner()).to_ack.remove(&ack.pkid);
+                            if let Some(waiter) = waiter {
+                                waiter.one_done();
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => break e.to_string(),
+                    }
+                };
+                dead.store(true, Ordering::Release);
+                let w = std::mem::take(&mut *waiting.lock().unwrap_or_else(|e| e.into_inner()));
+                for waiter in w.to_leave.into_iter().chain(w.to_ack.into_values()) {
+                    waiter.finish(Err(error.clone()));
                 }
-                if confirmed >= wanted && sent >= out.notices.len() {
-                    break;
-                }
+                tracing::debug!(%error, "MQTT alert-topic connection closed");
             }
-            let _ = client.disconnect().await;
-            Ok(format!("{sent} published"))
-        };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| NotifyError::Transport(format!("MQTT {}:{}: timed out", self.host, self.port)))?
+        });
+        Link { client, waiting, dead }
     }
 }

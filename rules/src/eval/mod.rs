@@ -293,11 +293,6 @@ impl Evaluator {
         }
     }
 
-    /// Bytes of state held for one sensor under a rule of kind `K` (for benchmarks).
-    pub fn slot_bytes<K: Kind>() -> usize {
-        std::mem::size_of::<Slot<K::State>>() + std::mem::size_of::<SensorKey>()
-    }
-
     /// Sensors with state under some rule (for benchmarks and metrics).
     pub fn keys_with_state(&self) -> usize {
         self.tables.iter().map(|t| each_table!(t, keyed => keyed.states.len())).sum()
