@@ -24,7 +24,7 @@ BIN=target/release/tidewatch
 dir=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port); http=$(free_port)
-cleanup() { kill "${broker:-}" "${tw:-}" 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() { kill "${broker:-}" "${tw:-}" 2>/dev/null || true; [ -n "${KEEP_LOG:-}" ] && cp "$dir/tw.log" "$KEEP_LOG"; rm -rf "$dir"; }
 trap cleanup EXIT
 
 cat > "$dir/mosquitto.conf" <<CONF

@@ -345,7 +345,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
                 // Idle sources stop holding event time back; a quiet network moves it with
                 // the wall clock, so `for` timers and missing-data rules still fire.
                 watermark.tick(now_ms());
-                input.advance(watermark.get());
+                input.repeat_watermark(watermark.get());
                 dead.flush();
             }
         }
@@ -484,10 +484,16 @@ async fn ingest(
             *n = 0;
         }
         state.readings_total.fetch_add(readings.len() as u64, Ordering::Relaxed);
+        tracing::trace!(envelopes = batch.len(), readings = readings.len(), "handing a batch to the engine");
         let handed = std::mem::replace(&mut readings, Vec::with_capacity(4096));
         // A full engine channel blocks here: back-pressure reaches the sources, which hold
         // (broker) or resend (devices) what we have not acknowledged.
-        if tokio::task::block_in_place(|| input.send(handed)).is_err() {
+        let sent = if input.may_block() {
+            tokio::task::block_in_place(|| input.send(handed))
+        } else {
+            input.send(handed)
+        };
+        if sent.is_err() {
             tracing::error!("rules engine stopped; not acknowledging further messages");
             return;
         }
@@ -526,6 +532,7 @@ fn deliver(
     for out in output.iter() {
         match out {
             EngineOutput::Alert(event) => {
+                tracing::trace!(rule = %event.rule, key = %event.key, "alert event out of the engine");
                 if !alerts.send(event) {
                     tracing::error!("the alert manager has stopped; an alert event is lost");
                 }

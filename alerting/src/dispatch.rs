@@ -169,8 +169,10 @@ impl Dispatcher {
                 }
                 let (notifier, duty, settings, channel) =
                     (notifier.clone(), self.duty.clone(), self.settings.clone(), channel.clone());
+                tracing::trace!(channel, notifications = rows.len(), "sending");
                 sends.spawn(async move {
                     let result = send(&notifier, &duty, &settings, &rows).await;
+                    tracing::trace!(ok = result.is_ok(), "sent");
                     (channel, rows, result)
                 });
             }

@@ -287,6 +287,7 @@ impl Manager {
             return Ok(());
         }
         let mut tries = 0;
+        tracing::trace!(outbox = changes.outbox.len(), "committing alert changes");
         let stored = loop {
             match self.store.commit(changes).await {
                 Ok(()) => break Ok(()),
@@ -303,6 +304,7 @@ impl Manager {
             self.observer.notice(&notice);
         }
         self.observer.open_counts(self.board.counts());
+        tracing::trace!(ok = stored.is_ok(), "alert changes committed");
         if stored.is_ok() && !changes.outbox.is_empty() {
             self.wake.notify_one();
         }

@@ -103,15 +103,34 @@ impl EngineInput {
         Ok(())
     }
 
+    /// True when a worker's channel is full, so that [`EngineInput::send`] may block: an
+    /// async caller then hands the send to a blocking section (costly, so only then).
+    pub fn may_block(&self) -> bool {
+        self.shared.channels.iter().any(|c| c.is_full())
+    }
+
     /// Every reading with an event time before `watermark` has been sent: timers of silent
     /// sensors due before it may fire. Never blocks: a worker whose channel is full hears of
-    /// a later watermark instead (the runtime repeats it every second).
+    /// a later watermark instead (the runtime repeats it every second with
+    /// [`EngineInput::repeat_watermark`]). A watermark no later than the last is not sent.
     pub fn advance(&self, watermark: i64) {
+        self.broadcast(watermark, false)
+    }
+
+    /// Sends the watermark again to every worker, in case a full channel refused it.
+    pub fn repeat_watermark(&self, watermark: i64) {
+        self.broadcast(watermark, true)
+    }
+
+    fn broadcast(&self, watermark: i64, repeat: bool) {
         let shared = &self.shared;
         if watermark == i64::MIN {
             return;
         }
-        shared.watermark.fetch_max(watermark, Ordering::Relaxed);
+        let before = shared.watermark.fetch_max(watermark, Ordering::Relaxed);
+        if watermark <= before && !repeat {
+            return;
+        }
         for (worker, channel) in shared.channels.iter().enumerate() {
             if channel.try_send(Feed::Watermark(watermark)).is_ok() {
                 self.wake(worker);
@@ -165,7 +184,11 @@ impl Engine {
         let newest = Arc::new(AtomicI64::new(i64::MIN));
         let (out_tx, out_rx) = crossbeam_channel::unbounded::<EngineOutput>();
         let started = Arc::new(AtomicUsize::new(0));
-        let guards = timely::execute(timely::Config::process(workers), {
+        // No idle spinning: readings arrive with a wake-up (`EngineInput` unparks the
+        // worker), and a spinning worker takes a core from the connectors and the broker.
+        let mut timely_config = timely::Config::process(workers);
+        timely_config.worker = timely_config.worker.idle_spin(Duration::ZERO);
+        let guards = timely::execute(timely_config, {
             let (threads, newest, started) = (threads.clone(), newest.clone(), started.clone());
             move |worker| {
                 let index = worker.index();

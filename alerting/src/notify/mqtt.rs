@@ -144,6 +144,10 @@ impl MqttTopic {
         let mut options = MqttOptions::new(id, &self.host, self.port);
         options.set_keep_alive(Duration::from_secs(30));
         let (client, mut events) = AsyncClient::new(options, 1024);
+        // Alerts are small and urgent: no Nagle delay waiting for the previous segment's ACK.
+        let mut network = events.network_options();
+        network.set_tcp_nodelay(true);
+        events.set_network_options(network);
         let waiting = Arc::new(Mutex::new(Waiting::default()));
         let dead = Arc::new(AtomicBool::new(false));
         let acked = self.qos != QoS::AtMostOnce;
