@@ -51,6 +51,12 @@ pub struct RuleSet {
     pub rules: Vec<CompiledRule>,
     /// Rule indices by `Quantity::index` (raw quantities extend it as rules name them).
     by_quantity: Vec<Vec<u32>>,
+    /// Per `Quantity::index`: 1 + the quantity's column among those some rule selects (0: none).
+    columns: Vec<u16>,
+    /// How many quantities some rule selects (columns of the sensor slots).
+    column_count: usize,
+    /// Stations in the registry the rules were compiled against.
+    stations: usize,
     /// Likely mistakes that do not stop the rules from loading (a rule that selects nothing).
     pub warnings: Vec<Diagnostic>,
     /// Facts an analyst may want to see (stations a rule skips for lack of an attribute).
@@ -61,6 +67,20 @@ impl RuleSet {
     #[inline]
     pub fn rules_for(&self, quantity: Quantity) -> &[u32] {
         self.by_quantity.get(quantity.index()).map_or(&[], Vec::as_slice)
+    }
+
+    /// A dense index for each (station, quantity) some rule watches: per-sensor bookkeeping
+    /// lives in flat arrays, not hash maps (one cache line, not a probe, per reading).
+    #[inline]
+    pub fn sensor_slot(&self, key: SensorKey) -> Option<usize> {
+        let column = *self.columns.get(key.quantity.index())?;
+        let station = key.station.0 as usize;
+        (column > 0 && station < self.stations).then(|| station * self.column_count + column as usize - 1)
+    }
+
+    /// How many sensor slots [`RuleSet::sensor_slot`] hands out.
+    pub fn sensor_slots(&self) -> usize {
+        self.stations * self.column_count
     }
 
     pub fn get(&self, id: &str) -> Option<&CompiledRule> {
@@ -220,6 +240,21 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
     for indices in &mut set.by_quantity {
         indices.sort_by_key(|&i| !matches!(set.rules[i as usize].kind, KindSpec::Quality(_)));
     }
+    let mut next_column = 0u16;
+    set.columns = set
+        .by_quantity
+        .iter()
+        .map(|rules| {
+            if rules.is_empty() {
+                0
+            } else {
+                next_column += 1;
+                next_column
+            }
+        })
+        .collect();
+    set.column_count = next_column as usize;
+    set.stations = registry.len();
     if diags.is_empty() {
         Ok(set)
     } else {

@@ -19,10 +19,7 @@
 //! Memory per sensor is fixed by the rule: `samples` values for `zscore` and `mad`, two
 //! numbers (or 24 pairs with `seasonal`) for `ewma`.
 
-use std::cell::RefCell;
-
 use statrs::distribution::{ContinuousCDF, Normal};
-use statrs::statistics::{Data, OrderStatistics};
 use tidewatch_ingest::Reading;
 
 use super::Kind;
@@ -58,8 +55,14 @@ pub struct Params {
 /// One sensor's baseline.
 #[derive(Clone, Debug, Default)]
 pub struct State {
-    /// zscore/mad: the last values, a ring; ewma: (mean, variance) pairs, one or 24.
-    ring: Box<[f64]>,
+    /// zscore, mad: the last `samples` values, a ring (single precision: enough for a
+    /// baseline, and half the memory).
+    values: Box<[f32]>,
+    /// mad: the same values in order, kept sorted as they come and go, so the median and
+    /// the MAD cost a walk of half the window, not a sort per reading.
+    sorted: Box<[f32]>,
+    /// ewma: (mean, variance, count) per slot, one slot or 24.
+    cells: Box<[f64]>,
     next: u32,
     seen: u32,
     /// zscore: running sum and sum of squares of the ring.
@@ -74,11 +77,6 @@ struct Scored {
     score: f64,
     baseline: f64,
     spread: f64,
-}
-
-thread_local! {
-    /// Scratch for medians: no allocation per reading.
-    static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
 }
 
 /// China Standard Time, for hour-of-day baselines (no daylight saving).
@@ -190,17 +188,9 @@ impl Params {
                 if n < 3 {
                     return None;
                 }
-                SCRATCH.with(|scratch| {
-                    let mut scratch = scratch.borrow_mut();
-                    scratch.clear();
-                    scratch.extend_from_slice(&state.ring[..n]);
-                    let median = Data::new(&mut scratch[..]).median();
-                    for v in scratch.iter_mut() {
-                        *v = (*v - median).abs();
-                    }
-                    let mad = Data::new(&mut scratch[..]).median();
-                    Some((median, 1.4826 * mad))
-                })
+                let sorted = &state.sorted[..n];
+                let median = middle(n, |i| f64::from(sorted[i]));
+                Some((median, 1.4826 * median_deviation(sorted, median)))
             }
             Method::Ewma { hour_of_day, .. } => {
                 let slot = if hour_of_day { hour(time) } else { 0 };
@@ -213,28 +203,44 @@ impl Params {
     fn learn(&self, state: &mut State, time: i64, x: f64) {
         match self.method {
             Method::ZScore { samples } | Method::Mad { samples } => {
-                if state.ring.is_empty() {
-                    state.ring = vec![0.0; samples as usize].into_boxed_slice();
+                let mad = matches!(self.method, Method::Mad { .. });
+                if state.values.is_empty() {
+                    state.values = vec![0.0; samples as usize].into_boxed_slice();
+                    if mad {
+                        state.sorted = vec![0.0; samples as usize].into_boxed_slice();
+                    }
                 }
+                let x32 = x as f32;
                 let i = state.next as usize;
+                let filled = state.seen.min(samples) as usize;
                 if state.seen >= samples {
-                    let old = state.ring[i];
-                    state.sum -= old;
-                    state.sum_sq -= old * old;
+                    let old = state.values[i];
+                    state.sum -= f64::from(old);
+                    state.sum_sq -= f64::from(old) * f64::from(old);
+                    if mad {
+                        // Out with the oldest value, in with the new, keeping the order.
+                        let at = state.sorted[..filled].partition_point(|&v| v < old);
+                        state.sorted.copy_within(at + 1..filled, at);
+                    }
                 }
-                state.ring[i] = x;
-                state.sum += x;
-                state.sum_sq += x * x;
+                if mad {
+                    let len = if state.seen >= samples { filled - 1 } else { filled };
+                    let at = state.sorted[..len].partition_point(|&v| v < x32);
+                    state.sorted.copy_within(at..len, at + 1);
+                    state.sorted[at] = x32;
+                }
+                state.values[i] = x32;
+                state.sum += f64::from(x32);
+                state.sum_sq += f64::from(x32) * f64::from(x32);
                 state.next = (state.next + 1) % samples;
             }
             Method::Ewma { half_life, hour_of_day } => {
-                if state.ring.is_empty() {
-                    // (mean, variance, count) per slot.
-                    state.ring = vec![0.0; if hour_of_day { 24 * 3 } else { 3 }].into_boxed_slice();
+                if state.cells.is_empty() {
+                    state.cells = vec![0.0; if hour_of_day { 24 * 3 } else { 3 }].into_boxed_slice();
                 }
                 let slot = if hour_of_day { hour(time) } else { 0 };
                 let alpha = 1.0 - 0.5f64.powf(1.0 / half_life as f64);
-                let cell = &mut state.ring[slot * 3..slot * 3 + 3];
+                let cell = &mut state.cells[slot * 3..slot * 3 + 3];
                 if cell[2] == 0.0 {
                     cell[0] = x;
                     cell[1] = 0.0;
@@ -251,8 +257,51 @@ impl Params {
 }
 
 fn ewma_slot(state: &State, slot: usize) -> Option<(f64, f64, f64)> {
-    let cell = state.ring.get(slot * 3..slot * 3 + 3)?;
+    let cell = state.cells.get(slot * 3..slot * 3 + 3)?;
     Some((cell[0], cell[1], cell[2]))
+}
+
+/// The median of `n` ordered values given by index.
+fn middle(n: usize, at: impl Fn(usize) -> f64) -> f64 {
+    if n % 2 == 1 {
+        at(n / 2)
+    } else {
+        (at(n / 2 - 1) + at(n / 2)) / 2.0
+    }
+}
+
+/// The median of `|v - median|` over sorted values: the deviations below and above the
+/// median are each already in order, so merging them outwards from the median finds the
+/// middle one in half a pass.
+fn median_deviation(sorted: &[f32], median: f64) -> f64 {
+    let n = sorted.len();
+    let split = sorted.partition_point(|&v| f64::from(v) < median);
+    let (mut below, mut above) = (split, split); // next: sorted[below - 1], sorted[above]
+    let mut previous = 0.0;
+    for k in 0..=n / 2 {
+        let down = (below > 0).then(|| median - f64::from(sorted[below - 1]));
+        let up = (above < n).then(|| f64::from(sorted[above]) - median);
+        let next = match (down, up) {
+            (Some(d), Some(u)) if d <= u => {
+                below -= 1;
+                d
+            }
+            (Some(d), None) => {
+                below -= 1;
+                d
+            }
+            (_, Some(u)) => {
+                above += 1;
+                u
+            }
+            (None, None) => break,
+        };
+        if k == n / 2 {
+            return if n % 2 == 1 { next } else { (previous + next) / 2.0 };
+        }
+        previous = next;
+    }
+    previous
 }
 
 fn hour(time: i64) -> usize {
@@ -293,6 +342,34 @@ mod tests {
             assert!(s[..48].iter().all(Option::is_none), "{method:?}: nothing scored during warm-up");
             assert!(s[48..100].iter().all(|z| z.unwrap() < 4.0), "{method:?}: noise stays low: {:?}", &s[48..100]);
             assert!(s[100].unwrap() > 6.0, "{method:?}: the drop scores {:?}", s[100]);
+        }
+    }
+
+    proptest::proptest! {
+        /// The half-pass MAD of sorted values equals the textbook one.
+        #[test]
+        fn median_deviation_matches_sorting_the_deviations(mut values in proptest::collection::vec(-1e3f32..1e3, 1..60)) {
+            values.sort_by(f32::total_cmp);
+            let n = values.len();
+            let median = middle(n, |i| f64::from(values[i]));
+            let mut deviations: Vec<f64> = values.iter().map(|&v| (f64::from(v) - median).abs()).collect();
+            deviations.sort_by(f64::total_cmp);
+            let expected = middle(n, |i| deviations[i]);
+            proptest::prop_assert!((median_deviation(&values, median) - expected).abs() < 1e-9);
+        }
+
+        /// Values coming and going keep the sorted copy exactly the window's values.
+        #[test]
+        fn the_sorted_window_holds_exactly_the_last_values(values in proptest::collection::vec(-50i32..50, 1..200)) {
+            let p = Params { method: Method::Mad { samples: 8 }, warm_up: 0, side: Side::Both, min_spread: 1e-9 };
+            let mut s = State::default();
+            for (i, &v) in values.iter().enumerate() {
+                p.on_reading(&mut s, &reading(i as i64, f64::from(v)), 1.0);
+                let n = (i + 1).min(8);
+                let mut last: Vec<f32> = values[i + 1 - n..=i].iter().map(|&v| v as f32).collect();
+                last.sort_by(f32::total_cmp);
+                proptest::prop_assert_eq!(&s.sorted[..n], &last[..]);
+            }
         }
     }
 

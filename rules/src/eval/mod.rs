@@ -181,8 +181,9 @@ struct Keyed<K: Kind> {
 pub struct Evaluator {
     rules: Arc<RuleSet>,
     tables: Vec<Table>,
-    /// Per sensor: the event time up to which its state is decided. A reading before it is late.
-    decided: FxHashMap<SensorKey, i64>,
+    /// Per sensor slot ([`RuleSet::sensor_slot`]): the event time up to which its state is
+    /// decided. A reading before it is late.
+    decided: Vec<i64>,
     /// (deadline, rule, sensor): when a timer (`for`, `clear_for`, or the kind's own) may
     /// change a state. Entries go stale when a reading moves the deadline; stale ones are
     /// skipped on pop.
@@ -202,7 +203,8 @@ pub enum Outcome {
 impl Evaluator {
     pub fn new(rules: Arc<RuleSet>) -> Self {
         let tables = rules.rules.iter().map(|r| r.kind.table()).collect();
-        Evaluator { rules, tables, decided: FxHashMap::default(), timers: BinaryHeap::new(), scratch: Vec::new() }
+        let decided = vec![i64::MIN; rules.sensor_slots()];
+        Evaluator { rules, tables, decided, timers: BinaryHeap::new(), scratch: Vec::new() }
     }
 
     /// True while some state waits for a timer.
@@ -223,12 +225,18 @@ impl Evaluator {
         emit: &mut impl FnMut(AlertEvent),
         late: &mut impl FnMut(&Reading, i64),
     ) {
+        let in_order = batch.windows(2).all(|w| w[0].time <= w[1].time);
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        scratch.extend_from_slice(batch);
-        // Stable: equal times keep their arrival order.
-        scratch.sort_by_key(|r| r.time);
-        for reading in &scratch {
+        let readings = if in_order {
+            batch
+        } else {
+            scratch.clear();
+            scratch.extend_from_slice(batch);
+            // Stable: equal times keep their arrival order.
+            scratch.sort_by_key(|r| r.time);
+            &scratch[..]
+        };
+        for reading in readings {
             if let Outcome::Late(decided) = self.on_reading(reading, emit) {
                 late(reading, decided);
             }
@@ -244,12 +252,11 @@ impl Evaluator {
         if indices.is_empty() {
             return Outcome::Evaluated;
         }
-        match self.decided.get_mut(&key) {
-            Some(decided) if reading.time < *decided => return Outcome::Late(*decided),
-            Some(decided) => *decided = reading.time,
-            None => {
-                self.decided.insert(key, reading.time);
+        if let Some(decided) = rules.sensor_slot(key).and_then(|slot| self.decided.get_mut(slot)) {
+            if reading.time < *decided {
+                return Outcome::Late(*decided);
             }
+            *decided = reading.time;
         }
         let mut failing_quality = false;
         for &rule_index in indices {
@@ -287,8 +294,9 @@ impl Evaluator {
             if fired {
                 // The sensor's state now reflects time up to the deadline: a reading from
                 // before it would rewrite what was already decided.
-                let decided = self.decided.entry(key).or_insert(deadline);
-                *decided = (*decided).max(deadline);
+                if let Some(decided) = rules.sensor_slot(key).and_then(|slot| self.decided.get_mut(slot)) {
+                    *decided = (*decided).max(deadline);
+                }
             }
         }
     }

@@ -10,8 +10,8 @@
 //! levels = [{ severity = "orange", above = 50 }, { severity = "red", above = 100 }]
 //! ```
 //!
-//! The window is a ring of `window / step` buckets, so memory per sensor is fixed by the
-//! rule (24 buckets by default: 24 h of 5-minute rain cost the same as 1 h), not by how often
+//! The window is a ring of `window / step` steps, so memory per sensor is fixed by the
+//! rule (24 steps by default: 24 h of 5-minute rain cost the same as 1 h), not by how often
 //! the gauge reports. The window at time t covers the buckets from `t - window` (rounded down
 //! to a step) to t. A counter that goes down has been reset: its new value is the increase.
 //! With no readings, the window still empties as time passes, so an alert on a rain total
@@ -49,20 +49,24 @@ impl Params {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Bucket {
-    acc: f64,
-    count: u32,
+/// One sensor's window: a ring of steps, the newest at `head`.
+///
+/// Per step one number — its sum, minimum or maximum, NaN while it holds no reading — and,
+/// only for `mean` and `count`, how many readings it holds: 24 steps of a sum cost 192 bytes.
+#[derive(Clone, Debug)]
+pub struct State {
+    accs: Box<[f64]>,
+    counts: Box<[u16]>,
+    /// Step number (time / step) of the newest step; meaningful once `accs` exists.
+    head: i64,
+    /// The counter's previous value, for `cumulative` input (NaN before the first).
+    previous: f64,
 }
 
-/// One sensor's window: a ring of buckets, the newest at `head`.
-#[derive(Clone, Debug, Default)]
-pub struct State {
-    buckets: Box<[Bucket]>,
-    /// Bucket number (time / step) of the newest bucket; meaningful once `buckets` exists.
-    head: i64,
-    /// The counter's previous value, for `cumulative` input.
-    previous: Option<f64>,
+impl Default for State {
+    fn default() -> Self {
+        State { accs: Box::default(), counts: Box::default(), head: 0, previous: f64::NAN }
+    }
 }
 
 /// Buckets per window at most: bounds memory whatever `step` says.
@@ -107,46 +111,58 @@ impl Kind for Params {
 
     fn on_reading(&self, state: &mut State, reading: &Reading, _sign: f64) -> Option<f64> {
         let amount = if self.cumulative {
-            let previous = state.previous.replace(reading.value);
-            match previous {
-                None => return None, // the first value of a counter is no amount yet
-                Some(p) if reading.value >= p => reading.value - p,
-                Some(_) => reading.value, // reset
+            let previous = std::mem::replace(&mut state.previous, reading.value);
+            if previous.is_nan() {
+                return None; // the first value of a counter is no amount yet
+            } else if reading.value >= previous {
+                reading.value - previous
+            } else {
+                reading.value // reset
             }
         } else {
             reading.value
         };
         let n = self.buckets();
-        if state.buckets.is_empty() {
-            state.buckets = vec![Bucket::default(); n].into_boxed_slice();
+        if state.accs.is_empty() {
+            state.accs = vec![f64::NAN; n].into_boxed_slice();
+            if matches!(self.aggregate, Aggregate::Mean | Aggregate::Count) {
+                state.counts = vec![0; n].into_boxed_slice();
+            }
             state.head = reading.time.div_euclid(self.step_ms);
         }
         let index = reading.time.div_euclid(self.step_ms);
-        // Clear the buckets the window slid past (at most all of them).
+        // Clear the steps the window slid past (at most all of them).
         let advance = (index - state.head).clamp(0, n as i64);
         for i in 1..=advance {
-            state.buckets[((state.head + i).rem_euclid(n as i64)) as usize] = Bucket::default();
+            let slot = (state.head + i).rem_euclid(n as i64) as usize;
+            state.accs[slot] = f64::NAN;
+            if let Some(c) = state.counts.get_mut(slot) {
+                *c = 0;
+            }
         }
         state.head = state.head.max(index);
-        let bucket = &mut state.buckets[index.rem_euclid(n as i64) as usize];
-        bucket.acc = match (self.aggregate, bucket.count) {
-            (Aggregate::Min, 0) | (Aggregate::Max, 0) => amount,
-            (Aggregate::Min, _) => bucket.acc.min(amount),
-            (Aggregate::Max, _) => bucket.acc.max(amount),
-            _ => bucket.acc + amount,
+        let slot = index.rem_euclid(n as i64) as usize;
+        let acc = &mut state.accs[slot];
+        *acc = match self.aggregate {
+            _ if acc.is_nan() => amount,
+            Aggregate::Min => acc.min(amount),
+            Aggregate::Max => acc.max(amount),
+            _ => *acc + amount,
         };
-        bucket.count += 1;
+        if let Some(c) = state.counts.get_mut(slot) {
+            *c = c.saturating_add(1);
+        }
         self.value(state, reading.time)
     }
 
     fn next_change(&self, state: &State, _ladder: &Ladder, after: i64) -> Option<i64> {
         // The next time a bucket that still holds readings leaves the window.
-        if state.buckets.is_empty() {
+        if state.accs.is_empty() {
             return None;
         }
         let n = self.buckets() as i64;
         let first = (state.head - n + 1..=state.head)
-            .find(|&b| b + n > after.div_euclid(self.step_ms) && state.buckets[b.rem_euclid(n) as usize].count > 0)?;
+            .find(|&b| b + n > after.div_euclid(self.step_ms) && !state.accs[b.rem_euclid(n) as usize].is_nan())?;
         Some((first + n) * self.step_ms)
     }
 
@@ -167,8 +183,13 @@ impl Kind for Params {
             Aggregate::Count => "count of readings",
         };
         evidence.measure(format!("{what} over {}", format_duration(self.window_ms)));
-        let readings: u32 = state.buckets.iter().map(|b| b.count).sum();
-        evidence.fact("readings_in_window", readings as f64);
+        if state.counts.is_empty() {
+            let steps = state.accs.iter().filter(|a| !a.is_nan()).count();
+            evidence.fact("steps_with_readings", steps as f64);
+        } else {
+            let readings: u32 = state.counts.iter().map(|&c| u32::from(c)).sum();
+            evidence.fact("readings_in_window", readings as f64);
+        }
     }
 }
 
@@ -182,16 +203,17 @@ impl Params {
         let mut count = 0u64;
         let mut acc: Option<f64> = None;
         for b in live {
-            let bucket = state.buckets.get(b.rem_euclid(n) as usize)?;
-            if bucket.count == 0 {
+            let slot = b.rem_euclid(n) as usize;
+            let step = *state.accs.get(slot)?;
+            if step.is_nan() {
                 continue;
             }
-            count += bucket.count as u64;
+            count += state.counts.get(slot).map_or(0, |&c| u64::from(c));
             acc = Some(match (self.aggregate, acc) {
-                (_, None) => bucket.acc,
-                (Aggregate::Min, Some(a)) => a.min(bucket.acc),
-                (Aggregate::Max, Some(a)) => a.max(bucket.acc),
-                (_, Some(a)) => a + bucket.acc,
+                (_, None) => step,
+                (Aggregate::Min, Some(a)) => a.min(step),
+                (Aggregate::Max, Some(a)) => a.max(step),
+                (_, Some(a)) => a + step,
             });
         }
         match self.aggregate {
@@ -282,6 +304,6 @@ mod tests {
         for sec in 0..200_000 {
             p.on_reading(&mut s, &Reading { time: sec * 1000, ..reading(0, 0.001) }, 1.0);
         }
-        assert_eq!(s.buckets.len(), 24);
+        assert_eq!((s.accs.len(), s.counts.len()), (24, 0), "a sum keeps one number per step");
     }
 }
