@@ -21,15 +21,35 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use tidewatch_connectors::envelope::now_ms;
 
+#[derive(clap::Args)]
 pub struct LoadOptions {
-    pub broker: (String, u16),
+    /// Broker as host:port.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    pub broker: String,
+    /// Readings to publish.
+    #[arg(long, default_value_t = 100_000)]
     pub count: u64,
+    /// Distinct stations (L0, L1, ...).
+    #[arg(long, default_value_t = 1000)]
     pub stations: u32,
+    /// MQTT QoS (0 or 1).
+    #[arg(long, default_value_t = 1)]
     pub qos: u8,
+    #[arg(long, default_value = "tidewatch/json")]
     pub topic_prefix: String,
+    /// Also write a station registry for L0..: point a config's `stations` at it.
+    #[arg(long)]
     pub write_stations: Option<PathBuf>,
+    /// Publish at this many readings per second instead of as fast as possible.
+    #[arg(long)]
     pub rate: Option<u64>,
+    /// Latency mode: every this many readings, one crosses the stations' warning level
+    /// (15 m against 10 m) and the next reading of that station falls back.
+    #[arg(long)]
     pub crossing_every: Option<u64>,
+    /// Latency mode: the alert topic to time fire notices on (e.g. `tidewatch/alerts/#`);
+    /// the crossings' own topic is timed too, for the broker-only figure.
+    #[arg(long)]
     pub alerts_topic: Option<String>,
 }
 
@@ -43,6 +63,9 @@ struct Pending {
 }
 
 pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
+    let (host, port) =
+        crate::config::parse_host_port(&o.broker).ok_or_else(|| anyhow::anyhow!("--broker must be host:port"))?;
+    let broker = (host, port);
     if let Some(path) = &o.write_stations {
         let mut toml = String::with_capacity(o.stations as usize * 120);
         for i in 0..o.stations {
@@ -57,12 +80,12 @@ pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
     };
     let pending = Arc::new(Mutex::new(Pending::default()));
     let watchers = match (&o.alerts_topic, o.crossing_every) {
-        (Some(alerts), Some(_)) => Some(watch(&o, alerts, pending.clone()).await?),
+        (Some(alerts), Some(_)) => Some(watch(&o, &broker, alerts, pending.clone()).await?),
         (None, None) => None,
         _ => anyhow::bail!("--crossing-every and --alerts-topic go together"),
     };
 
-    let mut options = MqttOptions::new(format!("tidewatch-load-{}", std::process::id()), &o.broker.0, o.broker.1);
+    let mut options = MqttOptions::new(format!("tidewatch-load-{}", std::process::id()), &broker.0, broker.1);
     options.set_keep_alive(Duration::from_secs(60)).set_inflight(u16::MAX).set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(options, 10_000);
     let count = o.count;
@@ -146,10 +169,11 @@ pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
 /// Subscribes to the readings and the alert topic and times crossings.
 async fn watch(
     o: &LoadOptions,
+    broker: &(String, u16),
     alerts: &str,
     pending: Arc<Mutex<Pending>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut options = MqttOptions::new(format!("tidewatch-watch-{}", std::process::id()), &o.broker.0, o.broker.1);
+    let mut options = MqttOptions::new(format!("tidewatch-watch-{}", std::process::id()), &broker.0, broker.1);
     options.set_keep_alive(Duration::from_secs(60)).set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(options, 1000);
     no_delay(&mut eventloop);

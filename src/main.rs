@@ -76,37 +76,9 @@ enum Command {
         /// Input file; `-` or nothing for standard input.
         input: Option<PathBuf>,
     },
-    /// Publish synthetic JSON readings at full speed (for throughput measurements).
-    Load {
-        /// Broker as host:port.
-        #[arg(long, default_value = "127.0.0.1:1883")]
-        broker: String,
-        /// Readings to publish.
-        #[arg(long, default_value_t = 100_000)]
-        count: u64,
-        /// Distinct stations (L0, L1, ...).
-        #[arg(long, default_value_t = 1000)]
-        stations: u32,
-        /// MQTT QoS (0 or 1).
-        #[arg(long, default_value_t = 1)]
-        qos: u8,
-        #[arg(long, default_value = "tidewatch/json")]
-        topic_prefix: String,
-        /// Also write a station registry for L0..: point a config's `stations` at it.
-        #[arg(long)]
-        write_stations: Option<PathBuf>,
-        /// Publish at this many readings per second instead of as fast as possible.
-        #[arg(long)]
-        rate: Option<u64>,
-        /// Latency mode: every this many readings, one crosses the stations' warning level
-        /// (15 m against 10 m) and the next reading of that station falls back.
-        #[arg(long)]
-        crossing_every: Option<u64>,
-        /// Latency mode: the alert topic to time fire notices on (e.g. `tidewatch/alerts/#`);
-        /// the readings topic is timed too, for the broker-only figure.
-        #[arg(long)]
-        alerts_topic: Option<String>,
-    },
+    /// Publish synthetic JSON readings, as fast as possible or at a rate (throughput and
+    /// latency measurements).
+    Load(load::LoadOptions),
     /// Rule-file tools.
     Rules {
         #[command(subcommand)]
@@ -170,30 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let ok = check::rules_test(&files);
             Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
         }
-        Command::Load {
-            broker,
-            count,
-            stations,
-            qos,
-            topic_prefix,
-            write_stations,
-            rate,
-            crossing_every,
-            alerts_topic,
-        } => {
-            let broker =
-                config::parse_host_port(&broker).ok_or_else(|| anyhow::anyhow!("--broker must be host:port"))?;
-            let options = load::LoadOptions {
-                broker,
-                count,
-                stations,
-                qos,
-                topic_prefix,
-                write_stations,
-                rate,
-                crossing_every,
-                alerts_topic,
-            };
+        Command::Load(options) => {
             block_on(load::run(options))?;
             Ok(std::process::ExitCode::SUCCESS)
         }

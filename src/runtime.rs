@@ -488,11 +488,8 @@ async fn ingest(
         let handed = std::mem::replace(&mut readings, Vec::with_capacity(4096));
         // A full engine channel blocks here: back-pressure reaches the sources, which hold
         // (broker) or resend (devices) what we have not acknowledged.
-        let sent = if input.may_block() {
-            tokio::task::block_in_place(|| input.send(handed))
-        } else {
-            input.send(handed)
-        };
+        let sent =
+            if input.may_block() { tokio::task::block_in_place(|| input.send(handed)) } else { input.send(handed) };
         if sent.is_err() {
             tracing::error!("rules engine stopped; not acknowledging further messages");
             return;

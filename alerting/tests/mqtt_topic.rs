@@ -29,7 +29,8 @@ impl Broker {
     fn restart(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
         std::fs::write(&conf, format!("user root\nlistener {} 127.0.0.1\nallow_anonymous true\n", self.port)).unwrap();
-        let mosquitto = if std::path::Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
+        let mosquitto =
+            if std::path::Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
         self.child = Some(
             Command::new(mosquitto)
                 .arg("-c")

@@ -212,7 +212,8 @@ fn a_crossing_is_an_alert_on_arrival_without_any_watermark() {
     let input = engine.input();
     input.send(vec![reading(0, 0, 12.5), reading(1, 0, 9.0)]).unwrap();
     input.send(vec![reading(0, 5, 12.6)]).unwrap();
-    let out = engine.output().recv_timeout(std::time::Duration::from_secs(10)).expect("an alert before the end of input");
+    let out =
+        engine.output().recv_timeout(std::time::Duration::from_secs(10)).expect("an alert before the end of input");
     match out {
         EngineOutput::Alert(a) => {
             assert_eq!((a.key.station.0, a.transition, a.severity), (0, Transition::Fire, Severity::Orange));

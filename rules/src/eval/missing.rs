@@ -117,17 +117,12 @@ impl Kind for Params {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tidewatch_ingest::{Quality, Quantity, SensorKey, StationKey};
+    use tidewatch_ingest::Quantity;
 
     const MIN: i64 = 60_000;
 
     fn reading(minute: i64) -> Reading {
-        Reading {
-            sensor: SensorKey::new(StationKey(0), Quantity::WaterLevel),
-            quality: Quality::Good,
-            time: minute * MIN,
-            value: 1.0,
-        }
+        crate::eval::test_reading(Quantity::WaterLevel, minute, 1.0)
     }
 
     #[test]

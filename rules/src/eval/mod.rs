@@ -445,5 +445,16 @@ fn make_event<K: Kind>(
     }
 }
 
+/// A good reading of station 0 at `minute` (for the kinds' tests).
+#[cfg(test)]
+pub(crate) fn test_reading(quantity: tidewatch_ingest::Quantity, minute: i64, value: f64) -> Reading {
+    Reading {
+        sensor: SensorKey::new(tidewatch_ingest::StationKey(0), quantity),
+        quality: Quality::Good,
+        time: minute * 60_000,
+        value,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -131,17 +131,12 @@ impl Kind for Params {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tidewatch_ingest::{Quantity, SensorKey, StationKey};
+    use tidewatch_ingest::Quantity;
 
     const MIN: i64 = 60_000;
 
     fn reading(minute: i64, value: f64) -> Reading {
-        Reading {
-            sensor: SensorKey::new(StationKey(0), Quantity::WaterLevel),
-            quality: Quality::Good,
-            time: minute * MIN,
-            value,
-        }
+        crate::eval::test_reading(Quantity::WaterLevel, minute, value)
     }
 
     fn params() -> Params {

@@ -60,15 +60,10 @@ impl Kind for Params {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tidewatch_ingest::{Quality, Quantity, SensorKey, StationKey};
+    use tidewatch_ingest::Quantity;
 
     fn reading(minute: i64, value: f64) -> Reading {
-        Reading {
-            sensor: SensorKey::new(StationKey(0), Quantity::WaterLevel),
-            quality: Quality::Good,
-            time: minute * 60_000,
-            value,
-        }
+        crate::eval::test_reading(Quantity::WaterLevel, minute, value)
     }
 
     #[test]

@@ -228,17 +228,12 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tidewatch_ingest::{Quality, Quantity, SensorKey, StationKey};
+    use tidewatch_ingest::Quantity;
 
     const MIN: i64 = 60_000;
 
     fn reading(minute: i64, value: f64) -> Reading {
-        Reading {
-            sensor: SensorKey::new(StationKey(0), Quantity::Rainfall),
-            quality: Quality::Good,
-            time: minute * MIN,
-            value,
-        }
+        crate::eval::test_reading(Quantity::Rainfall, minute, value)
     }
 
     fn params(aggregate: Aggregate, cumulative: bool) -> Params {
