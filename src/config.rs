@@ -128,6 +128,7 @@ impl Default for MqttSection {
                 json: JsonMapping::default(),
                 senml: Default::default(),
                 time_zone: default_zone(),
+                reorder: false,
             }],
         }
     }
@@ -151,6 +152,12 @@ pub struct Route {
     /// Zone of device-local times for `format = "hj212"` and `"sl651"` (IANA name).
     #[serde(default = "default_zone")]
     pub time_zone: chrono_tz::Tz,
+    /// Devices on this route may deliver a sensor's readings out of order (a logger that
+    /// re-sends its buffer, a gateway that merges queues): hold them until the watermark and
+    /// evaluate them in event-time order. Exact within `engine.allowed_lateness`, but their
+    /// alerts wait for it. Default: readings are decided on arrival.
+    #[serde(default)]
+    pub reorder: bool,
 }
 
 fn default_zone() -> chrono_tz::Tz {
@@ -191,6 +198,9 @@ pub struct Listener {
     /// Connections accepted at once; more wait.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// As a route's `reorder`: devices here may deliver a sensor's readings out of order.
+    #[serde(default)]
+    pub reorder: bool,
 }
 
 fn default_idle() -> u64 {

@@ -7,9 +7,9 @@ use crate::config::{Format, Route};
 
 /// Routes in configuration order; the first whose filter matches a topic wins.
 pub struct Router {
-    routes: Vec<(String, String, Decoder)>,
-    /// TCP listeners by name: each speaks one protocol.
-    listeners: Vec<(&'static str, Decoder)>,
+    routes: Vec<(String, String, Decoder, bool)>,
+    /// TCP listeners by name: each speaks one protocol (and whether it may reorder).
+    listeners: Vec<(&'static str, Decoder, bool)>,
     /// Topic → route index; devices repeat their topics, so matching is done once per topic.
     cache: FxHashMap<String, Option<usize>>,
 }
@@ -17,7 +17,7 @@ pub struct Router {
 const CACHE_LIMIT: usize = 200_000;
 
 impl Router {
-    pub fn new(routes: &[Route], listeners: Vec<(&'static str, Decoder)>) -> anyhow::Result<Router> {
+    pub fn new(routes: &[Route], listeners: Vec<(&'static str, Decoder, bool)>) -> anyhow::Result<Router> {
         let routes = routes
             .iter()
             .map(|r| {
@@ -27,30 +27,31 @@ impl Router {
                     Format::Sl651 => Decoder::Sl651(tidewatch_ingest::sl651::Sl651Decoder { zone: r.time_zone }),
                     Format::Senml => Decoder::Senml(tidewatch_ingest::senml::SenmlDecoder { mapping: r.senml.clone() }),
                 };
-                Ok((r.name.clone(), r.filter.clone(), decoder))
+                Ok((r.name.clone(), r.filter.clone(), decoder, r.reorder))
             })
             .collect::<anyhow::Result<_>>()?;
         Ok(Router { routes, listeners, cache: FxHashMap::default() })
     }
 
     pub fn filters(&self) -> Vec<String> {
-        self.routes.iter().map(|(_, f, _)| f.clone()).collect()
+        self.routes.iter().map(|(_, f, _, _)| f.clone()).collect()
     }
 
-    /// The route (or listener) name and decoder for a message from `source` on `topic`.
-    pub fn route_envelope(&mut self, source: &str, topic: &str) -> Option<(&str, &Decoder)> {
+    /// The route (or listener) name, decoder and `reorder` for a message from `source` on
+    /// `topic`.
+    pub fn route_envelope(&mut self, source: &str, topic: &str) -> Option<(&str, &Decoder, bool)> {
         if source == "mqtt" {
             return self.route(topic);
         }
-        self.listeners.iter().find(|(name, _)| *name == source).map(|(name, d)| (*name, d))
+        self.listeners.iter().find(|(name, _, _)| *name == source).map(|(name, d, r)| (*name, d, *r))
     }
 
-    /// The route name and decoder for an MQTT topic, if any route matches.
-    pub fn route(&mut self, topic: &str) -> Option<(&str, &Decoder)> {
+    /// The route name, decoder and `reorder` for an MQTT topic, if any route matches.
+    pub fn route(&mut self, topic: &str) -> Option<(&str, &Decoder, bool)> {
         let index = match self.cache.get(topic) {
             Some(&i) => i,
             None => {
-                let i = self.routes.iter().position(|(_, filter, _)| rumqttc::matches(topic, filter));
+                let i = self.routes.iter().position(|(_, filter, _, _)| rumqttc::matches(topic, filter));
                 if self.cache.len() >= CACHE_LIMIT {
                     self.cache.clear();
                 }
@@ -58,6 +59,6 @@ impl Router {
                 i
             }
         };
-        index.map(|i| (self.routes[i].0.as_str(), &self.routes[i].2))
+        index.map(|i| (self.routes[i].0.as_str(), &self.routes[i].2, self.routes[i].3))
     }
 }

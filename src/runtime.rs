@@ -218,7 +218,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
             .with_context(|| format!("listener {name:?}: cannot listen on {}", l.listen))?;
         tracing::info!(listener = name, addr = %source.local_addr, protocol = ?l.protocol, "listening");
         sources.push((name, watermark.register(name)));
-        listener_decoders.push((name, decoder));
+        listener_decoders.push((name, decoder, l.reorder));
         tcp.push((name, source));
     }
 
@@ -428,6 +428,8 @@ async fn ingest(
 ) {
     let mut batch: Vec<Envelope> = Vec::with_capacity(1024);
     let mut readings = Vec::with_capacity(4096);
+    // Readings of routes with `reorder = true`: evaluated once the watermark passes them.
+    let mut held = Vec::new();
     // Per batch: payloads per source, readings per route, newest event time per source.
     let mut payloads: Vec<(&'static str, u64)> = Vec::new();
     // (source, route, metric label, count): the label is built once per pair, not per message.
@@ -444,15 +446,16 @@ async fn ingest(
                 dead.push(keep(Rejection::Undecodable { message: format!("{}: {why}", envelope.source) }));
                 continue;
             }
-            let Some((route, decoder)) = router.route_envelope(envelope.source, &envelope.topic) else {
+            let Some((route, decoder, reorder)) = router.route_envelope(envelope.source, &envelope.topic) else {
                 dead.push(keep(Rejection::Unrouted { topic: envelope.topic.clone() }));
                 continue;
             };
-            let before = readings.len();
-            for reason in normaliser.decode_into(decoder, &envelope.payload, envelope.received_at, &mut readings) {
+            let into = if reorder { &mut held } else { &mut readings };
+            let before = into.len();
+            for reason in normaliser.decode_into(decoder, &envelope.payload, envelope.received_at, into) {
                 dead.push(keep(reason));
             }
-            let accepted = &readings[before..];
+            let accepted = &into[before..];
             if let Some(time) = accepted.iter().map(|r| r.time).max() {
                 match newest.iter_mut().find(|(s, _)| *s == envelope.source) {
                     Some((_, t)) => *t = (*t).max(time),
@@ -483,13 +486,14 @@ async fn ingest(
             metrics.readings_in.get_or_create(&SourceLabels { source: label.clone() }).inc_by(*n);
             *n = 0;
         }
-        state.readings_total.fetch_add(readings.len() as u64, Ordering::Relaxed);
+        state.readings_total.fetch_add((readings.len() + held.len()) as u64, Ordering::Relaxed);
         tracing::trace!(envelopes = batch.len(), readings = readings.len(), "handing a batch to the engine");
         let handed = std::mem::replace(&mut readings, Vec::with_capacity(4096));
+        let handed_held = std::mem::take(&mut held);
+        let send = || input.send(handed).and_then(|()| input.send_held(handed_held));
         // A full engine channel blocks here: back-pressure reaches the sources, which hold
         // (broker) or resend (devices) what we have not acknowledged.
-        let sent =
-            if input.may_block() { tokio::task::block_in_place(|| input.send(handed)) } else { input.send(handed) };
+        let sent = if input.may_block() { tokio::task::block_in_place(send) } else { send() };
         if sent.is_err() {
             tracing::error!("rules engine stopped; not acknowledging further messages");
             return;

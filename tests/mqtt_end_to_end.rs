@@ -268,3 +268,34 @@ fn a_large_backlog_queued_while_away_is_drained_completely() {
     let tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, STATIONS, RULES, engine());
     tidewatch.wait_until("the whole backlog", Duration::from_secs(60), |h| h["readings"] == backlog);
 }
+
+#[test]
+fn a_route_declared_out_of_order_gives_the_expected_alerts_from_shuffled_readings() {
+    // A logger that re-sends its buffer: each gauge's readings arrive reversed in runs of
+    // four (eight minutes), well inside the allowed lateness. On a `reorder = true` route
+    // they are held until the watermark and give exactly the in-order transitions.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let routes = "[[mqtt.route]]\nname = \"buffered\"\nfilter = \"sensors/#\"\nformat = \"json\"\nreorder = true\n";
+    let engine = "workers = 2\nallowed_lateness = \"10m\"\nidle_source_timeout = \"1h\"";
+    let mut tidewatch =
+        Tidewatch::start_with_routes(&dir.path().join("app"), broker.port, STATIONS, RULES, engine, routes);
+    let t0 = t0();
+    let mut lines = series(t0);
+    let last = lines.pop().unwrap(); // the watermark pusher stays last
+    for run in lines.chunks_mut(8) {
+        run.reverse();
+    }
+    lines.push(last);
+    broker.publish_lines("sensors/water", &lines);
+    tidewatch.wait_until("all readings", Duration::from_secs(30), |h| h["readings"] == lines.len() as u64);
+    tidewatch.wait_until("the last transition", Duration::from_secs(10), |_| {
+        transitions(&tidewatch, t0).len() >= expected().len()
+    });
+    assert_eq!(transitions(&tidewatch, t0), expected());
+    let dead = tidewatch.json_lines("dead_letters.jsonl");
+    assert!(dead.is_empty(), "{dead:?}");
+    tidewatch.stop();
+}

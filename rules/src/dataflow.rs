@@ -53,9 +53,17 @@ pub struct EngineConfig {
 
 /// What a worker's channel carries.
 enum Feed {
-    Readings(Vec<Reading>),
+    Readings(Batch),
     /// Every reading with an earlier event time has been sent.
     Watermark(i64),
+}
+
+/// Readings as they travel to a worker.
+#[derive(Clone)]
+struct Batch {
+    /// From a feed that may deliver a sensor out of order: held until the watermark.
+    held: bool,
+    readings: Vec<Reading>,
 }
 
 /// Feeds readings and the watermark to the engine. Cheap to clone; the engine finishes
@@ -79,6 +87,18 @@ impl EngineInput {
     /// Hands a batch to the engine; blocks while a worker is a full channel behind, which is
     /// how back-pressure reaches the connectors. Errors only if the engine has stopped.
     pub fn send(&self, batch: Vec<Reading>) -> Result<(), EngineStopped> {
+        self.send_batch(batch, false)
+    }
+
+    /// Hands over readings of a feed that may deliver a sensor's readings out of order
+    /// (`reorder = true`): they are evaluated once the watermark has passed them, in event-
+    /// time order, so disorder within the allowed lateness changes nothing — but their
+    /// alerts wait for the watermark.
+    pub fn send_held(&self, batch: Vec<Reading>) -> Result<(), EngineStopped> {
+        self.send_batch(batch, true)
+    }
+
+    fn send_batch(&self, batch: Vec<Reading>, held: bool) -> Result<(), EngineStopped> {
         let shared = &self.shared;
         let Some(newest) = batch.iter().map(|r| r.time).max() else {
             return Ok(());
@@ -86,7 +106,7 @@ impl EngineInput {
         shared.newest.fetch_max(newest, Ordering::Relaxed);
         let workers = shared.channels.len();
         if workers == 1 {
-            shared.channels[0].send(Feed::Readings(batch)).map_err(|_| EngineStopped)?;
+            shared.channels[0].send(Feed::Readings(Batch { held, readings: batch })).map_err(|_| EngineStopped)?;
             self.wake(0);
             return Ok(());
         }
@@ -96,7 +116,9 @@ impl EngineInput {
         }
         for (worker, part) in parts.into_iter().enumerate() {
             if !part.is_empty() {
-                shared.channels[worker].send(Feed::Readings(part)).map_err(|_| EngineStopped)?;
+                shared.channels[worker]
+                    .send(Feed::Readings(Batch { held, readings: part }))
+                    .map_err(|_| EngineStopped)?;
                 self.wake(worker);
             }
         }
@@ -239,7 +261,7 @@ fn run_worker(
     output: Sender<EngineOutput>,
     newest: Arc<AtomicI64>,
 ) {
-    let mut input = InputHandle::<i64, timely::container::CapacityContainerBuilder<Vec<Reading>>>::new();
+    let mut input = InputHandle::<i64, timely::container::CapacityContainerBuilder<Vec<Batch>>>::new();
     let newest_for_operator = newest.clone();
     worker.dataflow::<i64, _, _>(|scope| {
         let mut evaluator = Evaluator::new(rules);
@@ -249,10 +271,17 @@ fn run_worker(
         let emit = move |event| drop(alerts.send(EngineOutput::Alert(event)));
         input.to_stream(scope).sink(Pipeline, "Rules", move |(input, frontier)| {
             let mut emit = emit.clone();
+            let mut late = |reading: &Reading, decided_until| {
+                drop(output.send(EngineOutput::Late { reading: *reading, decided_until }));
+            };
             input.for_each(|_time, data| {
-                evaluator.on_batch(data, &mut emit, &mut |reading, decided_until| {
-                    drop(output.send(EngineOutput::Late { reading: *reading, decided_until }));
-                });
+                for batch in data.iter() {
+                    if batch.held {
+                        evaluator.hold(&batch.readings);
+                    } else {
+                        evaluator.on_batch(&batch.readings, &mut emit, &mut late);
+                    }
+                }
             });
             // Timers of silent sensors fire as the watermark passes them. An empty frontier
             // means the input has closed: everything up to the newest event time is decided.
@@ -262,6 +291,7 @@ fn run_worker(
             };
             if now_complete > complete {
                 complete = now_complete;
+                evaluator.release_held(complete, &mut emit, &mut late);
                 evaluator.advance(complete, &mut emit);
             }
         });
@@ -271,7 +301,7 @@ fn run_worker(
     while open {
         loop {
             match feed.try_recv() {
-                Ok(Feed::Readings(mut batch)) => input.send_batch(&mut batch),
+                Ok(Feed::Readings(batch)) => input.send(batch),
                 Ok(Feed::Watermark(w)) => {
                     if w > *input.time() {
                         input.advance_to(w);
@@ -284,6 +314,8 @@ fn run_worker(
                 }
             }
         }
+        // Batches go to the operator now, not when the input's container would be full.
+        input.flush();
         if open {
             worker.step_or_park(Some(PARK));
         }

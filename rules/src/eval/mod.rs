@@ -190,6 +190,9 @@ pub struct Evaluator {
     timers: BinaryHeap<Reverse<(i64, u32, SensorKey)>>,
     /// Readings taken since the last call, sorted before use (reused, never shrunk).
     scratch: Vec<Reading>,
+    /// Readings from feeds that may deliver a sensor out of order (`reorder = true`): held
+    /// until the watermark passes them, then taken in event-time order.
+    held: Vec<Reading>,
 }
 
 /// What happened to a reading.
@@ -204,7 +207,7 @@ impl Evaluator {
     pub fn new(rules: Arc<RuleSet>) -> Self {
         let tables = rules.rules.iter().map(|r| r.kind.table()).collect();
         let decided = vec![i64::MIN; rules.sensor_slots()];
-        Evaluator { rules, tables, decided, timers: BinaryHeap::new(), scratch: Vec::new() }
+        Evaluator { rules, tables, decided, timers: BinaryHeap::new(), scratch: Vec::new(), held: Vec::new() }
     }
 
     /// True while some state waits for a timer.
@@ -242,6 +245,45 @@ impl Evaluator {
             }
         }
         self.scratch = scratch;
+    }
+
+    /// Holds readings of a feed that may deliver a sensor's readings out of order: they are
+    /// evaluated by [`Evaluator::release_held`] once the watermark has passed them, in
+    /// event-time order, so any disorder within the allowed lateness gives the transitions
+    /// of a sorted replay — at the price of waiting for the watermark.
+    pub fn hold(&mut self, batch: &[Reading]) {
+        self.held.extend_from_slice(batch);
+    }
+
+    /// Readings held and not yet released.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Evaluates the held readings with event times before `complete_before`, in event-time
+    /// order, each after the timers due before it. Call before [`Evaluator::advance`].
+    pub fn release_held(
+        &mut self,
+        complete_before: i64,
+        emit: &mut impl FnMut(AlertEvent),
+        late: &mut impl FnMut(&Reading, i64),
+    ) {
+        if self.held.is_empty() {
+            return;
+        }
+        // Stable: equal times keep their arrival order.
+        self.held.sort_by_key(|r| r.time);
+        let ready = self.held.partition_point(|r| r.time < complete_before);
+        let mut released = std::mem::take(&mut self.scratch);
+        released.clear();
+        released.extend(self.held.drain(..ready));
+        for reading in &released {
+            self.advance(reading.time, emit);
+            if let Outcome::Late(decided) = self.on_reading(reading, emit) {
+                late(reading, decided);
+            }
+        }
+        self.scratch = released;
     }
 
     /// One reading, on arrival.

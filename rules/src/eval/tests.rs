@@ -162,6 +162,50 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A feed declared out of order (`reorder = true`): each reading delayed by anything up
+    /// to the allowed lateness, so a sensor's own readings arrive in any order within it;
+    /// held until the watermark passes them, they give exactly the sorted replay's transitions.
+    #[test]
+    fn held_readings_out_of_order_within_the_lateness_give_the_transitions_of_a_sorted_replay(
+        readings in series(),
+        delays in prop::collection::vec(0i64..30 * MIN, 400),
+        cuts in prop::collection::vec(1usize..20, 400),
+    ) {
+        let lateness = 30 * MIN;
+        let end = readings.iter().map(|r| r.time).max().unwrap() + 120 * MIN;
+        let expected = sorted_replay(&readings, end);
+        let mut arrival: Vec<(i64, Reading)> =
+            readings.iter().zip(delays.iter().cycle()).map(|(r, d)| (r.time + d, *r)).collect();
+        arrival.sort_by_key(|(at, _)| *at);
+        let arrival: Vec<Reading> = arrival.into_iter().map(|(_, r)| r).collect();
+
+        let mut evaluator = Evaluator::new(rules());
+        let mut events = Vec::new();
+        let mut late = Vec::new();
+        let (mut sent, mut newest) = (0, i64::MIN);
+        for cut in cuts.iter().cycle() {
+            if sent == arrival.len() {
+                break;
+            }
+            let batch = &arrival[sent..(sent + cut).min(arrival.len())];
+            sent += batch.len();
+            evaluator.hold(batch);
+            newest = newest.max(batch.iter().map(|r| r.time).max().unwrap());
+            let watermark = newest - lateness;
+            evaluator.release_held(watermark, &mut |e| events.push(e), &mut |r, _| late.push(*r));
+            evaluator.advance(watermark, &mut |e| events.push(e));
+        }
+        evaluator.release_held(end, &mut |e| events.push(e), &mut |r, _| late.push(*r));
+        evaluator.advance(end, &mut |e| events.push(e));
+        prop_assert!(late.is_empty(), "late: {late:?}");
+        prop_assert_eq!(evaluator.held(), 0);
+        prop_assert_eq!(summarise(events), expected);
+    }
+}
+
 #[test]
 fn a_reading_older_than_a_fired_timer_is_late_and_changes_nothing() {
     let mut evaluator = Evaluator::new(rules());
