@@ -134,7 +134,8 @@ impl EngineInput {
     /// Every reading with an event time before `watermark` has been sent: timers of silent
     /// sensors due before it may fire. Never blocks: a worker whose channel is full hears of
     /// a later watermark instead (the runtime repeats it every second with
-    /// [`EngineInput::repeat_watermark`]). A watermark no later than the last is not sent.
+    /// [`EngineInput::repeat_watermark`]). A watermark less than a second (event time) past
+    /// the last one sent waits for a later call.
     pub fn advance(&self, watermark: i64) {
         self.broadcast(watermark, false)
     }
@@ -149,10 +150,14 @@ impl EngineInput {
         if watermark == i64::MIN {
             return;
         }
-        let before = shared.watermark.fetch_max(watermark, Ordering::Relaxed);
-        if watermark <= before && !repeat {
+        // Each broadcast wakes every worker. Timers of quiet sensors need the watermark
+        // only to the second, so a step of less than one second of event time waits for
+        // the next batch (or the runtime's repeat each second of wall-clock time).
+        let before = shared.watermark.load(Ordering::Relaxed);
+        if !repeat && before != i64::MIN && watermark < before.saturating_add(WATERMARK_STEP_MS) {
             return;
         }
+        shared.watermark.fetch_max(watermark, Ordering::Relaxed);
         for (worker, channel) in shared.channels.iter().enumerate() {
             if channel.try_send(Feed::Watermark(watermark)).is_ok() {
                 self.wake(worker);
@@ -192,6 +197,9 @@ pub struct Engine {
     output: Receiver<EngineOutput>,
     guards: Option<timely::communication::WorkerGuards<()>>,
 }
+
+/// The smallest watermark step worth waking every worker for (event-time ms).
+const WATERMARK_STEP_MS: i64 = 1000;
 
 /// Batches waiting in each worker's channel before senders block.
 const CHANNEL_BATCHES: usize = 1024;
