@@ -9,7 +9,7 @@
 //! end accepted it, so a crash in between can repeat a message (webhooks carry
 //! `notification_ids` for that) but never lose one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,9 +104,14 @@ impl Dispatcher {
     }
 
     pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        // Sends in flight, and the outbox rows they carry: a new pass does not wait for
+        // them (a slow far end must not hold back the next alert) and does not send them
+        // again.
+        let mut sends: Sends = JoinSet::new();
+        let mut in_flight: HashSet<i64> = HashSet::new();
         loop {
             let stopping = *stop.borrow();
-            let next = match self.pass(stopping).await {
+            let next = match self.pass(stopping, &mut sends, &mut in_flight).await {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::error!(error = %e, "dispatching notifications");
@@ -114,10 +119,15 @@ impl Dispatcher {
                 }
             };
             if stopping {
+                // Flushing: everything due was started; see every send through.
+                while let Some(joined) = sends.join_next().await {
+                    self.finished(joined, &mut in_flight).await;
+                }
                 break;
             }
             let wait = next.map(|at| (at - now_ms()).clamp(0, 1000)).unwrap_or(1000);
             tokio::select! {
+                Some(joined) = sends.join_next(), if !sends.is_empty() => self.finished(joined, &mut in_flight).await,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
                 _ = stop.changed() => {}
@@ -126,13 +136,19 @@ impl Dispatcher {
         tracing::debug!("dispatcher stopped");
     }
 
-    /// Sends every group that is due (all of them when `flush`); returns when to look again.
-    async fn pass(&mut self, flush: bool) -> Result<Option<i64>, crate::store::StoreError> {
+    /// Starts sending every group that is due (all of them when `flush`) and not already
+    /// in flight; returns when to look again.
+    async fn pass(
+        &mut self,
+        flush: bool,
+        sends: &mut Sends,
+        in_flight: &mut HashSet<i64>,
+    ) -> Result<Option<i64>, crate::store::StoreError> {
         let now = now_ms();
         let horizon = now + self.settings.group_wait_ms;
         let rows = self.store.pending(horizon, 20_000).await?;
         let mut groups: BTreeMap<(String, String, Vec<String>), Vec<OutboxRow>> = BTreeMap::new();
-        for row in rows {
+        for row in rows.into_iter().filter(|r| !in_flight.contains(&r.id)) {
             groups.entry((row.channel.clone(), row.group_key.clone(), row.recipients.clone())).or_default().push(row);
         }
         let mut next: Option<i64> = None;
@@ -146,7 +162,6 @@ impl Dispatcher {
                 soonest(due);
             }
         }
-        let mut sends = JoinSet::new();
         for (channel, groups) in by_channel {
             let Some(notifier) = self.notifiers.get(&channel).cloned() else {
                 tracing::warn!(channel, "notifications for a channel no longer configured wait in the outbox");
@@ -167,6 +182,7 @@ impl Dispatcher {
                 if let Some(limit) = self.limits.get_mut(&channel) {
                     limit.take(now);
                 }
+                in_flight.extend(rows.iter().map(|r| r.id));
                 let (notifier, duty, settings, channel) =
                     (notifier.clone(), self.duty.clone(), self.settings.clone(), channel.clone());
                 tracing::trace!(channel, notifications = rows.len(), "sending");
@@ -177,28 +193,45 @@ impl Dispatcher {
                 });
             }
         }
-        while let Some(joined) = sends.join_next().await {
-            let Ok((channel, rows, result)) = joined else { continue };
-            let done = now_ms();
-            match result {
-                Ok(detail) => {
-                    self.observer.delivered(&channel, rows.len());
-                    self.store.record_attempt(&rows, done, Outcome::Delivered { detail: &detail }).await?;
-                }
-                Err(error) => {
-                    let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(0);
-                    let backoff = (5_000i64 << attempts.min(16)).min(self.settings.max_retry_ms.max(1000));
-                    tracing::warn!(channel, error = %error, retry_in_ms = backoff, "notification failed; will retry");
-                    self.observer.failed(&channel, &error);
-                    let retry_at = done + backoff;
-                    soonest(retry_at);
-                    self.store.record_attempt(&rows, done, Outcome::Failed { error: &error, retry_at }).await?;
-                }
-            }
-        }
         Ok(next)
     }
+
+    /// Records how a send ended: delivered, or failed with the time of its retry.
+    async fn finished(
+        &mut self,
+        joined: Result<(String, Vec<OutboxRow>, Result<String, String>), tokio::task::JoinError>,
+        in_flight: &mut HashSet<i64>,
+    ) {
+        let Ok((channel, rows, result)) = joined else { return };
+        let done = now_ms();
+        let recorded = match result {
+            Ok(detail) => {
+                self.observer.delivered(&channel, rows.len());
+                self.store.record_attempt(&rows, done, Outcome::Delivered { detail: &detail }).await
+            }
+            Err(error) => {
+                let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(0);
+                let backoff = (5_000i64 << attempts.min(16)).min(self.settings.max_retry_ms.max(1000));
+                tracing::warn!(channel, error = %error, retry_in_ms = backoff, "notification failed; will retry");
+                self.observer.failed(&channel, &error);
+                self.store
+                    .record_attempt(&rows, done, Outcome::Failed { error: &error, retry_at: done + backoff })
+                    .await
+            }
+        };
+        // Only once recorded may a row be picked up again (if recording failed, it is still
+        // pending and will be sent again: at least once).
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "recording a delivery attempt");
+        }
+        for row in &rows {
+            in_flight.remove(&row.id);
+        }
+    }
 }
+
+/// Sends under way: (channel, rows, what the far end said).
+type Sends = JoinSet<(String, Vec<OutboxRow>, Result<String, String>)>;
 
 /// Composes and sends one message about `rows`.
 async fn send(
