@@ -197,11 +197,7 @@ impl Dispatcher {
     }
 
     /// Records how a send ended: delivered, or failed with the time of its retry.
-    async fn finished(
-        &mut self,
-        joined: Result<(String, Vec<OutboxRow>, Result<String, String>), tokio::task::JoinError>,
-        in_flight: &mut HashSet<i64>,
-    ) {
+    async fn finished(&mut self, joined: Result<SendResult, tokio::task::JoinError>, in_flight: &mut HashSet<i64>) {
         let Ok((channel, rows, result)) = joined else { return };
         let done = now_ms();
         let recorded = match result {
@@ -230,8 +226,11 @@ impl Dispatcher {
     }
 }
 
-/// Sends under way: (channel, rows, what the far end said).
-type Sends = JoinSet<(String, Vec<OutboxRow>, Result<String, String>)>;
+/// A finished send: (channel, rows, what the far end said).
+type SendResult = (String, Vec<OutboxRow>, Result<String, String>);
+
+/// Sends under way.
+type Sends = JoinSet<SendResult>;
 
 /// Composes and sends one message about `rows`.
 async fn send(
