@@ -59,7 +59,6 @@ struct Pending {
     sent: HashMap<u32, Instant>,
     broker: Vec<Duration>,
     alert: Vec<Duration>,
-    delivered: HashMap<u32, Instant>,
 }
 
 pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
@@ -197,7 +196,6 @@ async fn watch(
                     if let Some(station) = station_of(&p.payload) {
                         if let Some(&sent) = pending.sent.get(&station) {
                             pending.broker.push(now - sent);
-                            pending.delivered.insert(station, sent);
                         }
                     }
                 }

@@ -101,15 +101,16 @@ fn replayed(t0: i64) -> Vec<Transition> {
     let registry = Registry::from_toml_str(&stations()).unwrap();
     let rules =
         Arc::new(compile(&[RuleSource { name: "backlog.toml".into(), text: RULES.into() }], &registry).unwrap());
+    let readings: Vec<Reading> = backlog()
+        .into_iter()
+        .map(|(station, quantity, hour, value)| {
+            let key = registry.key_of(&format!("BJ{station}")).unwrap();
+            Reading { sensor: SensorKey::new(key, quantity), quality: Quality::Good, time: t0 + hour * HOUR, value }
+        })
+        .collect();
     let mut evaluator = Evaluator::new(rules);
     let mut events = Vec::new();
-    for (station, quantity, hour, value) in backlog() {
-        let key = registry.key_of(&format!("BJ{station}")).unwrap();
-        let reading =
-            Reading { sensor: SensorKey::new(key, quantity), quality: Quality::Good, time: t0 + hour * HOUR, value };
-        evaluator.advance(reading.time, &mut |e| events.push(e));
-        evaluator.on_reading(&reading, &mut |e| events.push(e));
-    }
+    evaluator.replay(&readings, &mut |e| events.push(e), &mut |r, _| panic!("late in a sorted replay: {r:?}"));
     // The end of the input: timers up to the last reading fire.
     evaluator.advance(t0 + (DAYS * 24 - 1) * HOUR + 1, &mut |e| events.push(e));
     let mut out: Vec<Transition> = events

@@ -314,7 +314,7 @@ impl AlertBoard {
                         station_name: station.name.clone(),
                         region: station.region.clone(),
                         // A quality rule's alert is about the instrument: maintenance staff's.
-                        domain: match rule.map(|r| &r.kind) {
+                        domain: match rule.map(|r| &r.spec.kind) {
                             Some(tidewatch_rules::eval::KindSpec::Quality(_)) => "maintenance".to_owned(),
                             _ => station.domain.name().to_owned(),
                         },

@@ -11,8 +11,7 @@ pub type EventTime = i64;
 
 /// Identifies one sensor: what one station measures of one quantity.
 ///
-/// Packed into a `u64` for hashing and exchange: readings are routed to the timely worker
-/// that owns their sensor's state by this key alone.
+/// Packed into a `u64` for hashing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SensorKey {
     pub station: StationKey,
@@ -24,16 +23,29 @@ impl SensorKey {
         SensorKey { station, quantity }
     }
 
-    /// A well-mixed 64-bit hash, used to spread sensors over workers.
+    /// A well-mixed 64-bit hash of the sensor.
     #[inline]
     pub fn route_hash(self) -> u64 {
-        let raw = ((self.station.0 as u64) << 16) | self.quantity.index() as u64;
-        // SplitMix64 finaliser: consecutive station keys land on different workers.
-        let mut z = raw.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix64(((self.station.0 as u64) << 16) | self.quantity.index() as u64)
     }
+}
+
+impl StationKey {
+    /// A well-mixed 64-bit hash, used to spread stations over workers: the engine keeps
+    /// every quantity of a station on one worker.
+    #[inline]
+    pub fn route_hash(self) -> u64 {
+        mix64(self.0 as u64)
+    }
+}
+
+/// SplitMix64 finaliser: consecutive keys land far apart.
+#[inline]
+fn mix64(raw: u64) -> u64 {
+    let mut z = raw.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// How far a measurement can be trusted.

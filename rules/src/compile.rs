@@ -15,8 +15,6 @@ use crate::Severity;
 pub struct CompiledRule {
     pub id: Arc<str>,
     pub spec: RuleSpec,
-    /// What the rule computes per sensor (a copy of `spec.kind`, at hand on the hot path).
-    pub kind: KindSpec,
     pub params: LadderParams,
     /// The ladder's colours, least severe first.
     pub severities: Vec<Severity>,
@@ -33,7 +31,7 @@ impl CompiledRule {
     /// `per = "station"` the station (under the rule's first quantity).
     #[inline]
     pub fn alert_key(&self, sensor: SensorKey) -> SensorKey {
-        match &self.kind {
+        match &self.spec.kind {
             KindSpec::Missing(m) if m.per_station => SensorKey::new(sensor.station, self.spec.select.quantities[0]),
             _ => sensor,
         }
@@ -216,7 +214,6 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
             },
             severities: spec.levels.iter().map(|l| l.severity).collect(),
             ladders,
-            kind: spec.kind.clone(),
             spec,
         };
         if rule.station_count() == 0 {
@@ -238,7 +235,7 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
     }
     // Quality rules first: a sensor failing one drives no other rule with that reading.
     for indices in &mut set.by_quantity {
-        indices.sort_by_key(|&i| !matches!(set.rules[i as usize].kind, KindSpec::Quality(_)));
+        indices.sort_by_key(|&i| !matches!(set.rules[i as usize].spec.kind, KindSpec::Quality(_)));
     }
     let mut next_column = 0u16;
     set.columns = set

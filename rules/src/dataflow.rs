@@ -77,7 +77,7 @@ pub struct EngineInput {
 struct InputShared {
     channels: Vec<Sender<Feed>>,
     /// Each worker's thread, to wake it when its channel has something.
-    threads: Arc<Mutex<Vec<Option<Thread>>>>,
+    threads: Vec<Thread>,
     /// Newest event time sent; pending timers fire up to it when the input closes.
     newest: Arc<AtomicI64>,
     watermark: AtomicI64,
@@ -112,7 +112,7 @@ impl EngineInput {
         }
         let mut parts: Vec<Vec<Reading>> = (0..workers).map(|_| Vec::new()).collect();
         for reading in batch {
-            parts[owner(reading.sensor.station.0, workers)].push(reading);
+            parts[(reading.sensor.station.route_hash() % workers as u64) as usize].push(reading);
         }
         for (worker, part) in parts.into_iter().enumerate() {
             if !part.is_empty() {
@@ -166,21 +166,8 @@ impl EngineInput {
     }
 
     fn wake(&self, worker: usize) {
-        let threads = self.shared.threads.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(Some(thread)) = threads.get(worker) {
-            thread.unpark();
-        }
+        self.shared.threads[worker].unpark();
     }
-}
-
-/// The worker that owns a station's state.
-#[inline]
-fn owner(station: u32, workers: usize) -> usize {
-    // SplitMix64 finaliser: consecutive station keys land on different workers.
-    let mut z = (station as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) % workers as u64) as usize
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +221,8 @@ impl Engine {
         while started.load(Ordering::Acquire) < workers {
             std::thread::yield_now();
         }
+        let threads = std::mem::take(&mut *threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let threads = threads.into_iter().map(|t| t.expect("every worker has started")).collect();
         let shared = InputShared { channels: senders, threads, newest, watermark: AtomicI64::new(i64::MIN) };
         Ok(Engine { input: Some(EngineInput { shared: Arc::new(shared) }), output: out_rx, guards: Some(guards) })
     }
@@ -270,15 +259,12 @@ fn run_worker(
     newest: Arc<AtomicI64>,
 ) {
     let mut input = InputHandle::<i64, timely::container::CapacityContainerBuilder<Vec<Batch>>>::new();
-    let newest_for_operator = newest.clone();
     worker.dataflow::<i64, _, _>(|scope| {
         let mut evaluator = Evaluator::new(rules);
         let mut complete = i64::MIN;
-        // The receiver only goes away when the process is shutting down.
-        let alerts = output.clone();
-        let emit = move |event| drop(alerts.send(EngineOutput::Alert(event)));
         input.to_stream(scope).sink(Pipeline, "Rules", move |(input, frontier)| {
-            let mut emit = emit.clone();
+            // The receiver only goes away when the process is shutting down.
+            let mut emit = |event| drop(output.send(EngineOutput::Alert(event)));
             let mut late = |reading: &Reading, decided_until| {
                 drop(output.send(EngineOutput::Late { reading: *reading, decided_until }));
             };
@@ -295,7 +281,7 @@ fn run_worker(
             // means the input has closed: everything up to the newest event time is decided.
             let now_complete = match frontier.frontier().first() {
                 Some(&t) => t,
-                None => newest_for_operator.load(Ordering::Relaxed).saturating_add(1),
+                None => newest.load(Ordering::Relaxed).saturating_add(1),
             };
             if now_complete > complete {
                 complete = now_complete;

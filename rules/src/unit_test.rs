@@ -146,9 +146,10 @@ fn run_test(test: &TestSpec, rules: &Arc<crate::RuleSet>, registry: &Registry) -
 
     let mut events: Vec<AlertEvent> = Vec::new();
     let mut evaluator = Evaluator::new(rules.clone());
-    for reading in &readings {
-        evaluator.advance(reading.time, &mut |e| events.push(e));
-        evaluator.on_reading(reading, &mut |e| events.push(e));
+    let mut late = 0;
+    evaluator.replay(&readings, &mut |e| events.push(e), &mut |_, _| late += 1);
+    if late > 0 {
+        return Err(format!("{late} readings came out late in a sorted replay (a bug in Tidewatch)"));
     }
     evaluator.advance(until.max(last) + 1, &mut |e| events.push(e));
 

@@ -22,7 +22,6 @@ struct SourceMark {
 /// Shared between the connectors that feed readings and the workers that evaluate them.
 pub struct Watermark {
     current: AtomicI64,
-    newest_event: AtomicI64,
     sources: Mutex<Vec<SourceMark>>,
     lateness_ms: i64,
     idle_ms: i64,
@@ -34,13 +33,7 @@ pub struct SourceId(usize);
 
 impl Watermark {
     pub fn new(lateness_ms: i64, idle_ms: i64) -> Self {
-        Watermark {
-            current: AtomicI64::new(NONE),
-            newest_event: AtomicI64::new(NONE),
-            sources: Mutex::new(Vec::new()),
-            lateness_ms,
-            idle_ms,
-        }
+        Watermark { current: AtomicI64::new(NONE), sources: Mutex::new(Vec::new()), lateness_ms, idle_ms }
     }
 
     pub fn lateness_ms(&self) -> i64 {
@@ -64,7 +57,6 @@ impl Watermark {
             mark.newest_event = mark.newest_event.max(newest_event);
             mark.last_seen_wall = now;
         }
-        self.newest_event.fetch_max(newest_event, Ordering::Relaxed);
         self.recompute(&sources, now);
     }
 
@@ -90,11 +82,6 @@ impl Watermark {
     /// Every reading with an event time before this has arrived (or is late).
     pub fn get(&self) -> i64 {
         self.current.load(Ordering::Acquire)
-    }
-
-    /// Newest event time seen from any source.
-    pub fn newest_event(&self) -> i64 {
-        self.newest_event.load(Ordering::Relaxed)
     }
 }
 

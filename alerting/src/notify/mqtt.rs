@@ -9,7 +9,7 @@
 //! complete a later send: acknowledgements are matched to sends on one connection only.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,15 +45,13 @@ struct Waiting {
 }
 
 struct Waiter {
-    messages_left: Mutex<usize>,
+    messages_left: AtomicUsize,
     done: Mutex<Option<oneshot::Sender<Result<(), String>>>>,
 }
 
 impl Waiter {
     fn one_done(&self) {
-        let mut left = self.messages_left.lock().unwrap_or_else(|e| e.into_inner());
-        *left = left.saturating_sub(1);
-        if *left == 0 {
+        if self.messages_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.finish(Ok(()));
         }
     }
@@ -100,7 +98,7 @@ impl MqttTopic {
             return Ok("0 published".to_owned());
         }
         let (done, confirmed) = oneshot::channel();
-        let waiter = Arc::new(Waiter { messages_left: Mutex::new(n), done: Mutex::new(Some(done)) });
+        let waiter = Arc::new(Waiter { messages_left: AtomicUsize::new(n), done: Mutex::new(Some(done)) });
         let transport = |e: String| NotifyError::Transport(format!("MQTT {}:{}: {e}", self.host, self.port));
         let work = async {
             {

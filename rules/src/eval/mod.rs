@@ -205,19 +205,9 @@ pub enum Outcome {
 
 impl Evaluator {
     pub fn new(rules: Arc<RuleSet>) -> Self {
-        let tables = rules.rules.iter().map(|r| r.kind.table()).collect();
+        let tables = rules.rules.iter().map(|r| r.spec.kind.table()).collect();
         let decided = vec![i64::MIN; rules.sensor_slots()];
         Evaluator { rules, tables, decided, timers: BinaryHeap::new(), scratch: Vec::new(), held: Vec::new() }
-    }
-
-    /// True while some state waits for a timer.
-    pub fn has_timers(&self) -> bool {
-        !self.timers.is_empty()
-    }
-
-    /// The earliest pending timer (possibly stale).
-    pub fn next_timer(&self) -> Option<i64> {
-        self.timers.peek().map(|Reverse((t, _, _))| *t)
     }
 
     /// Evaluates a batch as it arrives, in event-time order; `late` gets each reading older
@@ -277,13 +267,25 @@ impl Evaluator {
         let mut released = std::mem::take(&mut self.scratch);
         released.clear();
         released.extend(self.held.drain(..ready));
-        for reading in &released {
+        self.replay(&released, emit, late);
+        self.scratch = released;
+    }
+
+    /// Readings in event-time order as a replay takes them: each after the timers due
+    /// before it, as if the watermark were right behind every reading. A recorded feed, a
+    /// rule test and held readings all go through here.
+    pub fn replay(
+        &mut self,
+        sorted: &[Reading],
+        emit: &mut impl FnMut(AlertEvent),
+        late: &mut impl FnMut(&Reading, i64),
+    ) {
+        for reading in sorted {
             self.advance(reading.time, emit);
             if let Outcome::Late(decided) = self.on_reading(reading, emit) {
                 late(reading, decided);
             }
         }
-        self.scratch = released;
     }
 
     /// One reading, on arrival.
@@ -303,8 +305,8 @@ impl Evaluator {
         let mut failing_quality = false;
         for &rule_index in indices {
             let rule = &rules.rules[rule_index as usize];
-            let is_quality = matches!(rule.kind, KindSpec::Quality(_));
-            if failing_quality && rule.kind.gated_by_quality() {
+            let is_quality = matches!(rule.spec.kind, KindSpec::Quality(_));
+            if failing_quality && rule.spec.kind.gated_by_quality() {
                 // The sensor fails a quality check: its values drive nothing else.
                 continue;
             }

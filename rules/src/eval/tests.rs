@@ -74,11 +74,7 @@ fn sorted_replay(readings: &[Reading], end: i64) -> Seen {
     sorted.sort_by_key(|r| r.time);
     let mut evaluator = Evaluator::new(rules());
     let mut events = Vec::new();
-    for r in &sorted {
-        evaluator.advance(r.time, &mut |e| events.push(e));
-        let outcome = evaluator.on_reading(r, &mut |e| events.push(e));
-        assert_eq!(outcome, Outcome::Evaluated);
-    }
+    evaluator.replay(&sorted, &mut |e| events.push(e), &mut |r, _| panic!("late in a sorted replay: {r:?}"));
     evaluator.advance(end, &mut |e| events.push(e));
     summarise(events)
 }

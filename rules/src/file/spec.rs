@@ -112,6 +112,18 @@ enum Field {
     Other(&'static str),
 }
 
+impl Field {
+    /// What the value is, for "must be …, not …" errors.
+    fn describe(&self) -> &'static str {
+        match self {
+            Field::Text(_) => "a string",
+            Field::Number(_) => "a number",
+            Field::Bool(_) => "a boolean",
+            Field::Other(what) => what,
+        }
+    }
+}
+
 impl<'w, 's> Fields<'w, 's> {
     fn new(walker: &'w mut Walker<'s>, table: &DeTable<'_>, kind: &str, kind_span: Range<usize>) -> Self {
         let own = KindSpec::fields(kind).unwrap_or(&[]);
@@ -158,15 +170,8 @@ impl<'w, 's> Fields<'w, 's> {
     pub fn text(&mut self, name: &str) -> Option<String> {
         match self.find(name)? {
             (_, Field::Text(t)) => Some(t.clone()),
-            (span, Field::Number(_)) => {
-                self.walker.error(span, format!("`{name}` must be a string, not a number"));
-                None
-            }
-            (span, Field::Bool(_)) => {
-                self.walker.error(span, format!("`{name}` must be a string, not a boolean"));
-                None
-            }
-            (span, Field::Other(what)) => {
+            (span, other) => {
+                let what = other.describe();
                 self.walker.error(span, format!("`{name}` must be a string, not {what}"));
                 None
             }
@@ -219,15 +224,8 @@ impl<'w, 's> Fields<'w, 's> {
                 self.walker.error(span, format!("`{name}` must be a finite number, not {n}"));
                 None
             }
-            (span, Field::Text(_)) => {
-                self.walker.error(span, format!("`{name}` must be a number, not a string"));
-                None
-            }
-            (span, Field::Bool(_)) => {
-                self.walker.error(span, format!("`{name}` must be a number, not a boolean"));
-                None
-            }
-            (span, Field::Other(what)) => {
+            (span, other) => {
+                let what = other.describe();
                 self.walker.error(span, format!("`{name}` must be a number, not {what}"));
                 None
             }
