@@ -35,6 +35,40 @@ pub struct Config {
     /// The alert workflow: store, duty roster, notifications.
     #[serde(default)]
     pub alerting: AlertingSection,
+    /// Crash safety: rule-state checkpoints and the reading log.
+    #[serde(default)]
+    pub state: StateSection,
+}
+
+/// Where rule state and the reading log live, and how hard they hold on to it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSection {
+    /// Directory for `state.db` (rule-state checkpoints) and `log/` (the reading log).
+    /// Leave out to keep rule state in memory only: a restart then starts every rule afresh
+    /// and loses readings acknowledged but not yet evaluated.
+    pub dir: Option<PathBuf>,
+    /// How often rule state is checkpointed (wall clock); a restart replays at most this
+    /// much of the reading log.
+    pub checkpoint_interval: String,
+    /// `normal`: nothing acknowledged is lost when the process dies; `full`: nor when the
+    /// machine loses power (an fsync per batch of the reading log, SQLite `synchronous =
+    /// FULL` for the alert store and the checkpoints).
+    pub sync: SyncMode,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        StateSection { dir: None, checkpoint_interval: "5s".into(), sync: SyncMode::Normal }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    #[default]
+    Normal,
+    Full,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -262,6 +296,7 @@ pub struct EngineTiming {
     pub max_future_ms: i64,
     pub group_wait_ms: i64,
     pub max_retry_ms: i64,
+    pub checkpoint_ms: i64,
 }
 
 impl Config {
@@ -291,6 +326,9 @@ impl Config {
         if let Some(p) = self.alerting.duty.as_mut() {
             fix(p);
         }
+        if let Some(p) = self.state.dir.as_mut() {
+            fix(p);
+        }
         if let Some(path) = self.alerting.store.strip_prefix("sqlite://") {
             if !path.starts_with(":memory:") && Path::new(path).is_relative() {
                 self.alerting.store = format!("sqlite://{}", base.join(path).display());
@@ -314,7 +352,14 @@ impl Config {
             max_future_ms: duration("engine.max_future", &self.engine.max_future),
             group_wait_ms: duration("alerting.group_wait", &self.alerting.group_wait),
             max_retry_ms: duration("alerting.max_retry", &self.alerting.max_retry),
+            checkpoint_ms: duration("state.checkpoint_interval", &self.state.checkpoint_interval),
         };
+        if timing.checkpoint_ms < 100 && self.state.dir.is_some() {
+            problems.push(format!(
+                "state.checkpoint_interval must be at least 100ms, not {:?}",
+                self.state.checkpoint_interval
+            ));
+        }
         let store = &self.alerting.store;
         if !(store.starts_with("sqlite:") || store.starts_with("postgres://") || store.starts_with("postgresql://")) {
             problems.push(format!("alerting.store {store:?} must start with sqlite:// or postgres://"));

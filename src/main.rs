@@ -4,6 +4,7 @@ mod check;
 mod config;
 mod decode_tool;
 mod demo;
+mod durable;
 mod http;
 mod load;
 mod metrics;

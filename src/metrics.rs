@@ -50,6 +50,20 @@ pub struct Metrics {
     pub notification_messages: Family<ChannelLabels, Counter>,
     pub notifications_suppressed: Counter,
     pub outbox_pending: Gauge,
+    /// Readings a source delivered again after a restart (already in the reading log).
+    pub readings_duplicate: Counter,
+    /// Rule-state checkpoints, by outcome (written, failed).
+    pub checkpoints: Family<OutcomeLabels, Counter>,
+    /// Rule states written by checkpoints.
+    pub checkpoint_rows: Counter,
+    pub checkpoint_seconds: Gauge<f64, AtomicU64>,
+    /// Readings replayed from the reading log at start-up.
+    pub readings_replayed: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
 }
 
 impl Metrics {
@@ -67,6 +81,28 @@ impl Metrics {
         let notification_messages = Family::<ChannelLabels, Counter>::default();
         let notifications_suppressed = Counter::default();
         let outbox_pending = Gauge::default();
+        let readings_duplicate = Counter::default();
+        let checkpoints = Family::<OutcomeLabels, Counter>::default();
+        let checkpoint_rows = Counter::default();
+        let checkpoint_seconds = Gauge::<f64, AtomicU64>::default();
+        let readings_replayed = Counter::default();
+        registry.register(
+            "readings_duplicate",
+            "Readings delivered again after a restart although already in the reading log (dropped)",
+            readings_duplicate.clone(),
+        );
+        registry.register("checkpoints", "Rule-state checkpoints, by outcome", checkpoints.clone());
+        registry.register("checkpoint_rows", "Rule states written by checkpoints", checkpoint_rows.clone());
+        registry.register(
+            "checkpoint_seconds",
+            "How long the last checkpoint took, from request to commit",
+            checkpoint_seconds.clone(),
+        );
+        registry.register(
+            "readings_replayed",
+            "Readings replayed from the reading log at start-up",
+            readings_replayed.clone(),
+        );
         registry.register(
             "notifications",
             "Notifications delivered, by channel (a message can carry several)",
@@ -119,6 +155,11 @@ impl Metrics {
             notification_messages,
             notifications_suppressed,
             outbox_pending,
+            readings_duplicate,
+            checkpoints,
+            checkpoint_rows,
+            checkpoint_seconds,
+            readings_replayed,
         }
     }
 

@@ -1,12 +1,16 @@
 //! Wiring: connectors → ingest → rules engine → alerting, and the HTTP API beside them.
 //!
 //! ```text
-//!  MqttSource ─envelopes─▶ ingest task ─batches─▶ Engine (timely workers)
-//!      ▲                      │  acks after hand-off          │
-//!      └──────────────────────┘                               ▼
+//!  MqttSource ─envelopes─▶ ingest task ─batches─▶ reading log ─▶ Engine (timely workers)
+//!      ▲                      │  acks once logged and handed on          │
+//!      └──────────────────────┘                                          ▼
 //!                       dead letters ◀── late ──── output thread ──▶ alert manager (store, outbox,
-//!                                                                       notifiers, console, alerts.jsonl)
+//!                                                        │               notifiers, console, alerts.jsonl)
+//!                                   checkpoint parts ────┴──▶ checkpoint writer (state.db)
 //! ```
+//!
+//! With `state.dir` set, start-up restores the last checkpoint's rule state and replays the
+//! reading log from it before any source is read (see [`crate::durable`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -28,7 +32,8 @@ use tidewatch_ingest::{time::to_rfc3339, DeadLetter, Limits, Normaliser, Registr
 use tidewatch_rules::{Engine, EngineConfig, EngineInput, EngineOutput, RuleSet, SourceId, Watermark};
 use tokio::sync::mpsc;
 
-use crate::config::{parse_host_port, Config, EngineTiming, StreamProtocolName};
+use crate::config::{parse_host_port, Config, EngineTiming, StreamProtocolName, SyncMode};
+use crate::durable::{CheckpointJob, Durable, Parts, Recent};
 use crate::metrics::{ChannelLabels, Metrics, ReasonLabels, SeverityLabels, SourceLabels, TransitionLabels};
 use crate::protocols::{Hj212Stream, Sl651Stream};
 use crate::routes::Router;
@@ -190,7 +195,26 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let Settings { config, timing, registry, rules } = settings;
 
     let watermark = Arc::new(Watermark::new(timing.lateness_ms, timing.idle_ms));
-    let engine = Engine::start(rules.clone(), EngineConfig { workers: config.engine.workers })?;
+    let full_sync = config.state.sync == SyncMode::Full;
+    let (durable, recovered) = match &config.state.dir {
+        Some(dir) => {
+            let (durable, recovered) = Durable::open(dir, full_sync, &rules, &registry)
+                .await
+                .with_context(|| format!("state.dir {}", dir.display()))?;
+            (Some(Arc::new(durable)), Some(recovered))
+        }
+        None => (None, None),
+    };
+    let restore = recovered.as_ref().map(|r| r.restore.clone()).unwrap_or_default();
+    if let Some(r) = &recovered {
+        tracing::info!(
+            states = r.restore.rows.len(),
+            held = r.restore.held.len(),
+            found = r.found,
+            "rule state restored from the last checkpoint"
+        );
+    }
+    let engine = Engine::start_from(rules.clone(), EngineConfig { workers: config.engine.workers }, restore)?;
 
     // Every source feeds one channel; the ingest task decodes by source and topic.
     let (envelopes_tx, envelopes) = mpsc::channel::<Envelope>(8192);
@@ -250,7 +274,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
 
     // Alerting: the store, the duty roster, the manager and the dispatcher.
     let store_url = &config.alerting.store;
-    let store = Store::open(store_url)
+    let store = Store::open_with(store_url, full_sync)
         .await
         .with_context(|| format!("alerting.store {}", tidewatch_alerting::store::redact(store_url)))?;
     let duty = match &config.alerting.duty {
@@ -273,6 +297,8 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         console_url: config.alerting.console_url.clone(),
         group_wait_ms: timing.group_wait_ms,
         max_retry_ms: timing.max_retry_ms,
+        // The log replay below emits again what was stored after the checkpoint.
+        replayed_from_event: recovered.as_ref().map(|r| r.event_seq),
     };
     let alerting = Alerting::start(store, Arc::new(duty), registry.clone(), rules.clone(), alerting_settings, observer)
         .await
@@ -312,14 +338,49 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     });
     tracing::info!(%http_addr, "HTTP API at http://{http_addr}/api/alerts (also /healthz, /metrics)");
 
+    // Rules whose state was discarded cannot resolve their open alerts: say so and close them.
+    if let Some(r) = &recovered {
+        resolve_discarded(&alerting.handle, &r.discarded).await;
+    }
+
+    // Checkpoints: the engine's parts are gathered by the output thread and written here.
+    let (jobs_tx, jobs) = mpsc::unbounded_channel();
+    let writer = durable.as_ref().map(|d| d.writer(rules.clone(), registry.clone(), state.metrics.clone(), jobs));
+    let checkpoints = durable.is_some().then(|| (engine.input().workers(), jobs_tx));
+
     // Engine output: alert events to the alert manager, late readings to dead letters.
     let output_thread = std::thread::Builder::new().name("alerts-out".into()).spawn({
         let output = engine.output().clone();
         let events = alerting.events.clone();
         let dead = dead.clone();
         let registry = registry.clone();
-        move || deliver(output, events, &registry, &dead)
+        move || deliver(output, events, &registry, &dead, checkpoints)
     })?;
+
+    // Before any source is read: what the log holds past the checkpoint, as it came.
+    let mut recent = Recent::default();
+    if let (Some(durable), Some(r)) = (&durable, &recovered) {
+        let started = std::time::Instant::now();
+        let input = engine.input();
+        let (replayed, tail) = tokio::task::block_in_place(|| durable.replay(&registry, r.position, &input))
+            .context("replaying the reading log")?;
+        state.metrics.readings_replayed.inc_by(replayed.readings);
+        state.readings_total.fetch_add(replayed.readings, Ordering::Relaxed);
+        if replayed.unknown > 0 {
+            tracing::warn!(
+                readings = replayed.unknown,
+                "logged readings of stations or quantities no longer known were skipped"
+            );
+        }
+        tracing::info!(
+            readings = replayed.readings,
+            from = r.position,
+            to = replayed.end,
+            ms = started.elapsed().as_millis() as u64,
+            "reading log replayed"
+        );
+        recent = tail;
+    }
 
     let mqtt_stop = mqtt.as_ref().map(MqttSource::task_handle);
     let ingest = tokio::spawn(ingest(
@@ -332,6 +393,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         sources,
         state.clone(),
         dead.clone(),
+        durable.clone().map(|d| (d, Duration::from_millis(timing.checkpoint_ms.max(100) as u64), recent)),
     ));
 
     let ticker = tokio::spawn({
@@ -380,6 +442,10 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let engine_done = tokio::task::spawn_blocking(move || engine.finish());
     let _ = engine_done.await;
     let _ = tokio::task::spawn_blocking(move || output_thread.join()).await;
+    // The last checkpoint needs the alert manager to confirm what came before it.
+    if let Some(writer) = writer {
+        let _ = writer.await;
+    }
     // Every alert event is out of the engine: store them and send what is waiting.
     alerting.finish().await;
     dead.flush();
@@ -425,7 +491,15 @@ async fn ingest(
     sources: Vec<(&'static str, SourceId)>,
     state: Arc<AppState>,
     dead: Arc<DeadLetters>,
+    durable: Option<(Arc<Durable>, Duration, Recent)>,
 ) {
+    let (durable, checkpoint_every, mut recent) = match durable {
+        Some((d, every, recent)) => (Some(d), every, recent),
+        None => (None, Duration::from_secs(3600), Recent::default()),
+    };
+    let mut checkpoint_tick = tokio::time::interval(checkpoint_every);
+    checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    checkpoint_tick.tick().await;
     let mut batch: Vec<Envelope> = Vec::with_capacity(1024);
     let mut readings = Vec::with_capacity(4096);
     // Readings of routes with `reorder = true`: evaluated once the watermark passes them.
@@ -435,7 +509,24 @@ async fn ingest(
     // (source, route, metric label, count): the label is built once per pair, not per message.
     let mut per_route: Vec<(&'static str, String, String, u64)> = Vec::new();
     let mut newest: Vec<(&'static str, i64)> = Vec::new();
-    while envelopes.recv_many(&mut batch, 1024).await > 0 {
+    loop {
+        let received = tokio::select! {
+            n = envelopes.recv_many(&mut batch, 1024) => n,
+            _ = checkpoint_tick.tick(), if durable.is_some() => {
+                if let Some(d) = &durable {
+                    let request = || d.request(&input);
+                    let asked = if input.may_block() { tokio::task::block_in_place(request) } else { request() };
+                    if asked.is_err() {
+                        tracing::error!("rules engine stopped; not acknowledging further messages");
+                        return;
+                    }
+                }
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
         if batch.len() < 64 {
             // A small batch under a steady stream: let the sources run once more, so that
             // the per-batch costs (engine hand-off, worker wake-ups, metrics) are shared by
@@ -498,7 +589,21 @@ async fn ingest(
             metrics.readings_in.get_or_create(&SourceLabels { source: label.clone() }).inc_by(*n);
             *n = 0;
         }
+        let repeats = recent.drop_repeats(&mut readings) + recent.drop_repeats(&mut held);
+        if repeats > 0 {
+            state.metrics.readings_duplicate.inc_by(repeats as u64);
+        }
         state.readings_total.fetch_add((readings.len() + held.len()) as u64, Ordering::Relaxed);
+        // Logged before they are acknowledged: a restart replays what the last checkpoint
+        // does not cover. A log that cannot be written stops acknowledging (the sources
+        // keep or resend the rest).
+        if let Some(d) = &durable {
+            let logged = d.append(&readings, false).and_then(|()| d.append(&held, true));
+            if let Err(e) = logged {
+                tracing::error!(error = %e, "cannot write the reading log; not acknowledging further messages");
+                return;
+            }
+        }
         tracing::trace!(envelopes = batch.len(), readings = readings.len(), "handing a batch to the engine");
         let handed = std::mem::replace(&mut readings, Vec::with_capacity(4096));
         let handed_held = std::mem::take(&mut held);
@@ -527,6 +632,44 @@ async fn ingest(
             }
         }
     }
+    // The sources have stopped: checkpoint everything handed over, and keep pending timers
+    // pending (the next run picks them up) rather than firing them early.
+    if let Some(d) = &durable {
+        d.settle(Duration::from_secs(10)).await;
+        input.keep_pending_on_close();
+        let request = || d.request(&input);
+        if tokio::task::block_in_place(request).is_err() {
+            tracing::error!("rules engine stopped before the last checkpoint");
+        }
+    }
+}
+
+/// Resolves the open alerts of rules whose state a restart discarded: nothing else could.
+async fn resolve_discarded(alerting: &AlertingHandle, rules: &[String]) {
+    for rule in rules {
+        let query =
+            tidewatch_alerting::store::AlertQuery { rule: Some(rule.clone()), limit: 100_000, ..Default::default() };
+        let open = match alerting.store.alerts(&query).await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::error!(error = %e, rule, "cannot read the open alerts of a changed rule");
+                continue;
+            }
+        };
+        let note = format!(
+            "rule {rule} changed (or was removed) between runs: its state was discarded, and the alert fires again if its condition still holds"
+        );
+        tracing::warn!(
+            rule,
+            alerts = open.len(),
+            "rule changed between runs: its state is discarded and its open alerts resolved"
+        );
+        for alert in open {
+            if let Err(e) = alerting.resolve(alert.id, "tidewatch".into(), Some(note.clone())).await {
+                tracing::warn!(error = %e, alert = alert.id, "cannot resolve an alert of a changed rule");
+            }
+        }
+    }
 }
 
 fn add(counts: &mut Vec<(&'static str, u64)>, key: &'static str, n: u64) {
@@ -541,9 +684,19 @@ fn deliver(
     alerts: EventSender,
     registry: &Registry,
     dead: &DeadLetters,
+    checkpoints: Option<(usize, mpsc::UnboundedSender<CheckpointJob>)>,
 ) {
+    let mut parts = Parts::default();
     for out in output.iter() {
         match out {
+            EngineOutput::Checkpoint { position, part, .. } => {
+                let Some((workers, jobs)) = &checkpoints else { continue };
+                if let Some((position, full, rows, held)) = parts.add(position, *part, *workers) {
+                    // Every worker's events before its part are with the alert manager.
+                    let stored = alerts.barrier();
+                    let _ = jobs.send(CheckpointJob { position, full, rows, held, stored });
+                }
+            }
             EngineOutput::Alert(event) => {
                 tracing::trace!(rule = %event.rule, key = %event.key, "alert event out of the engine");
                 if !alerts.send(event) {

@@ -17,6 +17,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::duty::{Duty, Member};
+use crate::lifecycle::Notice;
 use crate::manager::{now_ms, AlertingSettings, Observer};
 use crate::message::compose;
 use crate::notify::{Notifier, Outgoing};
@@ -247,7 +248,7 @@ async fn send(
             }
         }
     }
-    let notices: Vec<_> = rows.iter().map(|r| r.notice.clone()).collect();
+    let notices: Vec<_> = rows.iter().map(|r| Notice { notification_id: Some(r.id), ..r.notice.clone() }).collect();
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let message = compose(settings.language, &notices, settings.console_url.as_deref());
     let out = Outgoing { ids: &ids, notices: &notices, recipients: &members, message: &message };

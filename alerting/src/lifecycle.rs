@@ -219,6 +219,12 @@ pub struct Notice {
     pub note: Option<String>,
     pub escalation_level: u32,
     pub event_ms: i64,
+    /// The outbox row this notice goes out as: with the alert id, transition and event
+    /// time, the notification's stable identity. The outbox may send a notification twice
+    /// (a crash between the far end accepting it and the send being recorded); a consumer
+    /// drops the repeat by this id. Set when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_id: Option<i64>,
 }
 
 /// An alert after a change, and the record of the change.
@@ -247,12 +253,36 @@ pub struct AlertBoard {
     open: HashMap<(Arc<str>, SensorKey), Alert>,
     by_id: HashMap<i64, (Arc<str>, SensorKey)>,
     next_id: i64,
+    /// After a restart: per (rule, key), the event time of the newest transition stored
+    /// since the checkpoint the engine restarted from. The replay emits those again.
+    replayed: HashMap<(Arc<str>, SensorKey), i64>,
 }
 
 impl AlertBoard {
     /// A board whose new alerts are numbered from `next_id`.
     pub fn new(registry: Arc<Registry>, rules: Arc<RuleSet>, next_id: i64) -> Self {
-        AlertBoard { registry, rules, open: HashMap::new(), by_id: HashMap::new(), next_id: next_id.max(1) }
+        AlertBoard {
+            registry,
+            rules,
+            open: HashMap::new(),
+            by_id: HashMap::new(),
+            next_id: next_id.max(1),
+            replayed: HashMap::new(),
+        }
+    }
+
+    /// Transitions (rule, station id, quantity name, event time) stored after the checkpoint
+    /// the engine restarts from: the replay of the reading log emits them again, and each
+    /// key's events up to the newest stored one are dropped as repeats.
+    pub fn expect_replay(&mut self, stored: impl IntoIterator<Item = (String, String, String, i64)>) {
+        for (rule, station, quantity, event_ms) in stored {
+            let (Some(station), Ok(quantity)) = (self.registry.key_of(&station), quantity.parse::<Quantity>()) else {
+                continue;
+            };
+            let at =
+                self.replayed.entry((Arc::from(rule.as_str()), SensorKey::new(station, quantity))).or_insert(event_ms);
+            *at = (*at).max(event_ms);
+        }
     }
 
     /// Puts back alerts that were open before a restart. Alerts whose station or quantity
@@ -280,6 +310,15 @@ impl AlertBoard {
     /// not open (resolved by hand, say) is `None`.
     pub fn apply(&mut self, event: &AlertEvent, now: i64) -> Option<Update> {
         let map_key = (event.rule.clone(), event.key);
+        if !self.replayed.is_empty() {
+            if let Some(&stored) = self.replayed.get(&map_key) {
+                if event.event_time <= stored {
+                    tracing::debug!(rule = %event.rule, key = %event.key, event.event_time, "a replayed transition already stored");
+                    return None;
+                }
+                self.replayed.remove(&map_key);
+            }
+        }
         let rule = self.rules.get(&event.rule);
         let station = self.registry.station(event.key.station);
         let mut happening = Happening::from(event.transition);
@@ -494,6 +533,7 @@ fn notice(
         note: note.map(str::to_owned),
         escalation_level: alert.escalation_level,
         event_ms: at_ms,
+        notification_id: None,
     }
 }
 

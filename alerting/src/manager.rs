@@ -37,11 +37,20 @@ pub struct AlertingSettings {
     pub group_wait_ms: i64,
     /// Longest wait between retries of a failed notification (ms).
     pub max_retry_ms: i64,
+    /// After a restart that replays readings: engine transitions stored from this alert-event
+    /// sequence number on may come again, and those already stored are dropped.
+    pub replayed_from_event: Option<i64>,
 }
 
 impl Default for AlertingSettings {
     fn default() -> Self {
-        AlertingSettings { language: Language::Zh, console_url: None, group_wait_ms: 10_000, max_retry_ms: 300_000 }
+        AlertingSettings {
+            language: Language::Zh,
+            console_url: None,
+            group_wait_ms: 10_000,
+            max_retry_ms: 300_000,
+            replayed_from_event: None,
+        }
     }
 }
 
@@ -99,15 +108,32 @@ enum Command {
     Unsilence { id: i64, reply: oneshot::Sender<Result<(), CommandError>> },
 }
 
+/// What the engine side hands the manager, in order.
+enum Input {
+    Event(AlertEvent),
+    /// Answered with the next alert-event sequence number once everything sent before is
+    /// stored.
+    Barrier(oneshot::Sender<i64>),
+}
+
 /// Hands the engine's events to the manager; never blocks. The manager stops once every
 /// clone is dropped and what they sent is stored.
 #[derive(Clone)]
-pub struct EventSender(mpsc::UnboundedSender<AlertEvent>);
+pub struct EventSender(mpsc::UnboundedSender<Input>);
 
 impl EventSender {
     /// False once the manager has stopped.
     pub fn send(&self, event: AlertEvent) -> bool {
-        self.0.send(event).is_ok()
+        self.0.send(Input::Event(event)).is_ok()
+    }
+
+    /// Resolves once every event sent before this call is stored, with the sequence number
+    /// the next stored alert event gets (a checkpoint records it: transitions from it on
+    /// may be replayed after a crash). `None` if the manager has stopped.
+    pub fn barrier(&self) -> oneshot::Receiver<i64> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.0.send(Input::Barrier(tx));
+        rx
     }
 }
 
@@ -178,6 +204,14 @@ impl Alerting {
         let escalations = open.iter().filter_map(|s| Some((s.alert.id, s.next_escalation_at?))).collect();
         let restored = open.len();
         board.restore(open.into_iter().map(|s| s.alert));
+        if let Some(seq) = settings.replayed_from_event {
+            let stored = store.transitions_since(seq).await?;
+            tracing::info!(
+                transitions = stored.len(),
+                "transitions stored since the checkpoint: a replay will not repeat them"
+            );
+            board.expect_replay(stored);
+        }
         if restored > 0 {
             tracing::info!(open = restored, "open alerts restored from the store");
         }
@@ -244,8 +278,9 @@ struct Manager {
 }
 
 impl Manager {
-    async fn run(mut self, mut events: mpsc::UnboundedReceiver<AlertEvent>, mut commands: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut events: mpsc::UnboundedReceiver<Input>, mut commands: mpsc::Receiver<Command>) {
         let mut batch = Vec::with_capacity(4096);
+        let mut barriers = Vec::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut commands_open = true;
@@ -265,18 +300,32 @@ impl Manager {
                         break;
                     }
                     let now = now_ms();
-                    for event in batch.drain(..) {
-                        if let Some(update) = self.board.apply(&event, now) {
-                            self.record(update, now, &mut changes);
+                    for input in batch.drain(..) {
+                        match input {
+                            Input::Event(event) => {
+                                if let Some(update) = self.board.apply(&event, now) {
+                                    self.record(update, now, &mut changes);
+                                }
+                            }
+                            Input::Barrier(reply) => barriers.push(reply),
                         }
                     }
                 }
                 _ = tick.tick() => self.escalate(now_ms(), &mut changes),
             }
-            if let Err(e) = self.commit(&changes).await {
-                // Keep going: the alert is still open in memory and the next change of it
-                // is written whole. What this batch would have notified is lost; say so.
-                tracing::error!(error = %e, "alert changes not stored; their notifications are lost");
+            match self.commit(&changes).await {
+                Ok(()) => {
+                    for reply in barriers.drain(..) {
+                        let _ = reply.send(self.ids.event);
+                    }
+                }
+                Err(e) => {
+                    // Keep going: the alert is still open in memory and the next change of
+                    // it is written whole. What this batch would have notified is lost; say
+                    // so. A checkpoint waiting on this batch is not written.
+                    tracing::error!(error = %e, "alert changes not stored; their notifications are lost");
+                    barriers.clear();
+                }
             }
         }
         tracing::debug!("alert manager stopped");

@@ -70,6 +70,7 @@ pub fn compose(language: Language, notices: &[Notice], console_url: Option<&str>
             let _ = write!(text, "\n{more}{}{url}", colon(language));
             let _ = write!(markdown, "\n[{more}]({url})");
         }
+        reference(language, notices, &mut text, &mut markdown);
         return Message { title: headline, text, markdown };
     }
 
@@ -123,7 +124,21 @@ pub fn compose(language: Language, notices: &[Notice], console_url: Option<&str>
         let _ = write!(text, "\n{label}{}{url}", colon(language));
         let _ = write!(markdown, "\n[{label}]({url})");
     }
+    reference(language, notices, &mut text, &mut markdown);
     Message { title, text, markdown }
+}
+
+/// The notifications' stable ids (outbox ids), last: a reader (or a robot's log) can tell a
+/// repeat sent after a crash from a new notification.
+fn reference(language: Language, notices: &[Notice], text: &mut String, markdown: &mut String) {
+    let ids: Vec<String> = notices.iter().filter_map(|n| n.notification_id).map(|id| format!("N{id}")).collect();
+    if ids.is_empty() {
+        return;
+    }
+    let label = if language == Language::Zh { "编号" } else { "Ref" };
+    let line = format!("{label}{}{}", colon(language), ids.join(","));
+    let _ = write!(text, "\n{line}");
+    let _ = write!(markdown, "\n\n{line}");
 }
 
 fn colon(language: Language) -> &'static str {
@@ -272,6 +287,7 @@ mod tests {
             note: None,
             escalation_level: 0,
             event_ms: 1_764_000_000_000,
+            notification_id: None,
         }
     }
 

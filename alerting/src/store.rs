@@ -156,6 +156,13 @@ impl Store {
     /// Opens (creating if need be) and migrates the store at `url`: `sqlite://PATH`,
     /// `sqlite::memory:` or `postgres://…`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, false).await
+    }
+
+    /// As [`Store::open`]; `full_sync` makes SQLite commits survive a power loss, not only a
+    /// crash of the process (`PRAGMA synchronous = FULL`: an fsync per commit). PostgreSQL
+    /// commits are durable by its own settings (`synchronous_commit = on`, the default).
+    pub async fn open_with(url: &str, full_sync: bool) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let is_sqlite = url.starts_with("sqlite:");
         let url = if is_sqlite && !url.contains(":memory:") {
@@ -175,13 +182,14 @@ impl Store {
         let pool = AnyPoolOptions::new()
             // SQLite takes one writer at a time; a small pool keeps readers (the API) going.
             .max_connections(if is_sqlite { 4 } else { 8 })
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
                         // WAL: readers do not block the writer. NORMAL sync is durable across
                         // a process crash (kill -9); only a power loss can lose the last commits.
                         sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        let sync = if full_sync { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
+                        sqlx::query(sync).execute(&mut *conn).await?;
                         sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
                     }
                     Ok(())
@@ -296,6 +304,39 @@ impl Store {
                 .doing("deleting a silence")?;
         }
         tx.commit().await.doing("committing")
+    }
+
+    /// Transitions the rules caused, stored with alert-event sequence numbers from `seq` on:
+    /// (rule, station, quantity, event time ms).
+    pub async fn transitions_since(&self, seq: i64) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.rule, a.station, a.quantity, e.body FROM alert_events e JOIN alerts a ON a.id = e.alert_id \
+             WHERE e.seq >= $1",
+        )
+        .bind(seq)
+        .fetch_all(&self.pool)
+        .await
+        .doing("reading transitions since a checkpoint")?;
+        let mut out = Vec::new();
+        for row in rows {
+            let body: String = row.try_get(3).doing("reading an alert event")?;
+            let Ok(entry) = serde_json::from_str::<HistoryEntry>(&body) else { continue };
+            // People's actions have an actor; the rules' changes an event time.
+            let event_ms = entry
+                .event_time
+                .filter(|_| entry.actor.is_none())
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.timestamp_millis());
+            if let Some(event_ms) = event_ms {
+                out.push((
+                    row.try_get(0).doing("reading")?,
+                    row.try_get(1).doing("reading")?,
+                    row.try_get(2).doing("reading")?,
+                    event_ms,
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// Open alerts with their escalation timers, to restore after a restart.

@@ -37,6 +37,24 @@ impl CompiledRule {
         }
     }
 
+    /// What a rule's per-key state means, as a short hash: its kind and parameters, its
+    /// ladder (colours, thresholds, `for`, `clear_for`, hysteresis, direction) and its
+    /// quantities — not its title, labels or place in the file. Rule state checkpointed under
+    /// another fingerprint is discarded at start-up.
+    pub fn fingerprint(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let s = &self.spec;
+        let levels: Vec<_> = s.levels.iter().map(|l| (l.severity, &l.threshold)).collect();
+        let meaning = format!(
+            "{:?}|{}|{}|{}|{:?}|{:?}|{:?}",
+            s.kind, s.for_ms, s.clear_for_ms, s.clear_margin, s.direction, levels, s.select.quantities
+        );
+        // FxHasher has no random keys: the same rule hashes alike in every run.
+        let mut hasher = rustc_hash::FxHasher::default();
+        meaning.hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    }
+
     /// How many stations the rule watches.
     pub fn station_count(&self) -> usize {
         self.ladders.iter().filter(|l| l.is_some()).count()

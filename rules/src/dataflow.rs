@@ -18,7 +18,7 @@
 //! watermarks: a batch enters at its worker's current input time, whatever its readings'
 //! event times; a reading is late only if its own sensor has already decided past it.
 
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::Duration;
@@ -30,7 +30,7 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::InputHandle;
 
 use crate::compile::RuleSet;
-use crate::eval::Evaluator;
+use crate::eval::{CheckpointPart, Evaluator, StateRow};
 use crate::event::AlertEvent;
 
 /// What comes out of the engine.
@@ -43,6 +43,15 @@ pub enum EngineOutput {
         /// The event time its sensor had been decided up to.
         decided_until: i64,
     },
+    /// One worker's share of the checkpoint asked for by [`EngineInput::checkpoint`]: its
+    /// state after every reading sent before the request, behind every alert event those
+    /// readings caused.
+    Checkpoint {
+        /// The caller's position (e.g. in a reading log) the checkpoint was asked at.
+        position: u64,
+        worker: usize,
+        part: Box<CheckpointPart>,
+    },
 }
 
 /// How the engine runs.
@@ -51,11 +60,28 @@ pub struct EngineConfig {
     pub workers: usize,
 }
 
+/// Rule state to start from: a checkpoint's rows (rule indices of the rule set the engine
+/// runs) and held readings. Each goes to the worker owning its station.
+#[derive(Clone, Debug, Default)]
+pub struct Restore {
+    pub rows: Vec<StateRow>,
+    pub held: Vec<Reading>,
+}
+
 /// What a worker's channel carries.
 enum Feed {
     Readings(Batch),
+    Checkpoint(u64, bool),
     /// Every reading with an earlier event time has been sent.
     Watermark(i64),
+}
+
+/// What a worker's timely input carries, in channel order.
+#[derive(Clone)]
+enum Item {
+    Readings(Batch),
+    /// Take a checkpoint (all states when the flag is set) at this position.
+    Checkpoint(u64, bool),
 }
 
 /// Readings as they travel to a worker.
@@ -81,6 +107,9 @@ struct InputShared {
     /// Newest event time sent; pending timers fire up to it when the input closes.
     newest: Arc<AtomicI64>,
     watermark: AtomicI64,
+    /// Whether closing the input fires pending timers up to `newest` (the end of a recorded
+    /// feed) or leaves them pending (a shutdown whose state is checkpointed).
+    fire_on_close: Arc<AtomicBool>,
 }
 
 impl EngineInput {
@@ -165,6 +194,30 @@ impl EngineInput {
         }
     }
 
+    /// Asks every worker for its state once it has evaluated everything sent so far: the
+    /// parts come out as [`EngineOutput::Checkpoint`] with `position`, each behind the
+    /// alert events of the readings before it. `full`: every state, not only those changed
+    /// since the last checkpoint (after a checkpoint was lost). Blocks like
+    /// [`EngineInput::send`] while a channel is full.
+    pub fn checkpoint(&self, position: u64, full: bool) -> Result<(), EngineStopped> {
+        for (worker, channel) in self.shared.channels.iter().enumerate() {
+            channel.send(Feed::Checkpoint(position, full)).map_err(|_| EngineStopped)?;
+            self.wake(worker);
+        }
+        Ok(())
+    }
+
+    /// How many workers take part in a checkpoint.
+    pub fn workers(&self) -> usize {
+        self.shared.channels.len()
+    }
+
+    /// Closing the input leaves timers pending instead of firing them up to the newest
+    /// event time: for a shutdown whose rule state is checkpointed and picked up again.
+    pub fn keep_pending_on_close(&self) {
+        self.shared.fire_on_close.store(false, Ordering::Relaxed);
+    }
+
     fn wake(&self, worker: usize) {
         self.shared.threads[worker].unpark();
     }
@@ -193,7 +246,22 @@ const CHANNEL_BATCHES: usize = 1024;
 
 impl Engine {
     pub fn start(rules: Arc<RuleSet>, config: EngineConfig) -> Result<Engine, EngineStartError> {
+        Engine::start_from(rules, config, Restore::default())
+    }
+
+    /// Starts with the rule state of a checkpoint.
+    pub fn start_from(rules: Arc<RuleSet>, config: EngineConfig, restore: Restore) -> Result<Engine, EngineStartError> {
         let workers = config.workers.max(1);
+        let mut parts: Vec<Restore> = (0..workers).map(|_| Restore::default()).collect();
+        let owner = |station: tidewatch_ingest::StationKey| (station.route_hash() % workers as u64) as usize;
+        for row in restore.rows {
+            parts[owner(row.key.station)].rows.push(row);
+        }
+        for reading in restore.held {
+            parts[owner(reading.sensor.station)].held.push(reading);
+        }
+        let parts = Arc::new(Mutex::new(parts.into_iter().map(Some).collect::<Vec<_>>()));
+        let fire_on_close = Arc::new(AtomicBool::new(true));
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| crossbeam_channel::bounded::<Feed>(CHANNEL_BATCHES)).unzip();
         let receivers = Arc::new(Mutex::new(receivers.into_iter().map(Some).collect::<Vec<_>>()));
@@ -207,13 +275,16 @@ impl Engine {
         timely_config.worker = timely_config.worker.idle_spin(Duration::ZERO);
         let guards = timely::execute(timely_config, {
             let (threads, newest, started) = (threads.clone(), newest.clone(), started.clone());
+            let fire_on_close = fire_on_close.clone();
             move |worker| {
                 let index = worker.index();
                 let feed = receivers.lock().unwrap_or_else(|e| e.into_inner())[index].take();
                 let Some(feed) = feed else { return };
+                let restore = parts.lock().unwrap_or_else(|e| e.into_inner())[index].take().unwrap_or_default();
                 threads.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(std::thread::current());
                 started.fetch_add(1, Ordering::Release);
-                run_worker(worker, rules.clone(), feed, out_tx.clone(), newest.clone())
+                let shared = WorkerShared { newest: newest.clone(), fire_on_close: fire_on_close.clone() };
+                run_worker(worker, rules.clone(), restore, feed, out_tx.clone(), shared)
             }
         })
         .map_err(EngineStartError)?;
@@ -223,7 +294,8 @@ impl Engine {
         }
         let threads = std::mem::take(&mut *threads.lock().unwrap_or_else(|e| e.into_inner()));
         let threads = threads.into_iter().map(|t| t.expect("every worker has started")).collect();
-        let shared = InputShared { channels: senders, threads, newest, watermark: AtomicI64::new(i64::MIN) };
+        let shared =
+            InputShared { channels: senders, threads, newest, watermark: AtomicI64::new(i64::MIN), fire_on_close };
         Ok(Engine { input: Some(EngineInput { shared: Arc::new(shared) }), output: out_rx, guards: Some(guards) })
     }
 
@@ -251,16 +323,33 @@ impl Engine {
 /// How long an idle worker parks before looking at its channel again (senders wake it).
 const PARK: Duration = Duration::from_millis(100);
 
+/// What every worker reads of the engine's shared state.
+struct WorkerShared {
+    newest: Arc<AtomicI64>,
+    fire_on_close: Arc<AtomicBool>,
+}
+
 fn run_worker(
     worker: &mut timely::worker::Worker,
     rules: Arc<RuleSet>,
+    restore: Restore,
     feed: Receiver<Feed>,
     output: Sender<EngineOutput>,
-    newest: Arc<AtomicI64>,
+    shared: WorkerShared,
 ) {
-    let mut input = InputHandle::<i64, timely::container::CapacityContainerBuilder<Vec<Batch>>>::new();
+    let mut input = InputHandle::<i64, timely::container::CapacityContainerBuilder<Vec<Item>>>::new();
+    let index = worker.index();
     worker.dataflow::<i64, _, _>(|scope| {
         let mut evaluator = Evaluator::new(rules);
+        let refused = evaluator.restore(&restore.rows, &restore.held);
+        if refused > 0 {
+            tracing::warn!(
+                worker = index,
+                refused,
+                "rule states in the checkpoint could not be read; those keys start afresh"
+            );
+        }
+        drop(restore);
         let mut complete = i64::MIN;
         input.to_stream(scope).sink(Pipeline, "Rules", move |(input, frontier)| {
             // The receiver only goes away when the process is shutting down.
@@ -269,19 +358,26 @@ fn run_worker(
                 drop(output.send(EngineOutput::Late { reading: *reading, decided_until }));
             };
             input.for_each(|_time, data| {
-                for batch in data.iter() {
-                    if batch.held {
-                        evaluator.hold(&batch.readings);
-                    } else {
-                        evaluator.on_batch(&batch.readings, &mut emit, &mut late);
+                for item in data.iter() {
+                    match item {
+                        Item::Readings(batch) if batch.held => evaluator.hold(&batch.readings),
+                        Item::Readings(batch) => evaluator.on_batch(&batch.readings, &mut emit, &mut late),
+                        &Item::Checkpoint(position, full) => {
+                            let part = Box::new(evaluator.checkpoint(full));
+                            drop(output.send(EngineOutput::Checkpoint { position, worker: index, part }));
+                        }
                     }
                 }
             });
             // Timers of silent sensors fire as the watermark passes them. An empty frontier
-            // means the input has closed: everything up to the newest event time is decided.
+            // means the input has closed: everything up to the newest event time is decided
+            // (unless the state is kept for a restart).
             let now_complete = match frontier.frontier().first() {
                 Some(&t) => t,
-                None => newest.load(Ordering::Relaxed).saturating_add(1),
+                None if shared.fire_on_close.load(Ordering::Relaxed) => {
+                    shared.newest.load(Ordering::Relaxed).saturating_add(1)
+                }
+                None => complete,
             };
             if now_complete > complete {
                 complete = now_complete;
@@ -295,7 +391,8 @@ fn run_worker(
     while open {
         loop {
             match feed.try_recv() {
-                Ok(Feed::Readings(batch)) => input.send(batch),
+                Ok(Feed::Readings(batch)) => input.send(Item::Readings(batch)),
+                Ok(Feed::Checkpoint(position, full)) => input.send(Item::Checkpoint(position, full)),
                 Ok(Feed::Watermark(w)) => {
                     if w > *input.time() {
                         input.advance_to(w);

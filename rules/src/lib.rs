@@ -44,7 +44,7 @@ pub mod unit_test;
 pub mod watermark;
 
 pub use compile::{compile, read_sources, CompiledRule, RuleSet, RuleSource};
-pub use dataflow::{Engine, EngineConfig, EngineInput, EngineOutput, EngineStartError};
+pub use dataflow::{Engine, EngineConfig, EngineInput, EngineOutput, EngineStartError, EngineStopped, Restore};
 pub use event::{AlertEvent, Evidence, Fact, Transition};
 pub use severity::Severity;
 pub use watermark::{SourceId, Watermark};

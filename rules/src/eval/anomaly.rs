@@ -53,7 +53,7 @@ pub struct Params {
 }
 
 /// One sensor's baseline.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     /// zscore, mad: the last `samples` values, a ring (single precision: enough for a
     /// baseline, and half the memory).
@@ -72,7 +72,7 @@ pub struct State {
     last: Option<Scored>,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Scored {
     score: f64,
     baseline: f64,

@@ -38,14 +38,14 @@ pub struct Params {
     pub min_points: u32,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     samples: Samples,
     /// The last prediction: (time it was made, current fitted value, predicted value).
     last: Option<Prediction>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Prediction {
     made_at: i64,
     current: f64,

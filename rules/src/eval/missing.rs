@@ -34,7 +34,7 @@ pub struct Params {
     pub per_station: bool,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     last: Option<i64>,
     /// Learned interval (ms) and how many gaps it is made of.

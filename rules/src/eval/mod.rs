@@ -55,7 +55,7 @@ pub trait Kind: Clone + Debug + PartialEq + Send + Sync + 'static {
     const GATED_BY_QUALITY: bool = true;
 
     /// Per-sensor memory; bounded whatever the reading rate.
-    type State: Default + Clone + Debug + Send;
+    type State: Default + Clone + Debug + Send + serde::Serialize + serde::de::DeserializeOwned;
 
     /// Reads the kind's fields, reporting problems through `fields`.
     fn parse(fields: &mut Fields<'_, '_>) -> Option<Self>;
@@ -170,6 +170,31 @@ kinds! {
 struct Slot<S> {
     kind: S,
     ladder: LadderState,
+    /// Changed since the last checkpoint.
+    dirty: bool,
+}
+
+/// One (rule, key) state as a checkpoint keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateRow {
+    /// Index of the rule in its [`RuleSet`].
+    pub rule: u32,
+    pub key: SensorKey,
+    /// Event time the key's sensor was decided up to.
+    pub decided: i64,
+    /// The kind's and the ladder's state (postcard); `None` when the key has no state any
+    /// more (a stateless kind's alert cleared).
+    pub state: Option<Vec<u8>>,
+}
+
+/// What a checkpoint takes from one evaluator.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointPart {
+    /// Every state that changed since the previous checkpoint, or every state (`full`).
+    pub rows: Vec<StateRow>,
+    pub full: bool,
+    /// Readings held for the watermark, not yet evaluated: all of them, every time.
+    pub held: Vec<Reading>,
 }
 
 struct Keyed<K: Kind> {
@@ -193,6 +218,8 @@ pub struct Evaluator {
     /// Readings from feeds that may deliver a sensor out of order (`reorder = true`): held
     /// until the watermark passes them, then taken in event-time order.
     held: Vec<Reading>,
+    /// States removed since the last checkpoint: (rule, key).
+    removed: Vec<(u32, SensorKey)>,
 }
 
 /// What happened to a reading.
@@ -207,7 +234,82 @@ impl Evaluator {
     pub fn new(rules: Arc<RuleSet>) -> Self {
         let tables = rules.rules.iter().map(|r| r.spec.kind.table()).collect();
         let decided = vec![i64::MIN; rules.sensor_slots()];
-        Evaluator { rules, tables, decided, timers: BinaryHeap::new(), scratch: Vec::new(), held: Vec::new() }
+        Evaluator {
+            rules,
+            tables,
+            decided,
+            timers: BinaryHeap::new(),
+            scratch: Vec::new(),
+            held: Vec::new(),
+            removed: Vec::new(),
+        }
+    }
+
+    /// The states changed since the last call (all of them when `full`), and the held
+    /// readings; clears the changed marks. Costs a walk over the states, no copy of the
+    /// unchanged ones.
+    pub fn checkpoint(&mut self, full: bool) -> CheckpointPart {
+        let mut rows: Vec<StateRow> = Vec::new();
+        if !full {
+            let removed = std::mem::take(&mut self.removed);
+            rows.extend(removed.into_iter().map(|(rule, key)| StateRow { rule, key, decided: i64::MIN, state: None }));
+        } else {
+            self.removed.clear();
+        }
+        let (rules, decided) = (&*self.rules, &self.decided);
+        let decided_of =
+            |key: SensorKey| rules.sensor_slot(key).and_then(|s| decided.get(s).copied()).unwrap_or(i64::MIN);
+        for (rule, table) in self.tables.iter_mut().enumerate() {
+            each_table!(table, keyed => {
+                for (key, slot) in keyed.states.iter_mut() {
+                    if !(full || slot.dirty) {
+                        continue;
+                    }
+                    slot.dirty = false;
+                    let state = postcard::to_allocvec(&(&slot.kind, &slot.ladder)).ok();
+                    rows.push(StateRow { rule: rule as u32, key: *key, decided: decided_of(*key), state });
+                }
+            })
+        }
+        CheckpointPart { rows, full, held: self.held.clone() }
+    }
+
+    /// Puts back states from a checkpoint (rows of this evaluator's keys, rule indices of
+    /// its rule set) and re-arms their timers. Returns the rows that could not be read
+    /// (a state written by an incompatible build): those keys start afresh.
+    pub fn restore(&mut self, rows: &[StateRow], held: &[Reading]) -> usize {
+        let mut refused = 0;
+        let rules: &RuleSet = &self.rules;
+        for row in rows {
+            let (Some(rule), Some(bytes)) = (rules.rules.get(row.rule as usize), row.state.as_deref()) else {
+                refused += usize::from(row.state.is_some());
+                continue;
+            };
+            if let Some(decided) = rules.sensor_slot(row.key).and_then(|slot| self.decided.get_mut(slot)) {
+                *decided = (*decided).max(row.decided);
+            }
+            let Some(ladder) = rule.ladder(row.key.station) else {
+                refused += 1;
+                continue;
+            };
+            let timers = &mut self.timers;
+            let restored = each_table!(&mut self.tables[row.rule as usize], keyed => {
+                match postcard::from_bytes(bytes) {
+                    Ok((kind, ladder_state)) => {
+                        let slot = Slot { kind, ladder: ladder_state, dirty: false };
+                        if let Some(at) = deadline(&keyed.kind, &slot, ladder, &rule.params) {
+                            timers.push(Reverse((at, row.rule, row.key)));
+                        }
+                        keyed.states.insert(row.key, slot);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            });
+            refused += usize::from(!restored);
+        }
+        self.held.extend_from_slice(held);
+        refused
     }
 
     /// Evaluates a batch as it arrives, in event-time order; `late` gets each reading older
@@ -312,7 +414,8 @@ impl Evaluator {
             }
             let Some(ladder) = rule.ladder(key.station) else { continue };
             let alert_key = rule.alert_key(key);
-            let step = Step { rule, rule_index, ladder, key: alert_key, timers: &mut self.timers };
+            let step =
+                Step { rule, rule_index, ladder, key: alert_key, timers: &mut self.timers, removed: &mut self.removed };
             let active =
                 each_table!(&mut self.tables[rule_index as usize], keyed => step.reading(keyed, reading, emit));
             failing_quality |= is_quality && active;
@@ -333,7 +436,7 @@ impl Evaluator {
             self.timers.pop();
             let rule = &rules.rules[rule_index as usize];
             let Some(ladder) = rule.ladder(key.station) else { continue };
-            let step = Step { rule, rule_index, ladder, key, timers: &mut self.timers };
+            let step = Step { rule, rule_index, ladder, key, timers: &mut self.timers, removed: &mut self.removed };
             let fired = each_table!(&mut self.tables[rule_index as usize], keyed => step.timer(keyed, deadline, emit));
             if fired {
                 // The sensor's state now reflects time up to the deadline: a reading from
@@ -358,6 +461,8 @@ struct Step<'a> {
     ladder: &'a Ladder,
     key: SensorKey,
     timers: &'a mut BinaryHeap<Reverse<(i64, u32, SensorKey)>>,
+    /// States removed, for the next checkpoint.
+    removed: &'a mut Vec<(u32, SensorKey)>,
 }
 
 impl Step<'_> {
@@ -380,6 +485,7 @@ impl Step<'_> {
             None => keyed.states.entry(self.key).or_default(),
         };
         let (rule, ladder, key, kind) = (self.rule, self.ladder, self.key, &keyed.kind);
+        slot.dirty = true;
         let before = deadline(kind, slot, ladder, p);
         // What time alone decides up to this reading comes first, as in a sorted replay.
         run_due(rule, kind, slot, ladder, key, reading.time, emit);
@@ -394,6 +500,7 @@ impl Step<'_> {
         let after = deadline(kind, slot, ladder, p);
         if K::STATELESS && slot.ladder.is_idle() {
             keyed.states.remove(&self.key);
+            self.removed.push((self.rule_index, self.key));
         } else if let Some(next) = after.filter(|_| after != before) {
             self.timers.push(Reverse((next, self.rule_index, self.key)));
         }
@@ -408,10 +515,12 @@ impl Step<'_> {
         if deadline(kind, slot, self.ladder, p) != Some(at) {
             return false; // stale: a reading moved or cancelled this deadline
         }
+        slot.dirty = true;
         run_due(self.rule, kind, slot, self.ladder, self.key, at, emit);
         match deadline(kind, slot, self.ladder, p) {
             _ if K::STATELESS && slot.ladder.is_idle() => {
                 keyed.states.remove(&self.key);
+                self.removed.push((self.rule_index, self.key));
             }
             Some(next) => self.timers.push(Reverse((next, self.rule_index, self.key))),
             None => {}

@@ -35,7 +35,7 @@ pub struct Params {
 /// Readings the spike check compares against.
 const RECENT: usize = 5;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     last: Option<(i64, f64)>,
     /// Since when the value has not changed.

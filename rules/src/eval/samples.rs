@@ -9,7 +9,7 @@
 /// Points kept per sensor.
 pub const CAPACITY: usize = 16;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Samples {
     times: [i64; CAPACITY],
     values: [f64; CAPACITY],

@@ -53,7 +53,7 @@ impl Params {
 ///
 /// Per step one number — its sum, minimum or maximum, NaN while it holds no reading — and,
 /// only for `mean` and `count`, how many readings it holds: 24 steps of a sum cost 192 bytes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct State {
     accs: Box<[f64]>,
     counts: Box<[u16]>,

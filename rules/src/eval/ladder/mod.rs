@@ -75,7 +75,7 @@ pub struct Change {
 }
 
 /// One sensor's state under one rule.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LadderState {
     active: Option<u8>,
     /// Per level: since when the value has been continuously beyond its threshold.
