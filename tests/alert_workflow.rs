@@ -217,7 +217,22 @@ fn notifications_reach_every_channel_escalate_until_acknowledged_and_respect_sil
     let body = &hook[0].body;
     assert_eq!(body["source"], "tidewatch");
     assert_eq!(body["title"], headline);
-    assert_eq!(body["text"], text.as_str());
+    // Every message ends with its notification's stable id (the outbox row): one per channel.
+    let notification_ids: Vec<i64> = tidewatch.get("/api/alerts/1").json::<Value>().unwrap()["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect();
+    let ends_with_ref = |text: &str, separator: &str| -> String {
+        let (body, reference) =
+            text.rsplit_once(&format!("{separator}编号：N")).unwrap_or_else(|| panic!("no ref: {text}"));
+        let (id, rest) = reference.split_once('\n').unwrap_or((reference, ""));
+        assert!(notification_ids.contains(&id.parse().unwrap()), "{id} is not one of {notification_ids:?}");
+        format!("{body}{}{rest}", if rest.is_empty() { "" } else { "\n" })
+    };
+    assert_eq!(ends_with_ref(body["text"].as_str().unwrap(), "\n"), text);
+    assert_eq!(body["notification_ids"][0], body["notices"][0]["notification_id"]);
     assert_eq!(
         body["recipients"],
         json!([{"id": "zhang", "name": "张伟", "phone": "13800000001", "email": "zhang@duty.test"}])
@@ -244,8 +259,11 @@ fn notifications_reach_every_channel_escalate_until_acknowledged_and_respect_sil
         "### {headline}\n\n- 规则：water.level（兰溪 水位超警）\n- 时间：{}（北京时间）\n- 区域：330781\n\n[详情](http://console.test/alerts/1)",
         beijing(t0)
     );
+    let mut robot_body = robot[0].body.clone();
+    let robot_text = ends_with_ref(robot_body["markdown"]["text"].as_str().unwrap(), "\n\n");
+    robot_body["markdown"]["text"] = json!(robot_text);
     assert_eq!(
-        robot[0].body,
+        robot_body,
         json!({
             "msgtype": "markdown",
             "markdown": {"title": headline, "text": format!("{markdown_body}\n\n@13800000001")},
@@ -253,12 +271,11 @@ fn notifications_reach_every_channel_escalate_until_acknowledged_and_respect_sil
         })
     );
     let wecom = recorder.wait_for("/cgi-bin/webhook/send?key=K3Y", 1, Duration::from_secs(5));
-    assert_eq!(
-        wecom[0].body,
-        json!({"msgtype": "markdown", "markdown": {"content": format!("{markdown_body}\n\n> 值班 / on duty: 张伟 13800000001")}})
-    );
+    let wecom_text = ends_with_ref(wecom[0].body["markdown"]["content"].as_str().unwrap(), "\n\n");
+    assert_eq!(wecom_text, format!("{markdown_body}\n\n> 值班 / on duty: 张伟 13800000001"));
     let sms = recorder.wait_for("/sms", 1, Duration::from_secs(5));
-    assert_eq!(sms[0].body, json!({"phones": ["13800000001"], "text": text}));
+    assert_eq!(sms[0].body["phones"], json!(["13800000001"]));
+    assert_eq!(ends_with_ref(sms[0].body["text"].as_str().unwrap(), "\n"), text);
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while smtp.messages().is_empty() {
@@ -400,6 +417,7 @@ fn a_killed_process_neither_loses_nor_repeats_a_notification() {
     let delivered = recorder.wait_for("/hook", 1, Duration::from_secs(30));
     assert_eq!(delivered[0].body["notices"][0]["transition"], "fire");
     let ids = delivered[0].body["notification_ids"].clone();
+    assert_eq!(delivered[0].body["notices"][0]["notification_id"], ids[0], "each notice carries its outbox id");
     let detail: Value = tidewatch.get(&format!("/api/alerts/{}", open_after[0]["id"])).json().unwrap();
     let log = &detail["notifications"][0]["attempt_log"];
     assert!(log.as_array().unwrap().len() >= 2, "{log}");

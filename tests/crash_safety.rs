@@ -176,15 +176,22 @@ enum Stop {
     Term,
 }
 
-fn crash_mid_stream(stop: Stop) {
+/// The engine table, then the state section (and any more tables): the support config puts
+/// this text under `[engine]`.
+fn engine(more: &str) -> String {
+    format!(
+        "workers = 2\nallowed_lateness = \"2m\"\nidle_source_timeout = \"1h\"\n\
+         [state]\ndir = \"state\"\ncheckpoint_interval = \"300ms\"\n{more}"
+    )
+}
+
+fn crash_mid_stream(stop: Stop, more_config: &str) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("broker")).unwrap();
     std::fs::create_dir_all(dir.path().join("app")).unwrap();
     let broker = Arc::new(Mosquitto::start(&dir.path().join("broker")));
-    // The engine table, then the state section (the support config puts this under [engine]).
-    let engine = "workers = 2\nallowed_lateness = \"2m\"\nidle_source_timeout = \"1h\"\n\
-                  [state]\ndir = \"state\"\ncheckpoint_interval = \"300ms\"";
-    let mut tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, &stations(), RULES, engine);
+    let engine = engine(more_config);
+    let mut tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, &stations(), RULES, &engine);
 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let t0 = (now - 6 * 3_600_000) / MIN * MIN;
@@ -237,10 +244,100 @@ fn crash_mid_stream(stop: Stop) {
 
 #[test]
 fn sigkill_mid_stream_then_restart_stores_exactly_the_uninterrupted_transitions() {
-    crash_mid_stream(Stop::Kill);
+    crash_mid_stream(Stop::Kill, "");
 }
 
 #[test]
 fn sigterm_mid_stream_then_restart_stores_exactly_the_uninterrupted_transitions() {
-    crash_mid_stream(Stop::Term);
+    crash_mid_stream(Stop::Term, "");
+}
+
+#[test]
+fn sigkill_mid_stream_with_the_postgres_store_and_full_sync_stores_exactly_the_uninterrupted_transitions() {
+    let Ok(url) = std::env::var("TIDEWATCH_TEST_POSTGRES") else {
+        eprintln!("TIDEWATCH_TEST_POSTGRES is not set: scripts/test.sh starts a PostgreSQL and sets it; not run");
+        return;
+    };
+    // A database of its own, so runs never see each other's alerts.
+    let name = format!("tidewatch_crash_{}_{}", std::process::id(), chrono::Utc::now().timestamp_millis());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+    });
+    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&url);
+    crash_mid_stream(Stop::Kill, &format!("sync = \"full\"\n[alerting]\nstore = \"{base}/{name}\"\n"));
+}
+
+/// A rule whose meaning changed between runs: its state is discarded, and its open alerts,
+/// which nothing could resolve any more, are resolved saying why.
+#[test]
+fn a_rule_changed_between_runs_starts_afresh_and_its_open_alerts_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let mut tidewatch = Tidewatch::start(&app, broker.port, &stations(), RULES, &engine(""));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let t0 = (now - 3_600_000) / MIN * MIN;
+    // G00 and G01 above warning (yellow under `level`), and G00 long enough for `level.held`.
+    let readings: Vec<(usize, i64, f64)> =
+        (0..20).flat_map(|m| [(0, t0 + m * MIN, 11.0), (1, t0 + m * MIN, 10.2)]).collect();
+    broker.publish_lines("sensors/water", &lines(&readings));
+    tidewatch.wait_until("the readings", Duration::from_secs(30), |h| h["readings"] == 40);
+    let open = |t: &Tidewatch| -> Vec<serde_json::Value> { t.get("/api/alerts").json().unwrap() };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while open(&tidewatch).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(open(&tidewatch).len(), 3, "{:#}", serde_json::Value::Array(open(&tidewatch)));
+    tidewatch.stop();
+
+    // `level` moves its yellow threshold: a different rule as far as its state goes. The
+    // title of `level.held` changes too, which does not change what its state means.
+    let changed = RULES
+        .replace(
+            "{ severity = \"yellow\", above = \"station.warning_level\" }",
+            "{ severity = \"yellow\", above = 10.5 }",
+        )
+        .replace("id = \"level.held\"", "id = \"level.held\"\ntitle = \"held {value}\"");
+    std::fs::write(app.join("rules/test.toml"), changed).unwrap();
+    tidewatch.respawn();
+    let log = tidewatch.log();
+    assert!(log.contains("rule changed between runs"), "{log}");
+    let alerts: Vec<serde_json::Value> = tidewatch.get("/api/alerts?state=all").json().unwrap();
+    for alert in &alerts {
+        let last = alert["history"].as_array().unwrap().last().unwrap().clone();
+        if alert["rule"] == "level" {
+            assert_eq!(alert["state"], "resolved", "{alert:#}");
+            assert_eq!(last["actor"], "tidewatch", "{alert:#}");
+            assert!(last["note"].as_str().unwrap().contains("rule level changed"), "{alert:#}");
+        } else {
+            assert_eq!(alert["state"], "firing", "the unchanged rule keeps its alert: {alert:#}");
+        }
+    }
+    // `level` starts afresh: G00 at 11.0 is above the new 10.5 and fires again; G01 at 10.2
+    // is not. `level.held` kept its state: G00's next reading changes nothing.
+    broker.publish_lines("sensors/water", &lines(&[(0, t0 + 20 * MIN, 11.0), (1, t0 + 20 * MIN, 10.2)]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let open_level = |t: &Tidewatch| open(t).iter().filter(|a| a["rule"] == "level").count();
+    while open_level(&tidewatch) < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let now_open = open(&tidewatch);
+    let summary: Vec<(String, String)> = now_open
+        .iter()
+        .map(|a| (a["rule"].as_str().unwrap().to_owned(), a["station"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        summary.iter().filter(|(r, _)| r == "level").collect::<Vec<_>>(),
+        vec![&("level".to_owned(), "G00".to_owned())]
+    );
+    let held: Vec<_> = now_open.iter().filter(|a| a["rule"] == "level.held").collect();
+    assert_eq!(held.len(), 1, "{summary:?}");
+    assert_eq!(held[0]["history"].as_array().unwrap().len(), 1, "level.held kept its state: {:#}", held[0]);
+    tidewatch.stop();
 }

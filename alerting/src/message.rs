@@ -326,4 +326,25 @@ mod tests {
         assert!(m.text.contains("……另有 5 条"), "{}", m.text);
         assert!(m.markdown.contains("[#17](http://c/alerts/17)"));
     }
+
+    #[test]
+    fn every_message_ends_with_the_stable_ids_of_its_notifications() {
+        let ids = [41, 42];
+        let notices: Vec<Notice> = ids
+            .iter()
+            .map(|&id| Notice { notification_id: Some(id), ..notice(Happening::Fire, Severity::Yellow) })
+            .collect();
+        let one = compose(Language::En, &notices[..1], None);
+        assert!(one.text.ends_with("\nRef: N41"), "{}", one.text);
+        assert!(one.markdown.ends_with("\n\nRef: N41"), "{}", one.markdown);
+        let both = compose(Language::Zh, &notices, Some("http://c"));
+        assert!(both.text.ends_with("\n编号：N41,N42"), "{}", both.text);
+        // A JSON channel carries the id in each notice.
+        let json = serde_json::to_value(&notices[1]).unwrap();
+        assert_eq!((json["notification_id"].as_i64(), json["alert_id"].as_i64()), (Some(42), Some(17)));
+        assert_eq!(
+            (json["transition"].as_str(), json["event_time"].as_str()),
+            (Some("fire"), Some("2025-11-24T16:00:00.000Z"))
+        );
+    }
 }
