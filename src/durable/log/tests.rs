@@ -31,7 +31,7 @@ fn batches_come_back_in_order_with_their_held_flag_from_any_position() {
     let first = vec![reading(0, Quantity::WaterLevel, 1_000, 1.5), reading(1, Quantity::Rainfall, 2_000, 0.5)];
     log.append(&first, false).unwrap();
     let middle = log.position();
-    let raw = Quantity::raw("ph_probe_7").unwrap();
+    let raw = Quantity::raw("hj212:w01003").unwrap();
     let second = vec![Reading { quality: Quality::Fault, ..reading(1, raw, 3_000, 7.25) }];
     log.append(&second, true).unwrap();
     let end = log.position();
