@@ -10,6 +10,7 @@
 # plain subscriber and (b) the fire notice for its station on the alert topic.
 #
 # Usage: RATE=50000 DURATION=10 scripts/latency.sh   (needs mosquitto and mosquitto-clients)
+# STATE=1 turns crash safety on (checkpoints every CHECKPOINT, default 5s; SYNC=full fsyncs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin"
@@ -85,6 +86,9 @@ group_wait = "0s"
 [output]
 console = false
 CONF
+if [ -n "${STATE:-}" ]; then   # crash safety on: checkpoints and the reading log
+  printf '[state]\ndir = "state"\ncheckpoint_interval = "%s"\nsync = "%s"\n' "${CHECKPOINT:-5s}" "${SYNC:-normal}" >> "$dir/tidewatch.toml"
+fi
 $BIN run --config "$dir/tidewatch.toml" >"$dir/tw.log" 2>&1 & tw=$!
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$http/healthz" 2>/dev/null | grep -q '"mqtt_connected":true' && break

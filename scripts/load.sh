@@ -3,6 +3,7 @@
 # persistent sessions, then drained by a plain subscriber (mosquitto_sub: the broker's own
 # delivery rate) and by Tidewatch (decode, validate, evaluate a threshold rule per reading).
 # Usage: N=200000 QOS=1 scripts/load.sh   (needs mosquitto and mosquitto-clients)
+# STATE=1 turns crash safety on (checkpoints every CHECKPOINT, default 5s; SYNC=full fsyncs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin"
@@ -56,6 +57,9 @@ console = false
 alerts_file = "alerts.jsonl"
 dead_letter_file = "dead_letters.jsonl"
 CONF
+if [ -n "${STATE:-}" ]; then   # crash safety on: checkpoints and the reading log
+  printf '[state]\ndir = "state"\ncheckpoint_interval = "%s"\nsync = "%s"\n' "${CHECKPOINT:-5s}" "${SYNC:-normal}" >> "$dir/tidewatch.toml"
+fi
 
 # Persistent sessions for both consumers, so the broker queues the backlog for them.
 mosquitto_sub -h 127.0.0.1 -p "$port" -c -i baseline -q 1 -t 'tidewatch/json/#' -W 1 >/dev/null 2>&1 || true

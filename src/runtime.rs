@@ -277,6 +277,12 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let store = Store::open_with(store_url, full_sync)
         .await
         .with_context(|| format!("alerting.store {}", tidewatch_alerting::store::redact(store_url)))?;
+    if let (Some(durable), Some(r)) = (&durable, &recovered) {
+        if !r.found {
+            let next = store.next_ids().await.context("reading the alert store's ids")?;
+            durable.first_checkpoint(next.event).await.context("writing the first checkpoint")?;
+        }
+    }
     let duty = match &config.alerting.duty {
         Some(path) => Duty::load(path)
             .map_err(|problems| anyhow::anyhow!("duty roster rejected:\n  {}", problems.join("\n  ")))?,
@@ -298,7 +304,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         group_wait_ms: timing.group_wait_ms,
         max_retry_ms: timing.max_retry_ms,
         // The log replay below emits again what was stored after the checkpoint.
-        replayed_from_event: recovered.as_ref().map(|r| r.event_seq),
+        replayed_from_event: recovered.as_ref().filter(|r| r.found).map(|r| r.event_seq),
     };
     let alerting = Alerting::start(store, Arc::new(duty), registry.clone(), rules.clone(), alerting_settings, observer)
         .await
@@ -359,7 +365,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
 
     // Before any source is read: what the log holds past the checkpoint, as it came.
     let mut recent = Recent::default();
-    if let (Some(durable), Some(r)) = (&durable, &recovered) {
+    if let (Some(durable), Some(r)) = (&durable, recovered.as_ref().filter(|r| r.found)) {
         let started = std::time::Instant::now();
         let input = engine.input();
         let (replayed, tail) = tokio::task::block_in_place(|| durable.replay(&registry, r.position, &input))

@@ -281,8 +281,9 @@ pub fn replay(
     })
 }
 
-/// As [`replay`], also handing over the records of the first segment read that lie before
-/// `from` (flagged `false`): the log's tail, for recognising redeliveries.
+/// As [`replay`], also handing over (flagged `false`) the records before `from` in the
+/// segment holding `from` and in the one before it: the log's tail, for recognising
+/// redeliveries even when a checkpoint was taken at the very end of the log.
 pub fn replay_with_tail(
     dir: &Path,
     registry: &Registry,
@@ -291,11 +292,9 @@ pub fn replay_with_tail(
 ) -> Result<Replayed, LogError> {
     let mut total = Replayed { end: from, ..Replayed::default() };
     let segments = segments(dir)?;
-    for (i, (base, path)) in segments.iter().enumerate() {
-        let next = segments.get(i + 1).map_or(u64::MAX, |s| s.0);
-        if next <= from {
-            continue;
-        }
+    let first = segments.iter().enumerate().position(|(i, _)| segments.get(i + 1).map_or(u64::MAX, |s| s.0) > from);
+    let first = first.map_or(segments.len(), |i| i.saturating_sub(1));
+    for (base, path) in &segments[first..] {
         let scan = scan_segment(path, *base, from, registry, each)?;
         total.records += scan.records;
         total.readings += scan.readings;

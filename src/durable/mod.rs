@@ -118,6 +118,16 @@ impl Durable {
         Ok((durable, recovered))
     }
 
+    /// The first start on this state directory: an empty checkpoint at the log's current
+    /// position, with the alert store's next event sequence number, so that a crash before
+    /// the first periodic checkpoint replays this run's log and nothing older.
+    pub async fn first_checkpoint(&self, event_seq: i64) -> anyhow::Result<()> {
+        let position = self.log.lock().unwrap_or_else(|e| e.into_inner()).position();
+        let checkpoint = Checkpoint { position, event_seq, full: true, rows: Vec::new(), held: Vec::new() };
+        self.store.write(&checkpoint, tidewatch_connectors::envelope::now_ms()).await?;
+        Ok(())
+    }
+
     /// Hands the log from `from` on to the engine, as the batches were first handed over;
     /// returns what was replayed and the readings of the log's tail (to recognise a
     /// source delivering them again).
