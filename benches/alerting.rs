@@ -7,7 +7,8 @@
 //! entry and an outbox row, in one SQLite transaction per batch (WAL, on disk). Measured:
 //! how long the engine side takes to hand the burst on (it must never block the dataflow),
 //! and how long until every alert and its notification is durably stored. The group wait is
-//! an hour so the dispatcher stays out of the measurement.
+//! an hour so the dispatcher stays out of the measurement. Twice: SQLite `synchronous =
+//! NORMAL` (the default) and `FULL` (`[state] sync = "full"`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -89,34 +90,38 @@ fn burst(c: &mut Criterion) {
     let mut group = c.benchmark_group("alerting");
     group.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Elements(u64::from(BURST)));
     let mut hand_on = Vec::new();
-    group.bench_function("burst_10k_stored_with_outbox_sqlite", |b| {
-        b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iterations {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("alerts.db").display());
-                let count = Arc::new(Count::default());
-                let alerting = runtime.block_on(async {
-                    let store = Store::open(&url).await.unwrap();
-                    let settings = AlertingSettings { group_wait_ms: 3_600_000, ..AlertingSettings::default() };
-                    Alerting::start(store, duty.clone(), registry.clone(), rules.clone(), settings, count.clone())
-                        .await
-                        .unwrap()
-                });
-                let start = Instant::now();
-                for e in &events {
-                    alerting.events.send(e.clone());
+    for (name, full_sync) in
+        [("burst_10k_stored_with_outbox_sqlite", false), ("burst_10k_stored_with_outbox_sqlite_full_sync", true)]
+    {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iterations {
+                    let dir = tempfile::tempdir().unwrap();
+                    let url = format!("sqlite://{}", dir.path().join("alerts.db").display());
+                    let count = Arc::new(Count::default());
+                    let alerting = runtime.block_on(async {
+                        let store = Store::open_with(&url, full_sync).await.unwrap();
+                        let settings = AlertingSettings { group_wait_ms: 3_600_000, ..AlertingSettings::default() };
+                        Alerting::start(store, duty.clone(), registry.clone(), rules.clone(), settings, count.clone())
+                            .await
+                            .unwrap()
+                    });
+                    let start = Instant::now();
+                    for e in &events {
+                        alerting.events.send(e.clone());
+                    }
+                    hand_on.push(start.elapsed());
+                    while count.0.load(Ordering::SeqCst) < BURST as usize {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    total += start.elapsed();
+                    runtime.block_on(alerting.finish());
                 }
-                hand_on.push(start.elapsed());
-                while count.0.load(Ordering::SeqCst) < BURST as usize {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                total += start.elapsed();
-                runtime.block_on(alerting.finish());
-            }
-            total
-        })
-    });
+                total
+            })
+        });
+    }
     group.finish();
     hand_on.sort();
     if let Some(median) = hand_on.get(hand_on.len() / 2) {

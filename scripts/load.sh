@@ -23,7 +23,7 @@ user root
 listener $port 127.0.0.1
 allow_anonymous true
 max_queued_messages 0
-max_inflight_messages 1000
+max_inflight_messages ${INFLIGHT:-1000}
 queue_qos0_messages true
 CONF
 mosquitto -c "$dir/mosquitto.conf" >/dev/null 2>&1 & broker=$!

@@ -19,7 +19,7 @@ BIN=$PWD/target/release/tidewatch
 dir=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port); http=$(free_port)
-cleanup() { kill "${broker:-}" "${tw:-}" "${loader:-}" 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() { kill "${broker:-}" "${tw:-}" "${loader:-}" 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp -r "$dir" "$KEEP"; rm -rf "$dir"; }
 trap cleanup EXIT
 
 cat > "$dir/mosquitto.conf" <<CONF

@@ -78,10 +78,11 @@ pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
         q => anyhow::bail!("--qos {q}: 0 or 1"),
     };
     let pending = Arc::new(Mutex::new(Pending::default()));
+    // Crossings alone make alerts (e.g. for a recovery run); with an alert topic they are timed.
     let watchers = match (&o.alerts_topic, o.crossing_every) {
         (Some(alerts), Some(_)) => Some(watch(&o, &broker, alerts, pending.clone()).await?),
-        (None, None) => None,
-        _ => anyhow::bail!("--crossing-every and --alerts-topic go together"),
+        (None, _) => None,
+        (Some(_), None) => anyhow::bail!("--alerts-topic needs --crossing-every: the crossings are what is timed"),
     };
 
     let mut options = MqttOptions::new(format!("tidewatch-load-{}", std::process::id()), &broker.0, broker.1);

@@ -158,11 +158,19 @@ impl Durable {
     /// Asks the engine for a checkpoint at the log's current position, unless one is in
     /// flight. Call from the task that appends, so the position and the channels agree.
     pub fn request(&self, input: &EngineInput) -> Result<bool, EngineStopped> {
+        let mut requested_at = self.requested_at.lock().unwrap_or_else(|e| e.into_inner());
         if self.in_flight.swap(true, Ordering::AcqRel) {
-            return Ok(false);
+            // One at a time; but a checkpoint that never completes must not stop the next
+            // ones (which then take every state, as the lost one's changes are unknown).
+            if requested_at.is_none_or(|at| at.elapsed() < STUCK) {
+                return Ok(false);
+            }
+            tracing::warn!("a checkpoint did not complete within {STUCK:?}; taking a full one");
+            self.full_next.store(true, Ordering::Release);
         }
         let position = self.log.lock().unwrap_or_else(|e| e.into_inner()).position();
-        *self.requested_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        *requested_at = Some(Instant::now());
+        drop(requested_at);
         input.checkpoint(position, self.full_next.swap(false, Ordering::AcqRel))?;
         Ok(true)
     }
@@ -222,6 +230,9 @@ impl Durable {
         })
     }
 }
+
+/// A checkpoint not written within this long is given up for the next one.
+const STUCK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long after a restart a redelivered reading is recognised.
 const RECENT_FOR: std::time::Duration = std::time::Duration::from_secs(120);
