@@ -59,6 +59,13 @@ pub struct Metrics {
     pub checkpoint_seconds: Gauge<f64, AtomicU64>,
     /// Readings replayed from the reading log at start-up.
     pub readings_replayed: Counter,
+    /// Protocol deviations accepted (`tidewatch_ingest::conformance`), set before a scrape.
+    pub nonconforming: Family<KindLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -86,6 +93,13 @@ impl Metrics {
         let checkpoint_rows = Counter::default();
         let checkpoint_seconds = Gauge::<f64, AtomicU64>::default();
         let readings_replayed = Counter::default();
+        let nonconforming = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "nonconforming",
+            "Inputs that deviate from their protocol's standard but were accepted, by kind \
+             (hj212_oversize: data segment over 1,024 bytes; hj212_modbus_crc: CRC-16/MODBUS)",
+            nonconforming.clone(),
+        );
         registry.register(
             "readings_duplicate",
             "Readings delivered again after a restart although already in the reading log (dropped)",
@@ -160,6 +174,7 @@ impl Metrics {
             checkpoint_rows,
             checkpoint_seconds,
             readings_replayed,
+            nonconforming,
         }
     }
 

@@ -77,6 +77,10 @@ impl AppState {
             self.metrics.watermark_lag_seconds.set((now_ms() - w) as f64 / 1000.0);
         }
         self.metrics.mqtt_connected.set(i64::from(self.mqtt.connected.load(Ordering::Relaxed)));
+        for (kind, count) in tidewatch_ingest::conformance::counts() {
+            let counter = self.metrics.nonconforming.get_or_create(&crate::metrics::KindLabels { kind: kind.into() });
+            counter.inner().store(count, Ordering::Relaxed);
+        }
     }
 
     /// Open alerts per colour (blue … red), as last reported to `/metrics`.

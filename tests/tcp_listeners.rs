@@ -228,3 +228,41 @@ fn a_connection_closed_mid_frame_is_kept_as_a_dead_letter() {
     assert!(dead.contains("connection closed with 30 bytes of an incomplete frame"), "{dead}");
     let _ = sl651::Frame::parse(&report).unwrap();
 }
+
+/// A deployed logger's 1,623-byte data segment (the standard allows 1,024), checked with
+/// CRC-16/MODBUS: framed, decoded, answered, and counted as non-conforming in `/metrics`.
+#[test]
+fn a_packet_longer_than_the_standard_is_accepted_and_counted() {
+    let (hj_port, sl_port) = (support::free_port(), support::free_port());
+    let running = start(hj_port, sl_port);
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let head = format!(
+        "QN={}000;ST=22;CN=2011;PW=123456;MN=JLYP01_AIR01_0001;Flag=5;CP=&&DataTime={};",
+        now.format("%Y%m%d%H%M%S"),
+        now.format("%Y%m%d%H%M%S")
+    );
+    let tail = "a34004-Rtd=35.0,a34004-Flag=N&&";
+    let mut items: Vec<String> = Vec::new();
+    while head.len() + tail.len() + 15 * (items.len() + 1) <= 1623 {
+        items.push(format!("x{:05}-Rtd=1.0;", items.len()));
+    }
+    let gap = 1623 - head.len() - tail.len() - 15 * items.len();
+    items[0] = format!("x00000-Rtd={}1.0;", "0".repeat(gap));
+    let data = format!("{head}{}{tail}", items.concat());
+    assert_eq!(data.len(), 1623);
+    let text = hj212::encode_with(&data, hj212::CrcKind::ModbusLowFirst);
+
+    let mut logger = TcpStream::connect(("127.0.0.1", hj_port)).unwrap();
+    logger.write_all(text.as_bytes()).unwrap();
+    logger.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = vec![0u8; 256];
+    let n = logger.read(&mut answer).unwrap();
+    assert_eq!(hj212::Packet::parse(&answer[..n]).unwrap().cn, "9014");
+    // PM2.5 and every raw code, none refused.
+    let expected = items.len() as u64 + 1;
+    let health = running.wait_until("the readings", |h| h["readings"] == expected);
+    assert_eq!(health["dead_letters"], 0, "{health}");
+    let metrics = reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", running.http)).unwrap().text().unwrap();
+    assert!(metrics.contains("tidewatch_nonconforming_total{kind=\"hj212_oversize\"} 1"), "{metrics}");
+    assert!(metrics.contains("tidewatch_nonconforming_total{kind=\"hj212_modbus_crc\"} 1"), "{metrics}");
+}

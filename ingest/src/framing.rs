@@ -37,10 +37,9 @@ pub fn scan_hj212(buf: &[u8]) -> Scan {
     if !digits.iter().all(u8::is_ascii_digit) {
         return Scan::Garbage(1);
     }
+    // Any length the four digits can state (deployed loggers exceed the standard's 1,024):
+    // at most 10,016 bytes a frame, within every listener's buffer.
     let len = digits.iter().fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
-    if len > 1024 {
-        return Scan::Garbage(1);
-    }
     let total = 6 + len + 4;
     if buf.len() < total + 2 {
         // The line end (or the next packet's "##") decides where this frame ends.
@@ -133,8 +132,10 @@ mod tests {
     }
 
     #[test]
-    fn hj212_oversize_lengths_are_garbage_not_a_wait() {
-        assert_eq!(scan_hj212(b"##9999"), Scan::Garbage(1));
+    fn hj212_any_four_digit_length_is_a_frame_to_wait_for() {
+        // Longer than the standard's 1,024 bytes, as deployed loggers send: the framer waits
+        // for it (the listener's buffer bounds the wait).
+        assert_eq!(scan_hj212(b"##9999"), Scan::Incomplete);
         // Without \r\n, the next packet's header ends the frame.
         let a = hj("QN=1;ST=22;CN=2011;PW=1;MN=A;Flag=4;CP=&&&&");
         let bare = &a[..a.len() - 2];

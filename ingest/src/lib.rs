@@ -26,6 +26,7 @@
 //! assert_eq!(readings[0].value, 3.12);
 //! ```
 
+pub mod conformance;
 pub mod dead_letter;
 pub mod framing;
 pub mod hj212;

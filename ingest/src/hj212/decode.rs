@@ -1,12 +1,13 @@
 //! HJ 212 data packets to raw readings.
 
 use std::borrow::Cow;
+use std::sync::atomic::Ordering;
 
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
 
 use super::codes::{code_info, is_ambient};
-use super::packet::{Hj212Error, Packet};
+use super::packet::{CrcKind, Hj212Error, Packet};
 use crate::dead_letter::Rejection;
 use crate::json::RawReading;
 use crate::quantity::Quantity;
@@ -58,7 +59,16 @@ impl Hj212Decoder {
             }
             any = true;
             match Packet::parse(line) {
-                Ok(packet) => self.readings(&packet, emit),
+                Ok(packet) => {
+                    // Accepted deviations, counted once per packet decoded.
+                    if packet.oversize {
+                        crate::conformance::HJ212_OVERSIZE.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if packet.crc == CrcKind::ModbusLowFirst {
+                        crate::conformance::HJ212_MODBUS_CRC.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.readings(&packet, emit)
+                }
                 Err(e) => emit(Err(undecodable(format!("HJ 212: {e}")))),
             }
         }

@@ -23,8 +23,6 @@ pub enum Hj212Error {
     TooShort(usize),
     #[error("length field {0:?} is not four decimal digits")]
     BadLength(String),
-    #[error("data segment length {0} exceeds the standard's 1024 bytes")]
-    Oversize(usize),
     #[error("length field says {declared} bytes but {available} follow before the CRC")]
     LengthMismatch { declared: usize, available: usize },
     #[error("CRC field {0:?} is not four hex digits")]
@@ -63,6 +61,9 @@ pub struct CpItem<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Packet<'a> {
     pub crc: CrcKind,
+    /// The data segment is longer than the standard's 1,024 bytes (deployed loggers send
+    /// up to what the 4-digit length field can state): accepted, and counted.
+    pub oversize: bool,
     /// Request number `YYYYMMDDhhmmsszzz`; absent in 2005-style packets.
     pub qn: Option<&'a str>,
     pub st: Option<&'a str>,
@@ -78,7 +79,8 @@ pub struct Packet<'a> {
     pub cp: &'a str,
 }
 
-const MAX_DATA: usize = 1024;
+/// The standard's limit on the data segment; longer ones are accepted and counted.
+pub const MAX_DATA: usize = 1024;
 
 impl<'a> Packet<'a> {
     /// Parses one packet; a trailing `\r\n` is allowed and nothing else.
@@ -94,9 +96,6 @@ impl<'a> Packet<'a> {
             return Err(Hj212Error::BadLength(String::from_utf8_lossy(len_field).into_owned()));
         }
         let declared: usize = len_field.iter().fold(0, |n, d| n * 10 + usize::from(d - b'0'));
-        if declared > MAX_DATA {
-            return Err(Hj212Error::Oversize(declared));
-        }
         let available = bytes.len() - 6;
         if available < declared + 4 {
             return Err(Hj212Error::LengthMismatch { declared, available: available.saturating_sub(4) });
@@ -126,6 +125,7 @@ impl<'a> Packet<'a> {
         let data = std::str::from_utf8(data).map_err(|_| Hj212Error::NotUtf8)?;
         let mut packet = Self::fields(data)?;
         packet.crc = crc;
+        packet.oversize = declared > MAX_DATA;
         Ok(packet)
     }
 
@@ -167,6 +167,7 @@ impl<'a> Packet<'a> {
         }
         Ok(Packet {
             crc: CrcKind::Standard,
+            oversize: false,
             qn,
             st,
             cn: cn.ok_or(Hj212Error::MissingField("CN"))?,

@@ -238,7 +238,7 @@ fn split_packets_and_malformed_frames_are_refused_with_reasons() {
         ("hello", "does not start with"),
         ("##12", "too short"),
         ("##00x1ABCD", "not four decimal digits"),
-        ("##2000", "exceeds the standard's 1024 bytes"),
+        ("##2000", "length field says 2000 bytes"),
         ("##0010abc", "length field says 10 bytes"),
         ("##0003abcZZZZ", "not four hex digits"),
     ];
@@ -286,5 +286,36 @@ proptest! {
         prop_assert!((ok[0].value - pm25 as f64 / 10.0).abs() < 1e-9);
         prop_assert!((ok[1].value - co as f64 / 1000.0).abs() < 1e-9);
         prop_assert_eq!(ok[0].time, Some(utc("2024-01-01T04:00:00Z") + minute as i64 * 1000));
+    }
+}
+
+/// Deployed loggers send data segments of 1,025 and 1,623 bytes (the standard says at most
+/// 1,024): decoded, marked and counted, with either CRC; over TCP the framer cuts them whole.
+#[test]
+fn packets_longer_than_the_standard_are_decoded_and_counted() {
+    for target in [1025usize, 1623] {
+        for crc in [CrcKind::Standard, CrcKind::ModbusLowFirst] {
+            let head = "QN=20240101000000000;ST=22;CN=2011;PW=123456;MN=LONG01;Flag=5;CP=&&DataTime=20240101000000;";
+            let tail = "a34004-Rtd=35.0,a34004-Flag=N&&";
+            // Raw codes fill the segment; the first one's value takes leading zeros for the rest.
+            let mut items = Vec::new();
+            while head.len() + tail.len() + 15 * (items.len() + 1) <= target {
+                items.push(format!("x{:05}-Rtd=1.0;", items.len()));
+            }
+            let gap = target - head.len() - tail.len() - 15 * items.len();
+            items[0] = format!("x00000-Rtd={}1.0;", "0".repeat(gap));
+            let data = format!("{head}{}{tail}", items.concat());
+            assert_eq!(data.len(), target, "{data}");
+            let text = encode_with(&data, crc);
+            let packet = Packet::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{target} bytes, {crc:?}: {e}"));
+            assert!(packet.oversize);
+            assert_eq!(packet.crc, crc);
+            let before = crate::conformance::HJ212_OVERSIZE.load(std::sync::atomic::Ordering::Relaxed);
+            let (readings, refused) = decode(&text);
+            assert!(crate::conformance::HJ212_OVERSIZE.load(std::sync::atomic::Ordering::Relaxed) > before);
+            assert!(readings.iter().any(|r| r.value == 35.0), "{target}, {crc:?}: {refused:?}");
+            let stream = [text.as_bytes(), text.as_bytes()].concat();
+            assert_eq!(crate::framing::scan_hj212(&stream), crate::framing::Scan::Frame(text.len()));
+        }
     }
 }
