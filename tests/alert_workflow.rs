@@ -441,3 +441,43 @@ fn a_killed_process_neither_loses_nor_repeats_a_notification() {
     assert!(tidewatch.log().contains("open alerts restored from the store"));
     tidewatch.stop();
 }
+
+/// A notification that failed a few times waits longer and longer between retries; a
+/// restart must not keep it waiting for the retry time computed before: once the receiver
+/// is back, it goes out at once.
+#[test]
+fn a_notification_that_failed_before_a_restart_goes_out_at_once_when_the_receiver_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let recorder = Recorder::start();
+    let duty = format!(
+        "[channel.hook]\nkind = \"webhook\"\nurl = \"{}\"\n\
+         [[member]]\nid = \"zhang\"\nname = \"张伟\"\n\
+         [[team]]\nid = \"lanxi\"\nname = \"兰溪\"\ndefault = true\nchannels = [\"hook\"]\n",
+        recorder.url("/hook")
+    );
+    recorder.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let app = dir.path().join("app");
+    std::fs::write(app.join("duty.toml"), &duty).unwrap();
+    // The default longest wait between retries (5 minutes), unlike the other tests.
+    let routes = "[[mqtt.route]]\nname = \"json\"\nfilter = \"sensors/#\"\nformat = \"json\"\n\
+                  [alerting]\nstore = \"sqlite://alerts.db\"\nduty = \"duty.toml\"\ngroup_wait = \"1s\"\nmax_retry = \"5m\"\n";
+    let mut tidewatch = Tidewatch::start_with_routes(&app, broker.port, STATIONS, RULES, engine(), routes);
+    broker.publish_lines("sensors/water", &levels(t0(), &[28.5, 28.6]));
+    // Three failures: at once, after 5 s and after 10 s more; the next is 20 s away.
+    tidewatch.wait_until("three failed deliveries", Duration::from_secs(60), |_| {
+        metric(&tidewatch, "tidewatch_notification_messages_total{channel=\"hook\",outcome=\"failed\"}") >= 3.0
+    });
+    tidewatch.kill9();
+    recorder.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let restarted = std::time::Instant::now();
+    tidewatch.respawn();
+    let delivered = recorder.wait_for("/hook", 1, Duration::from_secs(30));
+    let waited = restarted.elapsed();
+    assert!(waited < Duration::from_secs(10), "delivered {waited:?} after the restart, not at once");
+    assert_eq!(delivered[0].body["notices"][0]["transition"], "fire");
+    assert!(tidewatch.log().contains("retrying notifications that failed before the restart now"));
+    tidewatch.stop();
+}

@@ -82,6 +82,12 @@ pub(crate) struct Dispatcher {
     wake: Arc<Notify>,
     notifiers: HashMap<String, Arc<Notifier>>,
     limits: HashMap<String, RateLimit>,
+    /// Failed attempts of pending notifications in this process (not before a restart):
+    /// what their back-off grows with.
+    failures: HashMap<i64, u32>,
+    /// Channels whose last send failed: their first success brings their waiting retries
+    /// forward.
+    failing: HashSet<String>,
 }
 
 impl Dispatcher {
@@ -101,10 +107,27 @@ impl Dispatcher {
                 limits.insert(name.clone(), RateLimit::per_minute(n, now));
             }
         }
-        Ok(Dispatcher { store, duty, settings, observer, wake, notifiers, limits })
+        Ok(Dispatcher {
+            store,
+            duty,
+            settings,
+            observer,
+            wake,
+            notifiers,
+            limits,
+            failures: HashMap::new(),
+            failing: HashSet::new(),
+        })
     }
 
     pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        // A retry scheduled before a restart was timed for a channel that may well work now:
+        // every waiting retry is tried at once, and backs off afresh if it fails again.
+        match self.store.retry_now(None, now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(notifications = n, "retrying notifications that failed before the restart now"),
+            Err(e) => tracing::error!(error = %e, "rescheduling notifications that failed before the restart"),
+        }
         // Sends in flight, and the outbox rows they carry: a new pass does not wait for
         // them (a slow far end must not hold back the next alert) and does not send them
         // again.
@@ -204,10 +227,31 @@ impl Dispatcher {
         let recorded = match result {
             Ok(detail) => {
                 self.observer.delivered(&channel, rows.len());
-                self.store.record_attempt(&rows, done, Outcome::Delivered { detail: &detail }).await
+                for row in &rows {
+                    self.failures.remove(&row.id);
+                }
+                let recorded = self.store.record_attempt(&rows, done, Outcome::Delivered { detail: &detail }).await;
+                // The channel works again: what waits to be retried on it goes now.
+                if self.failing.remove(&channel) {
+                    match self.store.retry_now(Some(&channel), done).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(channel, notifications = n, "channel works again: retrying now");
+                            self.wake.notify_one();
+                        }
+                        Err(e) => tracing::error!(error = %e, "rescheduling retries"),
+                    }
+                }
+                recorded
             }
             Err(error) => {
-                let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(0);
+                self.failing.insert(channel.clone());
+                let mut attempts = 0;
+                for row in &rows {
+                    let n = self.failures.entry(row.id).or_insert(0);
+                    attempts = attempts.max(*n);
+                    *n += 1;
+                }
                 let backoff = (5_000i64 << attempts.min(16)).min(self.settings.max_retry_ms.max(1000));
                 tracing::warn!(channel, error = %error, retry_in_ms = backoff, "notification failed; will retry");
                 self.observer.failed(&channel, &error);

@@ -486,6 +486,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Brings retries (pending notifications that failed before) forward to `now`, on one
+    /// channel or all; returns how many.
+    pub async fn retry_now(&self, channel: Option<&str>, now: i64) -> Result<u64, StoreError> {
+        let done = match channel {
+            Some(channel) => sqlx::query(
+                "UPDATE outbox SET due_at = $1 WHERE status = 'pending' AND attempts > 0 AND due_at > $1 AND channel = $2",
+            )
+            .bind(now)
+            .bind(channel)
+            .execute(&self.pool)
+            .await,
+            None => sqlx::query("UPDATE outbox SET due_at = $1 WHERE status = 'pending' AND attempts > 0 AND due_at > $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await,
+        };
+        Ok(done.doing("rescheduling retries")?.rows_affected())
+    }
+
     /// Pending notifications due by `horizon`, oldest first.
     pub async fn pending(&self, horizon: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(
