@@ -118,7 +118,8 @@ pub struct HistoryEntry {
     pub at: String,
     /// The colour after the change.
     pub severity: Severity,
-    /// Event time of the measurement behind it (RFC 3339), for changes the rules made.
+    /// Event time of the change (RFC 3339): of the measurement behind it for changes the
+    /// rules made, the action's own time for people's actions and reminders.
     pub event_time: Option<String>,
     pub value: Option<f64>,
     pub threshold: Option<f64>,
@@ -171,12 +172,20 @@ pub struct Alert {
     /// as of the latest change; empty for thresholds.
     #[serde(default, skip_serializing_if = "tidewatch_rules::Evidence::is_empty")]
     pub evidence: tidewatch_rules::Evidence,
-    /// Event time the alert fired (RFC 3339).
+    /// Event time the alert fired (RFC 3339): the measurement's time, the same in a live
+    /// run and a replay of the same data.
     pub fired_at: String,
     /// Event time of the latest change the rules made (RFC 3339).
     pub updated_at: String,
-    /// Wall-clock time it was resolved (RFC 3339).
+    /// Event time it was resolved (RFC 3339): of the measurement (or timer) that cleared it,
+    /// or of the person's action when resolved by hand.
     pub resolved_at: Option<String>,
+    /// Wall-clock time the fire was recorded (RFC 3339): when Tidewatch knew.
+    #[serde(default)]
+    pub fired_recorded_at: String,
+    /// Wall-clock time the resolution was recorded (RFC 3339).
+    #[serde(default)]
+    pub resolved_recorded_at: Option<String>,
     pub acknowledged: Option<Acknowledgement>,
     /// 0: the officers on duty; 1, 2, …: how far up the roster it has gone unacknowledged.
     pub escalation_level: u32,
@@ -373,6 +382,8 @@ impl AlertBoard {
                     fired_at: to_rfc3339(event.event_time),
                     updated_at: String::new(),
                     resolved_at: None,
+                    fired_recorded_at: to_rfc3339(now),
+                    resolved_recorded_at: None,
                     acknowledged: None,
                     escalation_level: 0,
                     team: None,
@@ -394,7 +405,8 @@ impl AlertBoard {
         alert.updated_at = to_rfc3339(event.event_time);
         if happening == Happening::Resolve {
             alert.state = AlertState::Resolved;
-            alert.resolved_at = Some(to_rfc3339(now));
+            alert.resolved_at = Some(to_rfc3339(event.event_time));
+            alert.resolved_recorded_at = Some(to_rfc3339(now));
         }
         let entry = HistoryEntry {
             happening,
@@ -438,6 +450,7 @@ impl AlertBoard {
         let alert = self.open_by_id(id)?;
         alert.state = AlertState::Resolved;
         alert.resolved_at = Some(to_rfc3339(now));
+        alert.resolved_recorded_at = Some(to_rfc3339(now));
         let update = person_update(alert, Happening::ManualResolve, Some(by), note, now);
         if let Some(key) = self.by_id.get(&id).cloned() {
             self.close(&key);
@@ -498,7 +511,8 @@ fn person_update(alert: &Alert, happening: Happening, by: Option<&str>, note: Op
         happening,
         at: to_rfc3339(now),
         severity: alert.severity,
-        event_time: None,
+        // A person's action happens at its wall-clock time: both times are that.
+        event_time: Some(to_rfc3339(now)),
         value: None,
         threshold: None,
         actor: by.map(str::to_owned),
@@ -589,8 +603,17 @@ pub(crate) mod tests {
         // After a restart the engine fires afresh at a lower colour: that is a de-escalation.
         let down = b.apply(&event(Transition::Fire, Severity::Yellow, 29.0), NOW).unwrap();
         assert_eq!(down.entry.happening, Happening::DeEscalate);
-        let resolved = b.apply(&event(Transition::Resolve, Severity::Yellow, 27.0), NOW).unwrap();
+        let mut clear = event(Transition::Resolve, Severity::Yellow, 27.0);
+        clear.event_time += 600_000;
+        let resolved = b.apply(&clear, NOW).unwrap();
         assert_eq!((resolved.alert.id, resolved.alert.state), (fired.alert.id, AlertState::Resolved));
+        // Event times as the data says (a replay reads the same), wall times beside them.
+        assert_eq!(resolved.alert.fired_at, to_rfc3339(1_764_000_000_000));
+        assert_eq!(resolved.alert.resolved_at.as_deref(), Some(&*to_rfc3339(1_764_000_600_000)));
+        assert_eq!(resolved.alert.fired_recorded_at, to_rfc3339(NOW));
+        assert_eq!(resolved.alert.resolved_recorded_at.as_deref(), Some(&*to_rfc3339(NOW)));
+        assert_eq!(resolved.entry.event_time.as_deref(), Some(&*to_rfc3339(1_764_000_600_000)));
+        assert_eq!(resolved.entry.at, to_rfc3339(NOW));
         assert_eq!(b.open().count(), 0);
         assert_eq!(b.apply(&event(Transition::Resolve, Severity::Yellow, 27.0), NOW), None);
         let again = b.apply(&event(Transition::Fire, Severity::Yellow, 28.5), NOW).unwrap();

@@ -321,10 +321,14 @@ impl Store {
         for row in rows {
             let body: String = row.try_get(3).doing("reading an alert event")?;
             let Ok(entry) = serde_json::from_str::<HistoryEntry>(&body) else { continue };
-            // People's actions have an actor; the rules' changes an event time.
+            // Only the rules' changes: not people's actions, reminders or held-back notes.
+            let by_rules = matches!(
+                entry.happening,
+                Happening::Fire | Happening::Escalate | Happening::DeEscalate | Happening::Resolve
+            );
             let event_ms = entry
                 .event_time
-                .filter(|_| entry.actor.is_none())
+                .filter(|_| by_rules && entry.actor.is_none())
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.timestamp_millis());
             if let Some(event_ms) = event_ms {
