@@ -34,7 +34,24 @@ pub fn rules_check(paths: &[PathBuf], stations: Option<PathBuf>) -> anyhow::Resu
                 for n in &set.notes {
                     println!("{}: note: {}", location(n), n.message);
                 }
-                set.rules.iter().map(|r| format!("{} ({} stations)", r.id, r.station_count())).collect::<Vec<_>>()
+                set.rules
+                    .iter()
+                    .map(|r| {
+                        let (sending, undeclared) = r.sending(&registry);
+                        let watched = r.station_count();
+                        let quantities: Vec<&str> = r.spec.select.quantities.iter().map(|q| q.name()).collect();
+                        match (watched, undeclared) {
+                            // Nobody says what they measure: only the selection is known.
+                            (w, u) if u == w => format!("{} ({w} stations)", r.id),
+                            (w, 0) => format!("{} ({w} stations, {sending} send {})", r.id, quantities.join("/")),
+                            (w, u) => format!(
+                                "{} ({w} stations, {sending} send {}, {u} do not say what they measure)",
+                                r.id,
+                                quantities.join("/")
+                            ),
+                        }
+                    })
+                    .collect::<Vec<_>>()
             })
         }
         None => {

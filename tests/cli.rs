@@ -17,7 +17,14 @@ fn rules_check_accepts_the_example_rules() {
     let (code, out) = tidewatch(&["rules", "check", "config/rules"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("ok: 10 rules in 3 files"), "{out}");
-    assert!(out.contains("water.level.warning (12 stations)"), "{out}");
+    assert!(out.contains("water.level.warning (12 stations, 12 send water_level)"), "{out}");
+    // Stations declare what they measure: rain gauges are selected by the rate rule's
+    // domain, but do not measure water levels.
+    assert!(out.contains("water.level.rise (26 stations, 12 send water_level)"), "{out}");
+    assert!(
+        out.contains("note: rule \"water.level.rise\" selects 26 station(s), of which 14 declare they do not measure water_level"),
+        "{out}"
+    );
 }
 
 #[test]

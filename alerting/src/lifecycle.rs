@@ -228,6 +228,10 @@ pub struct Notice {
     pub note: Option<String>,
     pub escalation_level: u32,
     pub event_ms: i64,
+    /// For a resolve: the rule's least severe colour, whose threshold (`threshold`) the value
+    /// is now back within.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back_within: Option<Severity>,
     /// The outbox row this notice goes out as: with the alert id, transition and event
     /// time, the notification's stable identity. The outbox may send a notification twice
     /// (a crash between the far end accepting it and the send being recorded); a consumer
@@ -418,7 +422,10 @@ impl AlertBoard {
             actor: None,
             note: None,
         };
-        let notice = notice(alert, happening, previous, event.event_time, None, None);
+        let mut notice = notice(alert, happening, previous, event.event_time, None, None);
+        if happening == Happening::Resolve {
+            notice.back_within = rule.and_then(|r| r.severities.first().copied());
+        }
         let snapshot = alert.clone();
         if happening == Happening::Resolve {
             self.close(&map_key);
@@ -547,6 +554,7 @@ fn notice(
         note: note.map(str::to_owned),
         escalation_level: alert.escalation_level,
         event_ms: at_ms,
+        back_within: None,
         notification_id: None,
     }
 }

@@ -64,11 +64,11 @@ pub fn compose(language: Language, notices: &[Notice], console_url: Option<&str>
         }
         let url = link(n.alert_id);
         let mut text = format!("{headline}\n{}", details.join("\n"));
-        let mut markdown =
-            format!("### {headline}\n\n{}", details.iter().map(|d| format!("- {d}\n")).collect::<String>());
+        let list: Vec<String> = details.iter().map(|d| format!("- {d}")).collect();
+        let mut markdown = format!("### {headline}\n\n{}", list.join("\n"));
         if let Some(url) = url {
             let _ = write!(text, "\n{more}{}{url}", colon(language));
-            let _ = write!(markdown, "\n[{more}]({url})");
+            let _ = write!(markdown, "\n\n[{more}]({url})");
         }
         reference(language, notices, &mut text, &mut markdown);
         return Message { title: headline, text, markdown };
@@ -124,6 +124,8 @@ pub fn compose(language: Language, notices: &[Notice], console_url: Option<&str>
         let _ = write!(text, "\n{label}{}{url}", colon(language));
         let _ = write!(markdown, "\n[{label}]({url})");
     }
+    // No trailing blank line (a channel appends its own lines after it).
+    markdown.truncate(markdown.trim_end().len());
     reference(language, notices, &mut text, &mut markdown);
     Message { title, text, markdown }
 }
@@ -173,7 +175,14 @@ pub fn headline(language: Language, n: &Notice) -> String {
                     format!("【{colour}预警·{word}】{station}{quantity} {v:.2} {unit}，{side}阈值 {t:.2} {unit}{was}")
                 }
                 Happening::Resolve => {
-                    format!("【预警解除】{station}{quantity} {v:.2} {unit}，已回到阈值 {t:.2} {unit} 以内")
+                    let back = if below { "高于" } else { "低于" };
+                    match n.back_within {
+                        Some(lowest) => format!(
+                            "【预警解除】{station}{quantity} {v:.2} {unit}，{back}{}预警阈值 {t:.2} {unit}",
+                            lowest.chinese()
+                        ),
+                        None => format!("【预警解除】{station}{quantity} {v:.2} {unit}，{back}阈值 {t:.2} {unit}"),
+                    }
                 }
                 Happening::Acknowledge => {
                     format!("【已确认】{station}{quantity}{colour}预警，确认人：{}", n.actor.as_deref().unwrap_or("?"))
@@ -204,7 +213,11 @@ pub fn headline(language: Language, n: &Notice) -> String {
                     format!("[{colour} warning, {word}] {station} {quantity} {v:.2} {unit}, {side} threshold {t:.2} {unit}{was}")
                 }
                 Happening::Resolve => {
-                    format!("[Resolved] {station} {quantity} {v:.2} {unit}, back within threshold {t:.2} {unit}")
+                    let back = if below { "above" } else { "below" };
+                    match n.back_within {
+                        Some(lowest) => format!("[Resolved] {station} {quantity} {v:.2} {unit}, {back} {lowest} {t:.2} {unit}"),
+                        None => format!("[Resolved] {station} {quantity} {v:.2} {unit}, {back} threshold {t:.2} {unit}"),
+                    }
                 }
                 Happening::Acknowledge => format!(
                     "[Acknowledged] {station} {quantity} {colour} warning, by {}",
@@ -287,6 +300,7 @@ mod tests {
             note: None,
             escalation_level: 0,
             event_ms: 1_764_000_000_000,
+            back_within: None,
             notification_id: None,
         }
     }
@@ -325,6 +339,29 @@ mod tests {
         assert_eq!(m.text.lines().count(), 1 + MAX_LINES + 1 + 1, "{}", m.text);
         assert!(m.text.contains("……另有 5 条"), "{}", m.text);
         assert!(m.markdown.contains("[#17](http://c/alerts/17)"));
+    }
+
+    #[test]
+    fn a_resolve_quotes_the_level_the_value_is_now_within_and_no_blank_line_ends_a_message() {
+        let n = Notice {
+            value: 27.0,
+            threshold: 28.0,
+            back_within: Some(Severity::Yellow),
+            ..notice(Happening::Resolve, Severity::Red)
+        };
+        assert_eq!(headline(Language::Zh, &n), "【预警解除】兰溪（QT-LX）水位 27.00 m，低于黄色预警阈值 28.00 m");
+        assert_eq!(headline(Language::En, &n), "[Resolved] 兰溪 (QT-LX) water level 27.00 m, below yellow 28.00 m");
+        let low = Notice { direction: "below".into(), value: 5.2, threshold: 5.0, ..n.clone() };
+        assert!(
+            headline(Language::En, &low).ends_with("5.20 m, above yellow 5.00 m"),
+            "{}",
+            headline(Language::En, &low)
+        );
+        // Without a console link, neither form ends in a blank line.
+        for notices in [vec![n.clone()], vec![n.clone(), n]] {
+            let m = compose(Language::Zh, &notices, None);
+            assert!(!m.markdown.ends_with('\n') && !m.text.ends_with('\n'), "{:?}", m.markdown);
+        }
     }
 
     #[test]

@@ -145,6 +145,7 @@ mod tests {
             note: None,
             escalation_level: 0,
             event_ms: 1_764_000_000_000,
+            back_within: None,
             notification_id: None,
         }
     }

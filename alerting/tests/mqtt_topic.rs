@@ -97,6 +97,7 @@ fn notice(station: &str) -> Notice {
         note: None,
         escalation_level: 0,
         event_ms: 1_795_939_200_000,
+        back_within: None,
         notification_id: None,
     }
 }

@@ -63,6 +63,10 @@ pub struct StationSpec {
     /// `guarantee_level` (metres, same datum as the gauge).
     #[serde(default)]
     pub attributes: BTreeMap<String, f64>,
+    /// What the station measures (e.g. `["water_level", "rainfall"]`), if declared: lets
+    /// `tidewatch rules check` say how many of the stations a rule selects send its quantity.
+    #[serde(default)]
+    pub quantities: Vec<crate::Quantity>,
 }
 
 /// A station with its key and location as a `geo::Point`.
@@ -76,6 +80,8 @@ pub struct Station {
     pub region: String,
     pub basin: Option<String>,
     pub attributes: BTreeMap<String, f64>,
+    /// What it measures, if declared (empty: not declared).
+    pub quantities: Vec<crate::Quantity>,
 }
 
 impl Station {
@@ -163,6 +169,7 @@ impl Registry {
                 region: spec.region,
                 basin: spec.basin,
                 attributes: spec.attributes,
+                quantities: spec.quantities,
             });
         }
         Ok(registry)

@@ -55,6 +55,20 @@ impl CompiledRule {
         format!("{:016x}", hasher.finish())
     }
 
+    /// Of the stations the rule watches, how many declare (`quantities` in the registry)
+    /// that they measure one of its quantities, and how many declare nothing.
+    pub fn sending(&self, registry: &Registry) -> (usize, usize) {
+        let (mut sending, mut undeclared) = (0, 0);
+        for station in registry.stations().iter().filter(|s| self.ladder(s.key).is_some()) {
+            if station.quantities.is_empty() {
+                undeclared += 1;
+            } else if station.quantities.iter().any(|q| self.spec.select.quantities.contains(q)) {
+                sending += 1;
+            }
+        }
+        (sending, undeclared)
+    }
+
     /// How many stations the rule watches.
     pub fn station_count(&self) -> usize {
         self.ladders.iter().filter(|l| l.is_some()).count()
@@ -242,6 +256,22 @@ pub fn compile(sources: &[RuleSource], registry: &Registry) -> Result<RuleSet, V
                 "rule {:?} skips {lacking} selected station(s) that lack an attribute its thresholds use",
                 rule.spec.id
             )));
+        }
+        let (sending, undeclared) = rule.sending(registry);
+        let watched = rule.station_count();
+        if watched > 0 && sending + undeclared < watched {
+            let quantities: Vec<&str> = rule.spec.select.quantities.iter().map(|q| q.name()).collect();
+            let message = format!(
+                "rule {:?} selects {watched} station(s), of which {} declare they do not measure {}",
+                rule.spec.id,
+                watched - sending - undeclared,
+                quantities.join(" or ")
+            );
+            if sending == 0 && undeclared == 0 {
+                set.warnings.push(rule.spec.at.error(format!("{message}: no station can trigger it")));
+            } else {
+                set.notes.push(rule.spec.at.error(message));
+            }
         }
         for &q in &rule.spec.select.quantities {
             if set.by_quantity.len() <= q.index() {

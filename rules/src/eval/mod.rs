@@ -579,7 +579,10 @@ fn make_event<K: Kind>(
     c: Change,
 ) -> AlertEvent {
     let sign = rule.params.sign;
-    let threshold = ladder.threshold(c.level) * sign;
+    // A resolve quotes the lowest level, whose threshold the value is now back within; other
+    // changes the level they reached.
+    let quoted = if c.transition == crate::Transition::Resolve { 0 } else { c.level };
+    let threshold = ladder.threshold(quoted) * sign;
     let mut evidence = Evidence::default();
     kind.evidence(state, threshold, &mut evidence);
     evidence.unit = kind.unit(key.quantity.canonical_unit());

@@ -355,3 +355,20 @@ levels = [{ severity = "blue", above = 0 }]
     assert_eq!(seen, [("gauge", Transition::Fire)]);
     assert_eq!(events[0].evidence.measure.as_deref(), Some("quality checks failed: impossible_jump"));
 }
+
+#[test]
+fn a_resolve_quotes_the_lowest_level_the_value_is_back_within() {
+    let mut evaluator = Evaluator::new(rules());
+    let mut events = Vec::new();
+    let readings: Vec<Reading> = (0..=12)
+        .map(|m| reading(0, Quantity::WaterLevel, m, 9.0))
+        .chain((13..=20).map(|m| reading(0, Quantity::WaterLevel, m, 1.0)))
+        .collect();
+    evaluator.replay(&readings, &mut |e| events.push(e), &mut |r, _| panic!("late: {r:?}"));
+    let level: Vec<_> = events.iter().filter(|e| &*e.rule == "level").collect();
+    let fire = level.iter().find(|e| e.transition == Transition::Fire).unwrap();
+    assert_eq!((fire.severity, fire.threshold), (crate::Severity::Red, 8.0));
+    let resolve = level.iter().find(|e| e.transition == Transition::Resolve).unwrap();
+    assert_eq!(resolve.severity, crate::Severity::Red, "the colour that cleared");
+    assert_eq!(resolve.threshold, 5.0, "quoted: yellow's threshold, which 1.0 is back within");
+}
