@@ -24,10 +24,20 @@ pub enum Rejection {
     NotFinite { station: String, quantity: Quantity, value: String },
     #[error("{station}/{quantity}: value {value} is outside the physical range [{min}, {max}]")]
     OutOfRange { station: String, quantity: Quantity, value: f64, min: f64, max: f64 },
+    #[error("{station}/{quantity}: value {value} is not plausible at this station ({})", plausible_range(*.min, *.max))]
+    Implausible { station: String, quantity: Quantity, value: f64, min: f64, max: f64 },
     #[error("{station}/{quantity}: event time {time} is more than {max_future_s} s ahead of the clock")]
     FromTheFuture { station: String, quantity: Quantity, time: String, max_future_s: i64 },
     #[error("{station}/{quantity}: event time {time} is older than what this sensor's rules already decided (up to {decided_until}): an earlier reading, or a timer the watermark fired after the allowed lateness")]
     Late { station: String, quantity: Quantity, time: String, decided_until: String },
+}
+
+fn plausible_range(min: f64, max: f64) -> String {
+    if min == f64::NEG_INFINITY {
+        format!("at most {max}")
+    } else {
+        format!("expected {min} to {max}")
+    }
 }
 
 impl Rejection {
@@ -41,6 +51,7 @@ impl Rejection {
             Rejection::UnknownUnit { .. } => "unknown_unit",
             Rejection::NotFinite { .. } => "not_finite",
             Rejection::OutOfRange { .. } => "out_of_range",
+            Rejection::Implausible { .. } => "implausible",
             Rejection::FromTheFuture { .. } => "from_the_future",
             Rejection::Late { .. } => "late",
         }
@@ -55,6 +66,7 @@ impl Rejection {
         "unknown_unit",
         "not_finite",
         "out_of_range",
+        "implausible",
         "from_the_future",
         "late",
     ];

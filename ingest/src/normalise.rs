@@ -95,6 +95,11 @@ impl Normaliser {
             .ok_or_else(|| Rejection::UnknownStation { station: raw.station.to_string() })?;
         let quantity = raw.quantity;
         let value = canonical_value(&raw)?;
+        if let Some((min, max)) = self.registry.station(station).plausible(quantity) {
+            if !(min..=max).contains(&value) {
+                return Err(Rejection::Implausible { station: raw.station.into_owned(), quantity, value, min, max });
+            }
+        }
         let time = raw.time.unwrap_or(received_at);
         if time > received_at.saturating_add(self.limits.max_future_ms) {
             return Err(Rejection::FromTheFuture {

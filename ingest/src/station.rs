@@ -67,7 +67,16 @@ pub struct StationSpec {
     /// `tidewatch rules check` say how many of the stations a rule selects send its quantity.
     #[serde(default)]
     pub quantities: Vec<crate::Quantity>,
+    /// Values this station can really report, per quantity: `{ water_level = [20.0, 40.0] }`.
+    /// Others are dead letters with reason `implausible`. Without one, a water level may be
+    /// at most [`PLAUSIBLE_WARNING_MULTIPLE`] × the station's `warning_level`.
+    #[serde(default)]
+    pub plausible: BTreeMap<String, [f64; 2]>,
 }
+
+/// Without a `plausible` range, a water level above this multiple of the station's
+/// `warning_level` is implausible (a decimal point lost, a unit mixed up).
+pub const PLAUSIBLE_WARNING_MULTIPLE: f64 = 2.0;
 
 /// A station with its key and location as a `geo::Point`.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,11 +91,18 @@ pub struct Station {
     pub attributes: BTreeMap<String, f64>,
     /// What it measures, if declared (empty: not declared).
     pub quantities: Vec<crate::Quantity>,
+    /// (quantity, min, max) of plausible values, declared or derived.
+    pub plausible: Vec<(crate::Quantity, f64, f64)>,
 }
 
 impl Station {
     pub fn attribute(&self, name: &str) -> Option<f64> {
         self.attributes.get(name).copied()
+    }
+
+    /// The range of values this station can plausibly report for `quantity`, if known.
+    pub fn plausible(&self, quantity: crate::Quantity) -> Option<(f64, f64)> {
+        self.plausible.iter().find(|(q, _, _)| *q == quantity).map(|&(_, min, max)| (min, max))
     }
 }
 
@@ -143,6 +159,14 @@ impl Registry {
                     problems.push(format!("station {:?}: attribute {name} is {value}", spec.id));
                 }
             }
+            for (name, [min, max]) in &spec.plausible {
+                if name.parse::<crate::Quantity>().is_err() {
+                    problems.push(format!("station {:?}: plausible: {name:?} is not a quantity", spec.id));
+                }
+                if !(min.is_finite() && max.is_finite() && min < max) {
+                    problems.push(format!("station {:?}: plausible {name} = [{min}, {max}] is not a range", spec.id));
+                }
+            }
         }
         let registry = Registry::from_specs(file.station).map_err(|e| invalid(e.to_string()))?;
         if problems.is_empty() {
@@ -160,6 +184,14 @@ impl Registry {
             if registry.by_id.insert(spec.id.clone().into_boxed_str(), key).is_some() {
                 return Err(DuplicateStation(spec.id));
             }
+            let mut plausible: Vec<(crate::Quantity, f64, f64)> =
+                spec.plausible.iter().filter_map(|(name, &[min, max])| Some((name.parse().ok()?, min, max))).collect();
+            let level = crate::Quantity::WaterLevel;
+            if let Some(&warning) = spec.attributes.get("warning_level").filter(|w| **w > 0.0) {
+                if !plausible.iter().any(|(q, _, _)| *q == level) {
+                    plausible.push((level, f64::NEG_INFINITY, warning * PLAUSIBLE_WARNING_MULTIPLE));
+                }
+            }
             registry.stations.push(Station {
                 key,
                 id: spec.id,
@@ -170,6 +202,7 @@ impl Registry {
                 basin: spec.basin,
                 attributes: spec.attributes,
                 quantities: spec.quantities,
+                plausible,
             });
         }
         Ok(registry)
@@ -246,6 +279,45 @@ mod tests {
         assert_eq!(r.station(lx).location.x(), 119.46);
         assert_eq!(r.key_of("AQ-01"), Some(StationKey(1)));
         assert_eq!(r.key_of("nope"), None);
+    }
+
+    /// A water level of 500 m at a gauge whose warning level is 28 m is a lost decimal point,
+    /// not a flood: `implausible`. Declared ranges take precedence and cover any quantity.
+    #[test]
+    fn impossible_values_for_the_station_are_implausible_dead_letters() {
+        use crate::{json::JsonMapping, Decoder, Limits, Normaliser};
+        let text = TWO.replace("region = \"330106\"", "region = \"330106\"\nplausible = { pm25 = [0.0, 600.0] }");
+        let registry = std::sync::Arc::new(Registry::from_toml_str(&text).unwrap());
+        let lx = registry.station(StationKey(0));
+        assert_eq!(lx.plausible(crate::Quantity::WaterLevel), Some((f64::NEG_INFINITY, 56.0)));
+        let normaliser = Normaliser::new(registry, Limits::default());
+        let decoder = Decoder::Json(JsonMapping::default().into_decoder().unwrap());
+        let time = 1_764_000_000_000i64;
+        let decode = |payload: String| {
+            let mut out = Vec::new();
+            let rejected = normaliser.decode_into(&decoder, payload.as_bytes(), time, &mut out);
+            (out, rejected)
+        };
+        let json = |station: &str, quantity: &str, value: f64| {
+            format!(r#"{{"station":"{station}","quantity":"{quantity}","value":{value},"time":{time}}}"#)
+        };
+        assert_eq!(decode(json("63201500", "water_level", 31.2)).0.len(), 1);
+        let (ok, rejected) = decode(json("63201500", "water_level", 500.0));
+        assert!(ok.is_empty());
+        assert_eq!(rejected[0].kind(), "implausible");
+        assert_eq!(
+            rejected[0].to_string(),
+            "63201500/water_level: value 500 is not plausible at this station (at most 56)"
+        );
+        let (_, rejected) = decode(json("AQ-01", "pm25", 900.0));
+        assert_eq!(
+            rejected[0].to_string(),
+            "AQ-01/pm25: value 900 is not plausible at this station (expected 0 to 600)"
+        );
+        assert_eq!(decode(json("AQ-01", "pm25", 90.0)).0.len(), 1);
+        let bad = TWO.replace("region = \"330106\"", "region = \"330106\"\nplausible = { pm99 = [1.0, 0.0] }");
+        let err = Registry::from_toml_str(&bad).unwrap_err().to_string();
+        assert!(err.contains("\"pm99\" is not a quantity") && err.contains("is not a range"), "{err}");
     }
 
     #[test]
