@@ -68,7 +68,7 @@ fn console_redirect(path: &str, query: Option<&str>) -> axum::response::Redirect
 
 async fn index() -> &'static str {
     "Tidewatch\n\n\
-     GET  /api/alerts                 alerts (?state=open|firing|acknowledged|resolved|all&severity=orange&region=330700&rule=ID&station=ID&limit=N)\n\
+     GET  /api/alerts                 alerts (?state=open|firing|acknowledged|resolved|all&severity=orange&region=330700&rule=ID&station=ID&limit=N&after=CURSOR; paged: X-Total-Count, Link rel=next)\n\
      GET  /api/alerts/{id}            one alert: evidence, history, notifications\n\
      POST /api/alerts/{id}/ack        {\"by\": \"...\", \"note\": \"...\"}\n\
      POST /api/alerts/{id}/resolve    {\"by\": \"...\", \"note\": \"...\"}\n\
@@ -146,18 +146,40 @@ struct AlertFilter {
     region: Option<String>,
     rule: Option<String>,
     station: Option<String>,
-    /// At most this many (default 500).
+    /// At most this many per page (default 100, at most 10,000).
     limit: Option<i64>,
+    /// Where the page starts: the `X-Next-Cursor` of the page before.
+    after: Option<String>,
 }
 
-/// List alerts, most severe and most recently changed first, each with its history.
+/// What a query value escapes: everything but RFC 3986's unreserved characters.
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Alerts listed per page unless `limit` says otherwise.
+const DEFAULT_PAGE: i64 = 100;
+
+/// List alerts, most severe and most recently changed first, each with its history, a page
+/// at a time: `X-Total-Count` says how many match in all; while there are more, `Link`
+/// (`rel="next"`) gives the next page's URL and `X-Next-Cursor` its `after`.
 #[utoipa::path(get, path = "/api/alerts", tag = "alerts", params(AlertFilter),
-    responses((status = 200, body = Vec<Alert>), (status = 400, body = ApiError)))]
+    responses((status = 200, body = Vec<Alert>, headers(
+        ("X-Total-Count" = i64, description = "Alerts matching the filter, on all pages"),
+        ("Link" = String, description = "`<URL>; rel=\"next\"` while there are more"),
+        ("X-Next-Cursor" = String, description = "`after` for the next page, while there are more"),
+    )), (status = 400, body = ApiError)))]
 async fn list_alerts(
     State(state): State<Arc<AppState>>,
     filter: Result<Query<AlertFilter>, QueryRejection>,
-) -> Result<Json<Vec<Alert>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(filter) = filter.map_err(bad_query)?;
+    let after = match filter.after.as_deref().map(str::parse::<tidewatch_alerting::store::Cursor>) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(())) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad cursor", "after must be an X-Next-Cursor value"))
+        }
+    };
     let min_severity = match filter.severity.as_deref().map(str::parse::<Severity>) {
         None => None,
         Some(Ok(s)) => Some(s),
@@ -183,15 +205,48 @@ async fn list_alerts(
             }
         },
     };
+    let limit = filter.limit.unwrap_or(DEFAULT_PAGE).clamp(1, 10_000);
     let query = AlertQuery {
         state: Some(state_filter),
         min_severity,
-        region: filter.region,
-        rule: filter.rule,
-        station: filter.station,
-        limit: filter.limit.unwrap_or(500).clamp(1, 10_000),
+        region: filter.region.clone(),
+        rule: filter.rule.clone(),
+        station: filter.station.clone(),
+        limit,
     };
-    Ok(Json(state.alerting.store.alerts(&query).await?))
+    let page = state.alerting.store.alerts_page(&query, after).await?;
+    let mut response = Json(page.alerts).into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-total-count", page.total.into());
+    if let Some(next) = page.next {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        let fields = [
+            ("state", &filter.state),
+            ("severity", &filter.severity),
+            ("region", &filter.region),
+            ("rule", &filter.rule),
+            ("station", &filter.station),
+        ];
+        for (name, value) in fields {
+            if let Some(v) = value {
+                params.push((name, v.clone()));
+            }
+        }
+        params.push(("limit", limit.to_string()));
+        params.push(("after", next.to_string()));
+        let query = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", percent_encoding::utf8_percent_encode(v, QUERY_VALUE)))
+            .collect::<Vec<_>>()
+            .join("&");
+        if let Ok(link) = format!("</api/alerts?{query}>; rel=\"next\"").parse() {
+            headers.insert(header::LINK, link);
+        }
+        if let Ok(cursor) = next.to_string().parse() {
+            headers.insert("x-next-cursor", cursor);
+        }
+    }
+    Ok(response)
 }
 
 /// Why the alert is what it is.

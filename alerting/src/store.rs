@@ -138,6 +138,46 @@ pub enum StateFilter {
     Is(AlertState),
 }
 
+/// Where a page of alerts ends: the last alert's place in the listing's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub severity_rank: i64,
+    pub changed_at: i64,
+    pub id: i64,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.severity_rank, self.changed_at, self.id)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Cursor, ()> {
+        let mut parts = s.split('.').map(|p| p.parse::<i64>().map_err(|_| ()));
+        let cursor = Cursor {
+            severity_rank: parts.next().ok_or(())??,
+            changed_at: parts.next().ok_or(())??,
+            id: parts.next().ok_or(())??,
+        };
+        if parts.next().is_some() {
+            return Err(());
+        }
+        Ok(cursor)
+    }
+}
+
+/// One page of alerts.
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub alerts: Vec<Alert>,
+    /// Alerts matching the query, on every page.
+    pub total: i64,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
 /// Ids to continue numbering from.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NextIds {
@@ -364,7 +404,13 @@ impl Store {
 
     /// Alerts matching `query`, most severe and most recently changed first, with history.
     pub async fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
-        let mut sql = String::from("SELECT body, state, fired_at FROM alerts WHERE 1 = 1");
+        Ok(self.alerts_page(query, None).await?.alerts)
+    }
+
+    /// A page of the alerts matching `query` (at most `query.limit`), after `after`; with
+    /// how many match in all and where the next page starts.
+    pub async fn alerts_page(&self, query: &AlertQuery, after: Option<Cursor>) -> Result<Page, StoreError> {
+        let mut filter = String::from(" WHERE 1 = 1");
         let mut texts: Vec<String> = Vec::new();
         let mut n = 0;
         let mut param = |sql: &mut String, clause: &str| {
@@ -372,36 +418,74 @@ impl Store {
             sql.push_str(&clause.replace('?', &format!("${n}")));
         };
         match query.state.unwrap_or(StateFilter::Open) {
-            StateFilter::Open => sql.push_str(" AND state <> 'resolved'"),
+            StateFilter::Open => filter.push_str(" AND state <> 'resolved'"),
             StateFilter::All => {}
             StateFilter::Is(state) => {
-                param(&mut sql, " AND state = ?");
+                param(&mut filter, " AND state = ?");
                 texts.push(state.name().to_owned());
             }
         }
         if let Some(rule) = &query.rule {
-            param(&mut sql, " AND rule = ?");
+            param(&mut filter, " AND rule = ?");
             texts.push(rule.clone());
         }
         if let Some(station) = &query.station {
-            param(&mut sql, " AND station = ?");
+            param(&mut filter, " AND station = ?");
             texts.push(station.clone());
         }
         if let Some(region) = &query.region {
-            param(&mut sql, " AND region LIKE ?");
+            param(&mut filter, " AND region LIKE ?");
             texts.push(format!("{}%", crate::policy::region_prefix(region)));
         }
         let rank = query.min_severity.map(|s| s as i64).unwrap_or(0);
-        param(&mut sql, " AND severity_rank >= ?");
-        param(&mut sql, " ORDER BY severity_rank DESC, changed_at DESC, id DESC LIMIT ?");
+        param(&mut filter, " AND severity_rank >= ?");
+
+        let count_sql = format!("SELECT COUNT(*) FROM alerts{filter}");
+        let mut count = sqlx::query(&count_sql);
+        for t in &texts {
+            count = count.bind(t.as_str());
+        }
+        let total: i64 = count
+            .bind(rank)
+            .fetch_one(&self.pool)
+            .await
+            .doing("counting alerts")?
+            .try_get(0)
+            .doing("counting alerts")?;
+
+        // Keyset paging in the listing's order: (severity, changed, id) descending.
+        let mut sql = format!("SELECT body, state, fired_at, severity_rank, changed_at FROM alerts{filter}");
+        if after.is_some() {
+            let (r, c, i) = (n + 1, n + 2, n + 3);
+            n += 3;
+            sql.push_str(&format!(
+                " AND (severity_rank < ${r} OR (severity_rank = ${r} AND (changed_at < ${c} OR (changed_at = ${c} AND id < ${i}))))"
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY severity_rank DESC, changed_at DESC, id DESC LIMIT ${}", n + 1));
         let mut q = sqlx::query(&sql);
         for t in &texts {
             q = q.bind(t.as_str());
         }
-        let rows = q.bind(rank).bind(query.limit.max(1)).fetch_all(&self.pool).await.doing("listing alerts")?;
+        q = q.bind(rank);
+        if let Some(c) = after {
+            q = q.bind(c.severity_rank).bind(c.changed_at).bind(c.id);
+        }
+        let limit = query.limit.max(1);
+        let rows = q.bind(limit + 1).fetch_all(&self.pool).await.doing("listing alerts")?;
+        let more = rows.len() as i64 > limit;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let next = match rows.last() {
+            Some(row) if more => Some(Cursor {
+                severity_rank: row.try_get("severity_rank").doing("listing alerts")?,
+                changed_at: row.try_get("changed_at").doing("listing alerts")?,
+                id: read_alert(row)?.id,
+            }),
+            _ => None,
+        };
         let mut alerts = rows.iter().map(read_alert).collect::<Result<Vec<_>, _>>()?;
         self.fill_history(&mut alerts).await?;
-        Ok(alerts)
+        Ok(Page { alerts, total, next })
     }
 
     /// One alert with its history.
