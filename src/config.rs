@@ -302,7 +302,15 @@ pub struct EngineTiming {
 impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut config: Config =
+            tidewatch_ingest::toml_all::parse(&text, &path.display().to_string()).map_err(|p| {
+                anyhow::anyhow!(
+                    "invalid configuration ({} problem{}):\n  {}",
+                    p.len(),
+                    if p.len() == 1 { "" } else { "s" },
+                    p.join("\n  ")
+                )
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         Ok(config)

@@ -220,8 +220,23 @@ listen = "{http}"
 
 /// Loads registry and rules (from the config's files unless given) and checks everything.
 fn settings(config: Config, given: Option<(Registry, Vec<RuleSource>)>) -> anyhow::Result<Settings> {
-    let timing =
-        config.check().map_err(|problems| anyhow::anyhow!("invalid configuration:\n  {}", problems.join("\n  ")))?;
+    // Every problem of the configuration and the duty roster it names, at once.
+    let mut problems = Vec::new();
+    let timing = config.check().map_err(|p| problems.extend(p)).ok();
+    if let Some(duty) = &config.alerting.duty {
+        if let Err(p) = tidewatch_alerting::Duty::load(duty) {
+            problems.extend(p);
+        }
+    }
+    let timing = match timing {
+        Some(timing) if problems.is_empty() => timing,
+        _ => anyhow::bail!(
+            "invalid configuration ({} problem{}):\n  {}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n  ")
+        ),
+    };
     let (registry, sources) = match given {
         Some(g) => g,
         None => {

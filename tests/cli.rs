@@ -102,8 +102,46 @@ fn run_refuses_a_config_with_a_typo_and_says_where() {
     std::fs::write(&config, "stations = \"s.toml\"\nrules = [\"r\"]\n[engine]\nwrokers = 2\n").unwrap();
     let (code, out) = tidewatch(&["run", "--config", config.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("unknown field `wrokers`"), "{out}");
-    assert!(out.contains("line 4"), "{out}");
+    assert!(out.contains(&format!("{}:4:1: unknown field `wrokers`", config.display())), "{out}");
+}
+
+/// Every problem of the configuration at once, each where it is, and then the duty
+/// roster's: a user fixes them in one go.
+#[test]
+fn run_reports_every_config_problem_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("t.toml");
+    std::fs::write(
+        &config,
+        "stations = \"s.toml\"\nrules = [\"r\"]\ncolour = \"blue\"\n[engine]\nwrokers = 2\nallowed_lateness = 5\n[http]\nlisten = \"127.0.0.1:0\"\nport = 80\n",
+    )
+    .unwrap();
+    let (code, out) = tidewatch(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let path = config.display();
+    assert!(out.contains("invalid configuration (4 problems)"), "{out}");
+    for expected in [
+        format!("{path}:3:1: unknown field `colour`"),
+        format!("{path}:5:1: unknown field `wrokers`"),
+        format!("{path}:6:20: invalid type: integer `5`, expected a string"),
+        format!("{path}:9:1: unknown field `port`"),
+    ] {
+        assert!(out.contains(&expected), "{expected}\n{out}");
+    }
+
+    // Once the file reads: its semantic problems and the roster's, together.
+    let duty = dir.path().join("duty.toml");
+    std::fs::write(&duty, "[[member]]\nid = \"zhang\"\nname = \"张伟\"\nphone = 13800000001\nmail = \"x\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "stations = \"s.toml\"\nrules = [\"r\"]\n[engine]\nworkers = 0\n[alerting]\nduty = \"duty.toml\"\n",
+    )
+    .unwrap();
+    let (code, out) = tidewatch(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("engine.workers must be 1 to 256, not 0"), "{out}");
+    assert!(out.contains(&format!("{}:4:9: invalid type: integer `13800000001`", duty.display())), "{out}");
+    assert!(out.contains(&format!("{}:5:1: unknown field `mail`", duty.display())), "{out}");
 }
 
 #[test]

@@ -185,12 +185,13 @@ impl Duty {
     /// Reads and checks a duty file; every problem at once.
     pub fn load(path: &Path) -> Result<Duty, Vec<String>> {
         let text = std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
-        Duty::from_toml_str(&text)
-            .map_err(|problems| problems.into_iter().map(|p| format!("{}: {p}", path.display())).collect())
+        let name = path.display().to_string();
+        let file: DutyFile = tidewatch_ingest::toml_all::parse(&text, &name)?;
+        Duty::check(file).map_err(|problems| problems.into_iter().map(|p| format!("{name}: {p}")).collect())
     }
 
     pub fn from_toml_str(text: &str) -> Result<Duty, Vec<String>> {
-        let file: DutyFile = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        let file: DutyFile = tidewatch_ingest::toml_all::parse(text, "<duty>")?;
         Duty::check(file)
     }
 

@@ -38,6 +38,7 @@ pub mod senml;
 pub mod sl651;
 pub mod station;
 pub mod time;
+pub mod toml_all;
 
 pub use dead_letter::{DeadLetter, Rejection};
 pub use normalise::{canonical_value, Decoder, Limits, Normaliser};

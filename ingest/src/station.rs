@@ -142,7 +142,7 @@ impl Registry {
 
     fn parse(text: &str, path: &str) -> Result<Registry, RegistryError> {
         let invalid = |message: String| RegistryError::Invalid { path: path.to_owned(), message };
-        let file: RegistryFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let file: RegistryFile = crate::toml_all::parse(text, path).map_err(|p| invalid(p.join("; ")))?;
         let mut problems = Vec::new();
         for spec in &file.station {
             let [lon, lat] = spec.location;
@@ -324,7 +324,7 @@ mod tests {
     fn a_typo_in_the_registry_is_an_error_with_its_position() {
         let err = Registry::from_toml_str("[[station]]\nid='x'\nnmae='y'\n").unwrap_err().to_string();
         assert!(err.contains("nmae"), "{err}");
-        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("<inline>:3:1: unknown field `nmae`"), "{err}");
     }
 
     #[test]

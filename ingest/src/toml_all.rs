@@ -1,0 +1,100 @@
+//! Typed TOML files whose every problem is reported at once, each at `line:column`.
+//!
+//! serde stops at the first unknown field or wrong type, hiding the others: a user fixes
+//! one, runs again, and meets the next. Here each such problem is recorded with its
+//! position, its line is set aside (blanked, so positions stay true) and the file is read
+//! again, until it reads or a problem leaves nothing sensible to go on with (broken syntax,
+//! a missing field).
+
+use serde::de::DeserializeOwned;
+
+/// At most this many problems are collected from one file.
+const MAX_PROBLEMS: usize = 50;
+
+/// Reads `text` as `T`; on failure, every problem found as `file:line:column: message`.
+pub fn parse<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, Vec<String>> {
+    let mut text = text.to_owned();
+    // (line, column, message), sorted by position at the end.
+    let mut problems: Vec<(usize, usize, String)> = Vec::new();
+    let sorted = |mut problems: Vec<(usize, usize, String)>| {
+        problems.sort_by_key(|p| (p.0, p.1));
+        Err(problems.into_iter().map(|(_, _, p)| p).collect())
+    };
+    while problems.len() < MAX_PROBLEMS {
+        let error = match toml::from_str::<T>(&text) {
+            Ok(value) if problems.is_empty() => return Ok(value),
+            Ok(_) => return sorted(problems),
+            Err(e) => e,
+        };
+        let message = error.message().trim().to_owned();
+        let Some(span) = error.span() else {
+            problems.push((0, 0, format!("{file}: {message}")));
+            return sorted(problems);
+        };
+        let (line, column) = line_column(&text, span.start);
+        problems.push((line, column, format!("{file}:{line}:{column}: {message}")));
+        // A field the type does not know, or a value of the wrong type, is one line: set it
+        // aside and read on. Anything else (syntax, a missing field) stops here.
+        let one_line = message.starts_with("unknown field")
+            || message.starts_with("invalid type")
+            || message.starts_with("invalid value")
+            || message.starts_with("unknown variant");
+        let start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        if !one_line || text[start..end].trim().is_empty() || text[start..end].trim_start().starts_with('[') {
+            return sorted(problems);
+        }
+        text.replace_range(start..end, &" ".repeat(end - start));
+    }
+    sorted(problems)
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct File {
+        name: String,
+        #[serde(default)]
+        section: Section,
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Section {
+        #[serde(default)]
+        workers: usize,
+        #[serde(default)]
+        listen: String,
+    }
+
+    #[test]
+    fn every_unknown_field_and_wrong_type_is_reported_with_its_position() {
+        let text = "name = \"x\"\ncolour = 3\n[section]\nworkrs = 2\nlisten = 8080\n";
+        let problems = parse::<File>(text, "t.toml").unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].starts_with("t.toml:2:1: unknown field `colour`"), "{problems:#?}");
+        assert!(problems[1].starts_with("t.toml:4:1: unknown field `workrs`"), "{problems:#?}");
+        assert!(problems[2].starts_with("t.toml:5:10: invalid type: integer `8080`"), "{problems:#?}");
+        assert!(parse::<File>("name = \"x\"\n", "t.toml").is_ok());
+    }
+
+    #[test]
+    fn broken_syntax_stops_at_the_first_problem() {
+        let problems = parse::<File>("name = \"x\ncolour = 3\n", "t.toml").unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].starts_with("t.toml:1:"), "{problems:#?}");
+    }
+}
