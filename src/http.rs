@@ -47,14 +47,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Links in notifications point at the console; until it has pages of its own they
         // lead to the API's view of the same thing.
         .route("/alerts", get(|uri: axum::http::Uri| async move { console_redirect("/api/alerts", uri.query()) }))
-        .route(
-            "/alerts/{id}",
-            get(|Path(id): Path<i64>| async move { console_redirect(&format!("/api/alerts/{id}"), None) }),
-        )
+        .route("/alerts/{id}", get(|Id(id): Id| async move { console_redirect(&format!("/api/alerts/{id}"), None) }))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not found", "no such endpoint; see /api/openapi.json")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                "this endpoint does not take that method; see /api/openapi.json",
+            )
         })
         .with_state(state)
 }
@@ -125,6 +129,20 @@ impl From<tidewatch_alerting::StoreError> for ApiError {
     }
 }
 
+/// An `{id}` in the path; one that is not a number is a JSON 400, like every other error.
+struct Id(i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Id, ApiError> {
+        match Path::<i64>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(Id(id)),
+            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad path", e.body_text())),
+        }
+    }
+}
+
 fn bad_query(e: QueryRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad query", e.body_text())
 }
@@ -167,7 +185,8 @@ const DEFAULT_PAGE: i64 = 100;
         ("X-Total-Count" = i64, description = "Alerts matching the filter, on all pages"),
         ("Link" = String, description = "`<URL>; rel=\"next\"` while there are more"),
         ("X-Next-Cursor" = String, description = "`after` for the next page, while there are more"),
-    )), (status = 400, body = ApiError)))]
+    )), (status = 400, body = ApiError, description = "a bad or unknown query parameter"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 async fn list_alerts(
     State(state): State<Arc<AppState>>,
     filter: Result<Query<AlertFilter>, QueryRejection>,
@@ -276,8 +295,9 @@ struct AlertDetail {
 
 /// One alert: evidence, full history, notifications and their delivery attempts.
 #[utoipa::path(get, path = "/api/alerts/{id}", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
-    responses((status = 200, body = AlertDetail), (status = 404, body = ApiError)))]
-async fn alert_detail(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Result<Json<AlertDetail>, ApiError> {
+    responses((status = 200, body = AlertDetail), (status = 400, body = ApiError, description = "the id is not a number"),
+        (status = 404, body = ApiError), (status = 503, body = ApiError, description = "the alert store is unavailable")))]
+async fn alert_detail(State(state): State<Arc<AppState>>, Id(id): Id) -> Result<Json<AlertDetail>, ApiError> {
     let Some(alert) = state.alerting.store.alert(id).await? else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such alert", format!("no alert {id}")));
     };
@@ -315,11 +335,16 @@ struct Action {
 /// Acknowledge an open alert: somebody has taken it on, and it stops escalating.
 #[utoipa::path(post, path = "/api/alerts/{id}/ack", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
     request_body = Action,
-    responses((status = 200, body = Alert), (status = 400, body = ApiError), (status = 404, body = ApiError),
-        (status = 409, body = ApiError, description = "already acknowledged")))]
+    responses((status = 200, body = Alert),
+        (status = 400, body = ApiError, description = "broken JSON, an id that is not a number, or `by` empty"),
+        (status = 404, body = ApiError, description = "no open alert with this id"),
+        (status = 409, body = ApiError, description = "already acknowledged"),
+        (status = 415, body = ApiError, description = "the body is not `application/json`"),
+        (status = 422, body = ApiError, description = "a field missing, unknown or of the wrong type"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 async fn acknowledge(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Result<Json<Action>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
     let Json(action) = body.map_err(bad_body)?;
@@ -329,10 +354,15 @@ async fn acknowledge(
 /// Resolve an open alert by hand.
 #[utoipa::path(post, path = "/api/alerts/{id}/resolve", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
     request_body = Action,
-    responses((status = 200, body = Alert), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+    responses((status = 200, body = Alert),
+        (status = 400, body = ApiError, description = "broken JSON, an id that is not a number, or `by` empty"),
+        (status = 404, body = ApiError, description = "no open alert with this id"),
+        (status = 415, body = ApiError, description = "the body is not `application/json`"),
+        (status = 422, body = ApiError, description = "a field missing, unknown or of the wrong type"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 async fn resolve(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<i64>,
+    Id(id): Id,
     body: Result<Json<Action>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
     let Json(action) = body.map_err(bad_body)?;
@@ -340,14 +370,19 @@ async fn resolve(
 }
 
 /// Silences in force or to come, with the duty file's maintenance windows (negative ids).
-#[utoipa::path(get, path = "/api/silences", tag = "silences", responses((status = 200, body = Vec<Silence>)))]
+#[utoipa::path(get, path = "/api/silences", tag = "silences", responses((status = 200, body = Vec<Silence>),
+    (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 async fn list_silences(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Silence>>, ApiError> {
     Ok(Json(state.alerting.silences(tidewatch_alerting::manager::now_ms()).await?))
 }
 
 /// Silence notifications about matching alerts for a while (the alerts still show).
 #[utoipa::path(post, path = "/api/silences", tag = "silences", request_body = NewSilence,
-    responses((status = 201, body = Silence), (status = 400, body = ApiError)))]
+    responses((status = 201, body = Silence),
+        (status = 400, body = ApiError, description = "broken JSON, or a silence that matches nothing or has no future"),
+        (status = 415, body = ApiError, description = "the body is not `application/json`"),
+        (status = 422, body = ApiError, description = "a field missing, unknown or of the wrong type"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 async fn create_silence(
     State(state): State<Arc<AppState>>,
     body: Result<Json<NewSilence>, JsonRejection>,
@@ -358,8 +393,10 @@ async fn create_silence(
 
 /// End a silence created over the API.
 #[utoipa::path(delete, path = "/api/silences/{id}", tag = "silences", params(("id" = i64, Path, description = "Silence id")),
-    responses((status = 204), (status = 404, body = ApiError)))]
-async fn delete_silence(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    responses((status = 204), (status = 400, body = ApiError, description = "the id is not a number"),
+        (status = 404, body = ApiError, description = "no silence with this id (maintenance windows are the duty file's)"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
+async fn delete_silence(State(state): State<Arc<AppState>>, Id(id): Id) -> Result<StatusCode, ApiError> {
     state.alerting.unsilence(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,201 @@
+//! The OpenAPI description says what the server really answers: every operation's probes
+//! get a status the description lists, each listed status is answered by some probe, and
+//! every error body is JSON with a reason.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use reqwest::blocking::Client;
+use reqwest::Method;
+use serde_json::{json, Value};
+use support::{Mosquitto, Tidewatch};
+
+const STATIONS: &str = r#"
+[[station]]
+id = "LX"
+name = "兰溪"
+domain = "water"
+location = [119.46, 29.21]
+region = "330781"
+attributes = { warning_level = 28.0 }
+"#;
+
+const RULES: &str = r#"
+[[rule]]
+id = "level"
+select = { quantity = "water_level" }
+kind = "threshold"
+levels = [{ severity = "yellow", above = "station.warning_level" }]
+"#;
+
+/// A request: method, path, content type and body.
+struct Probe {
+    method: Method,
+    path: String,
+    content_type: Option<&'static str>,
+    body: Option<String>,
+}
+
+fn probe(method: Method, path: &str) -> Probe {
+    Probe { method, path: path.to_owned(), content_type: None, body: None }
+}
+
+fn json_probe(method: Method, path: &str, body: &str) -> Probe {
+    Probe { method, path: path.to_owned(), content_type: Some("application/json"), body: Some(body.to_owned()) }
+}
+
+fn text_probe(method: Method, path: &str, body: &str) -> Probe {
+    Probe { method, path: path.to_owned(), content_type: Some("text/plain"), body: Some(body.to_owned()) }
+}
+
+#[test]
+fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let engine = "workers = 1\nallowed_lateness = \"1m\"\nidle_source_timeout = \"1h\"";
+    let mut tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, STATIONS, RULES, engine);
+    let t = chrono::Utc::now().timestamp_millis() - 60_000;
+    broker.publish_lines(
+        "sensors/water",
+        &[json!({"station": "LX", "quantity": "water_level", "value": 29.0, "time": t}).to_string()],
+    );
+    tidewatch.wait_until("an open alert", Duration::from_secs(30), |h| h["open_alerts"] == 1);
+    let alerts: Vec<Value> = tidewatch.get("/api/alerts").json().unwrap();
+    let id = alerts[0]["id"].as_i64().unwrap();
+    let client = Client::new();
+    let base = format!("http://127.0.0.1:{}", tidewatch.http);
+    let send = |p: &Probe| {
+        let mut request = client.request(p.method.clone(), format!("{base}{}", p.path));
+        if let Some(ct) = p.content_type {
+            request = request.header("content-type", ct);
+        }
+        if let Some(body) = &p.body {
+            request = request.body(body.clone());
+        }
+        request.send().unwrap()
+    };
+    // A silence to delete.
+    let ends = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let silence = format!(r#"{{"station": "LX", "ends_at": "{ends}", "created_by": "张伟"}}"#);
+
+    // (operation as in the description, probes in order: later ones may rely on earlier ones)
+    let operations: Vec<((&str, &str), Vec<Probe>)> = vec![
+        (
+            ("get", "/api/alerts"),
+            vec![
+                probe(Method::GET, "/api/alerts"),
+                probe(Method::GET, "/api/alerts?state=nope"),
+                probe(Method::GET, "/api/alerts?colour=red"),
+                probe(Method::GET, "/api/alerts?after=nonsense"),
+            ],
+        ),
+        (
+            ("get", "/api/alerts/{id}"),
+            vec![
+                probe(Method::GET, &format!("/api/alerts/{id}")),
+                probe(Method::GET, "/api/alerts/abc"),
+                probe(Method::GET, "/api/alerts/99999"),
+            ],
+        ),
+        (
+            ("post", "/api/alerts/{id}/ack"),
+            vec![
+                text_probe(Method::POST, &format!("/api/alerts/{id}/ack"), r#"{"by": "张伟"}"#),
+                json_probe(Method::POST, &format!("/api/alerts/{id}/ack"), r#"{"by": "张伟""#),
+                json_probe(Method::POST, &format!("/api/alerts/{id}/ack"), r#"{"who": "张伟"}"#),
+                json_probe(Method::POST, &format!("/api/alerts/{id}/ack"), r#"{"by": " "}"#),
+                json_probe(Method::POST, "/api/alerts/abc/ack", r#"{"by": "张伟"}"#),
+                json_probe(Method::POST, "/api/alerts/99999/ack", r#"{"by": "张伟"}"#),
+                json_probe(Method::POST, &format!("/api/alerts/{id}/ack"), r#"{"by": "张伟"}"#),
+                json_probe(Method::POST, &format!("/api/alerts/{id}/ack"), r#"{"by": "李娜"}"#),
+            ],
+        ),
+        (
+            ("post", "/api/alerts/{id}/resolve"),
+            vec![
+                text_probe(Method::POST, &format!("/api/alerts/{id}/resolve"), r#"{"by": "张伟"}"#),
+                json_probe(Method::POST, &format!("/api/alerts/{id}/resolve"), "not json"),
+                json_probe(Method::POST, &format!("/api/alerts/{id}/resolve"), r#"{"by": 7}"#),
+                json_probe(Method::POST, "/api/alerts/abc/resolve", r#"{"by": "张伟"}"#),
+                json_probe(Method::POST, "/api/alerts/99999/resolve", r#"{"by": "张伟"}"#),
+                json_probe(Method::POST, &format!("/api/alerts/{id}/resolve"), r#"{"by": "张伟"}"#),
+            ],
+        ),
+        (("get", "/api/silences"), vec![probe(Method::GET, "/api/silences")]),
+        (
+            ("post", "/api/silences"),
+            vec![
+                text_probe(Method::POST, "/api/silences", &silence),
+                json_probe(Method::POST, "/api/silences", "{"),
+                json_probe(Method::POST, "/api/silences", r#"{"station": "LX", "created_by": "x"}"#),
+                json_probe(Method::POST, "/api/silences", &format!(r#"{{"ends_at": "{ends}", "created_by": "x"}}"#)),
+                json_probe(Method::POST, "/api/silences", &silence),
+            ],
+        ),
+        (
+            ("delete", "/api/silences/{id}"),
+            vec![
+                probe(Method::DELETE, "/api/silences/abc"),
+                probe(Method::DELETE, "/api/silences/99999"),
+                probe(Method::DELETE, "/api/silences/1"),
+            ],
+        ),
+    ];
+
+    let spec: Value = tidewatch.get("/api/openapi.json").json().unwrap();
+    let mut described: BTreeSet<(String, String)> = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            described.insert((method.clone(), path.clone()));
+        }
+    }
+    let probed: BTreeSet<(String, String)> =
+        operations.iter().map(|((m, p), _)| ((*m).to_owned(), (*p).to_owned())).collect();
+    assert_eq!(described, probed, "every described operation is probed, and only those");
+
+    let mut problems = Vec::new();
+    for ((method, path), probes) in &operations {
+        let listed: BTreeMap<u16, Value> = spec["paths"][*path][*method]["responses"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(status, r)| (status.parse().unwrap(), r.clone()))
+            .collect();
+        let mut answered = BTreeSet::new();
+        for p in probes {
+            let response = send(p);
+            let status = response.status().as_u16();
+            answered.insert(status);
+            let text = response.text().unwrap();
+            if !listed.contains_key(&status) {
+                problems.push(format!("{method} {} answered {status}, not in the description: {text}", p.path));
+            }
+            if status >= 400 {
+                let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if !(body["error"].is_string() && body["reason"].is_string()) {
+                    problems.push(format!("{method} {} answered {status} without a JSON reason: {text}", p.path));
+                }
+            }
+        }
+        for status in listed.keys().filter(|s| **s != 503) {
+            if !answered.contains(status) {
+                problems.push(format!("{method} {path}: {status} is described but no probe got it"));
+            }
+        }
+    }
+    // Outside the described operations, errors are JSON too.
+    for (method, path, status) in
+        [(Method::GET, "/api/nothing", 404), (Method::DELETE, "/api/alerts", 405), (Method::PUT, "/api/silences", 405)]
+    {
+        let response = send(&probe(method.clone(), path));
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let body: Value = response.json().unwrap();
+        assert!(body["reason"].is_string(), "{method} {path}: {body}");
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    tidewatch.stop();
+}
