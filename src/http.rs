@@ -28,7 +28,8 @@ use crate::runtime::AppState;
 #[openapi(
     info(title = "Tidewatch", description = "Alerts of the Tidewatch monitoring and early-warning platform: list and \
         handle them, silence notifications."),
-    tags((name = "alerts", description = "Alerts and their lifecycle"), (name = "silences", description = "Silences and maintenance windows"))
+    tags((name = "alerts", description = "Alerts and their lifecycle"), (name = "silences", description = "Silences and maintenance windows"),
+        (name = "engine", description = "The rules engine's progress"))
 )]
 struct ApiDoc;
 
@@ -40,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(resolve))
         .routes(routes!(list_silences, create_silence))
         .routes(routes!(delete_silence))
+        .routes(routes!(input_complete))
         .split_for_parts();
     let spec = Arc::new(spec);
     api.route("/api/openapi.json", get(move || async move { Json(spec.as_ref().clone()) }))
@@ -79,6 +81,7 @@ async fn index() -> &'static str {
      GET  /api/silences               silences and maintenance windows\n\
      POST /api/silences               {\"station\"|\"rule\"|\"region\": ..., \"ends_at\": RFC 3339, \"created_by\": ...}\n\
      DELETE /api/silences/{id}\n\
+     POST /api/input/complete         the input has ended: decide everything up to the newest reading now\n\
      GET  /api/openapi.json           this API, described\n\
      GET  /healthz  /metrics\n"
 }
@@ -399,6 +402,27 @@ async fn create_silence(
 async fn delete_silence(State(state): State<Arc<AppState>>, Id(id): Id) -> Result<StatusCode, ApiError> {
     state.alerting.unsilence(id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What the engine has decided up to.
+#[derive(Debug, Serialize, ToSchema)]
+struct Decided {
+    /// Event time every reading and timer before which is decided (RFC 3339); null before
+    /// the first reading.
+    watermark: Option<String>,
+}
+
+/// Declare the input complete (a recorded feed has ended): everything up to the newest
+/// reading is decided at once — pending `for` and `clear_for` timers, windows, missing data
+/// — instead of after the idle timeout and the allowed lateness. Readings older than that
+/// which arrive later are late.
+#[utoipa::path(post, path = "/api/input/complete", tag = "engine",
+    responses((status = 200, body = Decided, description = "the new watermark")))]
+async fn input_complete(State(state): State<Arc<AppState>>) -> Json<Decided> {
+    let watermark = state.watermark.complete();
+    state.watermark_moved.notify_one();
+    tracing::info!(watermark = %to_rfc3339(watermark), "input declared complete");
+    Json(Decided { watermark: (watermark != i64::MIN).then(|| to_rfc3339(watermark)) })
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {

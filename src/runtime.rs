@@ -66,6 +66,8 @@ pub struct AppState {
     pub dead_letters_total: AtomicU64,
     /// Newest simulated time published (demo only), ms.
     pub sim_clock: AtomicI64,
+    /// Wakes the watermark ticker at once (the input was declared complete).
+    pub watermark_moved: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -323,6 +325,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         readings_total: AtomicU64::new(0),
         dead_letters_total: AtomicU64::new(0),
         sim_clock: AtomicI64::new(i64::MIN),
+        watermark_moved: tokio::sync::Notify::new(),
     });
     let dead = Arc::new(DeadLetters {
         file: Mutex::new(JsonLines::open(config.output.dead_letter_file.as_deref())?),
@@ -410,10 +413,14 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         let watermark = watermark.clone();
         let dead = dead.clone();
         let input = engine.input();
+        let state = state.clone();
         async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
             loop {
-                every.tick().await;
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = state.watermark_moved.notified() => {}
+                }
                 // Idle sources stop holding event time back; a quiet network moves it with
                 // the wall clock, so `for` timers and missing-data rules still fire.
                 watermark.tick(now_ms());

@@ -299,3 +299,51 @@ fn a_route_declared_out_of_order_gives_the_expected_alerts_from_shuffled_reading
     assert!(dead.is_empty(), "{dead:?}");
     tidewatch.stop();
 }
+
+/// A recorded feed has ended: declared complete, the timers of a silent gauge are decided at
+/// once up to the newest reading, not after the idle timeout and the lateness (an hour here).
+#[test]
+fn a_feed_declared_complete_is_decided_up_to_its_newest_reading_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let rules = r#"
+[[rule]]
+id = "level"
+select = { quantity = "water_level" }
+kind = "threshold"
+clear_for = "30m"
+levels = [{ severity = "yellow", above = "station.warning_level" }]
+"#;
+    let engine = "workers = 2\nallowed_lateness = \"1h\"\nidle_source_timeout = \"1h\"";
+    let mut tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, STATIONS, rules, engine);
+    let t0 = t0();
+    // LX fires at minute 0, falls back at minute 10 and goes silent: its resolve is due at
+    // minute 40. TL reports on to minute 60.
+    let mut lines = vec![
+        json!({"station": "LX", "quantity": "water_level", "value": 10.5, "time": t0}).to_string(),
+        json!({"station": "LX", "quantity": "water_level", "value": 9.0, "time": t0 + 10 * MIN}).to_string(),
+    ];
+    for m in 0..=60 {
+        lines.push(json!({"station": "TL", "quantity": "water_level", "value": 9.0, "time": t0 + m * MIN}).to_string());
+    }
+    broker.publish_lines("sensors/water", &lines);
+    tidewatch.wait_until("every reading", Duration::from_secs(30), |h| h["readings"] == lines.len() as u64);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(tidewatch.health()["open_alerts"], 1, "the resolve waits for the watermark (an hour behind)");
+
+    let answer: Value = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/input/complete", tidewatch.http))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let watermark =
+        chrono::DateTime::parse_from_rfc3339(answer["watermark"].as_str().unwrap()).unwrap().timestamp_millis();
+    assert_eq!(watermark, t0 + 60 * MIN + 1);
+    tidewatch.wait_until("the resolve", Duration::from_secs(5), |h| h["open_alerts"] == 0);
+    let resolved = transitions(&tidewatch, t0);
+    assert_eq!(resolved.last().unwrap(), &("LX".to_owned(), "resolve".to_owned(), "yellow".to_owned(), 40));
+    tidewatch.stop();
+}

@@ -136,6 +136,7 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
                 json_probe(Method::POST, "/api/silences", &silence),
             ],
         ),
+        (("post", "/api/input/complete"), vec![probe(Method::POST, "/api/input/complete")]),
         (
             ("delete", "/api/silences/{id}"),
             vec![

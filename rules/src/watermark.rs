@@ -80,6 +80,18 @@ impl Watermark {
     }
 
     /// Every reading with an event time before this has arrived (or is late).
+    /// The input is complete (a recorded feed ended, or an operator says so): event time
+    /// jumps to just past the newest reading seen, so every timer up to it is due at once
+    /// instead of after the idle timeout and the allowed lateness. Later readings older than
+    /// that are late. Returns the new watermark (`i64::MIN` before any reading).
+    pub fn complete(&self) -> i64 {
+        let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(newest) = sources.iter().map(|s| s.newest_event).filter(|&t| t != NONE).max() {
+            self.current.fetch_max(newest.saturating_add(1), Ordering::Release);
+        }
+        self.get()
+    }
+
     pub fn get(&self) -> i64 {
         self.current.load(Ordering::Acquire)
     }
@@ -120,6 +132,18 @@ mod tests {
         assert_eq!(w.get(), 95_000);
         w.tick(3_790_000);
         assert_eq!(w.get(), 100_000 + 80_000 - 5_000);
+    }
+
+    #[test]
+    fn a_complete_input_is_decided_up_to_its_newest_reading_at_once() {
+        let w = Watermark::new(3_600_000, 10_000);
+        let (a, b) = (w.register("a"), w.register("b"));
+        w.observe(a, 100_000, 0);
+        w.observe(b, 7_300_000, 0);
+        assert_eq!(w.get(), 100_000 - 3_600_000);
+        assert_eq!(w.complete(), 7_300_001);
+        w.observe(a, 200_000, 1);
+        assert_eq!(w.get(), 7_300_001, "never back");
     }
 
     #[test]
