@@ -26,6 +26,7 @@ use tidewatch_connectors::mqtt::{embedded, MqttAcker, MqttSource, MqttSourceConf
 use tidewatch_connectors::tcp::{StreamProtocol, TcpListenerConfig, TcpStatus};
 use tidewatch_connectors::Envelope;
 use tidewatch_ingest::hj212::Hj212Decoder;
+use tidewatch_ingest::reassembly::{Incomplete, Limits as ReassemblyLimits, Offered, Protocol, Reassembler};
 use tidewatch_ingest::sl651::Sl651Decoder;
 use tidewatch_ingest::Decoder;
 use tidewatch_ingest::{time::to_rfc3339, DeadLetter, Limits, Normaliser, Registry, Rejection};
@@ -517,6 +518,11 @@ async fn ingest(
     let mut checkpoint_tick = tokio::time::interval(checkpoint_every);
     checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     checkpoint_tick.tick().await;
+    // Split HJ 212 packets and multi-packet SL 651 frames wait here for their sets.
+    let mut reassembler = Reassembler::new(ReassemblyLimits::default());
+    let mut gave_up: Vec<Incomplete> = Vec::new();
+    let mut expire_tick = tokio::time::interval(Duration::from_secs(1));
+    expire_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch: Vec<Envelope> = Vec::with_capacity(1024);
     let mut readings = Vec::with_capacity(4096);
     // Readings of routes with `reorder = true`: evaluated once the watermark passes them.
@@ -529,6 +535,13 @@ async fn ingest(
     loop {
         let received = tokio::select! {
             n = envelopes.recv_many(&mut batch, 1024) => n,
+            _ = expire_tick.tick(), if reassembler.waiting() > 0 => {
+                for set in reassembler.expire(now_ms()) {
+                    dead.push(incomplete_letter(&set));
+                }
+                dead.flush();
+                continue;
+            }
             _ = checkpoint_tick.tick(), if durable.is_some() => {
                 if let Some(d) = &durable {
                     let request = || d.request(&input);
@@ -572,7 +585,25 @@ async fn ingest(
             };
             let into = if reorder { &mut held } else { &mut readings };
             let before = into.len();
-            for reason in normaliser.decode_into(decoder, &envelope.payload, envelope.received_at, into) {
+            let protocol = match decoder {
+                Decoder::Hj212(_) => Some(Protocol::Hj212),
+                Decoder::Sl651(_) => Some(Protocol::Sl651),
+                _ => None,
+            };
+            let offered = match protocol {
+                Some(p) => reassembler.offer(p, &envelope.payload, envelope.received_at, &mut gave_up),
+                None => Offered::Whole,
+            };
+            for set in gave_up.drain(..) {
+                dead.push(incomplete_letter(&set));
+            }
+            let payload: &[u8] = match &offered {
+                Offered::Whole => &envelope.payload,
+                // Every packet of it waits for its set: nothing to decode yet.
+                Offered::Replaced(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
+                Offered::Replaced(bytes) => bytes,
+            };
+            for reason in normaliser.decode_into(decoder, payload, envelope.received_at, into) {
                 dead.push(keep(reason));
             }
             let accepted = &into[before..];
@@ -687,6 +718,15 @@ async fn resolve_discarded(alerting: &AlertingHandle, rules: &[String]) {
             }
         }
     }
+}
+
+/// A set of split packets given up: a dead letter with the parts it had.
+fn incomplete_letter(set: &Incomplete) -> DeadLetter {
+    let source = match set.protocol {
+        Protocol::Hj212 => "hj212",
+        Protocol::Sl651 => "sl651",
+    };
+    DeadLetter::new(now_ms(), source, &set.station, &set.parts, Rejection::Incomplete { message: set.message() })
 }
 
 fn add(counts: &mut Vec<(&'static str, u64)>, key: &'static str, n: u64) {

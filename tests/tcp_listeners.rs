@@ -266,3 +266,34 @@ fn a_packet_longer_than_the_standard_is_accepted_and_counted() {
     assert!(metrics.contains("tidewatch_nonconforming_total{kind=\"hj212_oversize\"} 1"), "{metrics}");
     assert!(metrics.contains("tidewatch_nonconforming_total{kind=\"hj212_modbus_crc\"} 1"), "{metrics}");
 }
+
+/// A logger splits a long message over three packets (PNUM/PNO), sent out of order on one
+/// connection: the readings are those of the whole message, and nothing is refused.
+#[test]
+fn split_hj212_packets_are_put_back_together() {
+    let (hj_port, sl_port) = (support::free_port(), support::free_port());
+    let running = start(hj_port, sl_port);
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let stamp = now.format("%Y%m%d%H%M%S");
+    let header =
+        |pno: u32| format!("QN={stamp}000;ST=22;CN=2011;PW=123456;MN=JLYP01_AIR01_0001;Flag=6;PNUM=3;PNO={pno};CP=&&");
+    let cps = [
+        format!("DataTime={stamp};a34004-Rtd=35.0,a34004-Flag=N"),
+        format!("DataTime={stamp};a34002-Rtd=80.0,a34002-Flag=N"),
+        format!("DataTime={stamp};a21005-Rtd=0.9,a21005-Flag=N"),
+    ];
+    let parts: Vec<String> =
+        (1..=3).map(|i| hj212::encode(&format!("{}{}&&", header(i), cps[i as usize - 1]))).collect();
+    let mut logger = TcpStream::connect(("127.0.0.1", hj_port)).unwrap();
+    for i in [2, 0, 1] {
+        logger.write_all(parts[i].as_bytes()).unwrap();
+    }
+    let health = running.wait_until("the three readings", |h| h["readings"] == 3);
+    assert_eq!(health["dead_letters"], 0, "{health}");
+    // PM2.5 35 > 10: the rule fires on the rebuilt message's reading.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.alerts().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(running.alerts()[0]["rule"], "pm25");
+}

@@ -11,6 +11,10 @@ pub enum Rejection {
     /// The payload is not valid for its route's format; `message` says where and why.
     #[error("undecodable: {message}")]
     Undecodable { message: String },
+    /// Part of a message split over several packets whose set did not complete; the
+    /// dead letter keeps the parts that came.
+    #[error("incomplete: {message}")]
+    Incomplete { message: String },
     /// No route's topic filter matches the topic the payload came on.
     #[error("no route for topic {topic:?}")]
     Unrouted { topic: String },
@@ -45,6 +49,7 @@ impl Rejection {
     pub fn kind(&self) -> &'static str {
         match self {
             Rejection::Undecodable { .. } => "undecodable",
+            Rejection::Incomplete { .. } => "incomplete",
             Rejection::Unrouted { .. } => "unrouted",
             Rejection::UnknownStation { .. } => "unknown_station",
             Rejection::UnknownQuantity { .. } => "unknown_quantity",
@@ -60,6 +65,7 @@ impl Rejection {
     /// Every label [`Rejection::kind`] can return, so metrics can show zeros.
     pub const KINDS: &'static [&'static str] = &[
         "undecodable",
+        "incomplete",
         "unrouted",
         "unknown_station",
         "unknown_quantity",

@@ -34,6 +34,7 @@ pub mod json;
 pub mod normalise;
 pub mod quantity;
 pub mod reading;
+pub mod reassembly;
 pub mod senml;
 pub mod sl651;
 pub mod station;

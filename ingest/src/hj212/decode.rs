@@ -84,7 +84,7 @@ impl Hj212Decoder {
         };
         if packet.is_split() {
             emit(Err(undecodable(format!(
-                "HJ 212: split packet {} of {} from {}: reassembly of PNUM/PNO packets is not supported",
+                "HJ 212: split packet {} of {} from {} on its own (sets are put together before decoding)",
                 packet.pno.unwrap_or(0),
                 packet.pnum.unwrap_or(0),
                 packet.mn

@@ -66,6 +66,9 @@ impl Sl651Decoder {
             Ok(f) => f,
             Err(e) => return emit(Err(undecodable("", e))),
         };
+        if let Some((total, seq)) = frame.packet.filter(|&(total, _)| total > 1) {
+            return emit(Err(undecodable(&frame.station, super::Sl651Error::MultiPacket { total, seq })));
+        }
         if let Err(e) = self.report(&frame, emit) {
             emit(Err(undecodable(&frame.station, e)));
         }

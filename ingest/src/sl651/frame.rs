@@ -23,7 +23,7 @@ pub enum Sl651Error {
     LengthMismatch { declared: usize, available: usize },
     #[error("start byte {0:02X} at byte 13: expected 02 (STX) or 16 (SYN)")]
     BadStart(u8),
-    #[error("multi-packet frame (SYN, packet {seq} of {total}): reassembly is not supported")]
+    #[error("packet {seq} of {total} of a multi-packet frame, on its own (its set is put together before decoding; one that cannot complete is kept whole)")]
     MultiPacket { total: u16, seq: u16 },
     #[error("end byte {0:02X}: expected 03 (ETX) or 17 (ETB)")]
     BadEnd(u8),
@@ -47,6 +47,8 @@ pub struct Frame<'a> {
     pub body: &'a [u8],
     /// Offset of `body` in the frame, for error positions.
     pub body_offset: usize,
+    /// For a multi-packet frame (SYN): (packets in all, this one's number from 1).
+    pub packet: Option<(u16, u16)>,
 }
 
 impl<'a> Frame<'a> {
@@ -64,19 +66,17 @@ impl<'a> Frame<'a> {
             d => return Err(Sl651Error::BadDirection(d)),
         }
         let declared = usize::from(u16::from_be_bytes([bytes[11], bytes[12]]) & 0x0FFF);
-        let (body_offset, start) = match bytes[13] {
-            STX => (HEADER + 1, STX),
+        let (body_offset, packet) = match bytes[13] {
+            STX => (HEADER + 1, None),
             SYN => {
                 if bytes.len() < HEADER + 4 + 3 {
                     return Err(Sl651Error::TooShort(bytes.len()));
                 }
                 let packed = u32::from_be_bytes([0, bytes[14], bytes[15], bytes[16]]);
-                let (total, seq) = ((packed >> 12) as u16, (packed & 0xFFF) as u16);
-                return Err(Sl651Error::MultiPacket { total, seq });
+                (HEADER + 4, Some(((packed >> 12) as u16, (packed & 0xFFF) as u16)))
             }
             other => return Err(Sl651Error::BadStart(other)),
         };
-        let _ = start;
         let available = bytes.len().saturating_sub(body_offset + 3);
         if declared > available {
             return Err(Sl651Error::LengthMismatch { declared, available });
@@ -102,12 +102,13 @@ impl<'a> Frame<'a> {
             function: bytes[10],
             body: &bytes[body_offset..end_at],
             body_offset,
+            packet,
         })
     }
 }
 
 /// Bytes as their hex digits, which for BCD are the decimal digits.
-pub(crate) fn hex_digits(bytes: &[u8]) -> String {
+pub fn hex_digits(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
@@ -127,6 +128,28 @@ pub fn encode_uplink(centre: u8, station: &str, password: u16, function: u8, bod
     out.push(STX);
     out.extend_from_slice(body);
     out.push(ETX);
+    let crc = crc16_modbus(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// One packet of a multi-packet uplink frame: SYN with the count and this packet's number
+/// (from 1), then `body`, then ETB (ETX for the last).
+pub fn encode_uplink_packet(
+    centre: u8,
+    station: &str,
+    password: u16,
+    function: u8,
+    (total, number): (u16, u16),
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = encode_uplink(centre, station, password, function, body);
+    out.truncate(out.len() - 2 - 1 - body.len() - 1);
+    out.push(SYN);
+    let packed = (u32::from(total & 0xFFF) << 12) | u32::from(number & 0xFFF);
+    out.extend_from_slice(&packed.to_be_bytes()[1..]);
+    out.extend_from_slice(body);
+    out.push(if number == total { ETX } else { ETB });
     let crc = crc16_modbus(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     out

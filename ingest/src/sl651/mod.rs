@@ -17,7 +17,7 @@ mod frame;
 
 pub use decode::Sl651Decoder;
 pub use element::{element_info, ElementInfo};
-pub use frame::{encode_confirmation, encode_uplink, Frame, Sl651Error};
+pub use frame::{encode_confirmation, encode_uplink, encode_uplink_packet, hex_digits, Frame, Sl651Error};
 
 #[cfg(test)]
 mod tests;

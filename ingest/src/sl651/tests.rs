@@ -186,15 +186,16 @@ fn broken_frames_are_refused_with_reasons() {
     let mut crc = good.clone();
     let n = crc.len();
     crc[n - 1] ^= 1;
-    let mut multi = good.clone();
-    multi[13] = 0x16;
+    // One packet of two (SYN): decoded alone, it says it is part of a set.
+    let frame = Frame::parse(&good).unwrap();
+    let multi = encode_uplink_packet(frame.centre, &frame.station, frame.password, frame.function, (2, 1), frame.body);
     let mut downlink = good.clone();
     downlink[11] |= 0x80;
     let mut end = good.clone();
     end[n - 3] = 0x05;
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (crc, "CRC mismatch: frame says 8396, CRC-16/MODBUS of the frame gives 8397"),
-        (multi, "multi-packet frame"),
+        (multi, "packet 1 of 2 of a multi-packet frame, on its own"),
         (downlink, "not an uplink frame"),
         (end, "end byte 05"),
         (good[..20].to_vec(), "body length 43 does not fit"),
