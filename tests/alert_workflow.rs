@@ -370,6 +370,7 @@ fn notifications_reach_every_channel_escalate_until_acknowledged_and_respect_sil
             "/api/alerts/{id}",
             "/api/alerts/{id}/ack",
             "/api/alerts/{id}/resolve",
+            "/api/input/complete",
             "/api/silences",
             "/api/silences/{id}"
         ]

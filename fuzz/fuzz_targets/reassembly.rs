@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use tidewatch_ingest::reassembly::{Limits, Offered, Protocol, Reassembler};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_wait_ms: 1_000, max_bytes: 4096, max_sets: 8 };
+    let limits = Limits { max_wait_ms: 1_000, max_bytes: 4096, max_sets: 8, max_sets_per_station: 4 };
     let mut r = Reassembler::new(limits);
     let mut gave_up = Vec::new();
     // Payloads separated by 0xFF; the first byte of each picks the protocol.

@@ -7,8 +7,9 @@
 //!   last packet's `ETX`): the bodies of packets 1..count, in order, become one `STX` frame.
 //!
 //! Bounded: a set waits at most [`Limits::max_wait_ms`], holds at most
-//! [`Limits::max_bytes`], and at most [`Limits::max_sets`] sets wait at once (the oldest
-//! gives way). A set that cannot complete comes back as [`Incomplete`], with the parts it had,
+//! [`Limits::max_bytes`], a station has at most [`Limits::max_sets_per_station`] sets waiting
+//! and all stations together [`Limits::max_sets`] (the oldest gives way): at most
+//! `max_sets × max_bytes` in all. A set that cannot complete comes back as [`Incomplete`], with the parts it had,
 //! to be kept as a dead letter.
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,11 +32,13 @@ pub struct Limits {
     pub max_bytes: usize,
     /// Sets waiting at once, all stations together.
     pub max_sets: usize,
+    /// Sets one station may have waiting.
+    pub max_sets_per_station: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_wait_ms: 60_000, max_bytes: 256 * 1024, max_sets: 4096 }
+        Limits { max_wait_ms: 60_000, max_bytes: 64 * 1024, max_sets: 1024, max_sets_per_station: 8 }
     }
 }
 
@@ -245,15 +248,26 @@ impl Reassembler {
             });
             return None;
         }
-        if !self.sets.contains_key(&key) && self.sets.len() >= self.limits.max_sets {
-            // Crowded: the oldest set gives way.
-            if let Some(oldest) = self.sets.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| k.clone()) {
-                if let Some(set) = self.sets.remove(&oldest) {
-                    gave_up.push(incomplete(
-                        oldest,
-                        set,
-                        format!("gave way: {} sets were waiting", self.limits.max_sets),
-                    ));
+        if !self.sets.contains_key(&key) {
+            // Crowded: the station's (or everybody's) oldest set gives way.
+            let station = &key.station;
+            let of_station = self.sets.keys().filter(|k| &k.station == station).count();
+            let crowd = if of_station >= self.limits.max_sets_per_station {
+                Some((true, format!("gave way: {of_station} sets of this station were waiting")))
+            } else if self.sets.len() >= self.limits.max_sets {
+                Some((false, format!("gave way: {} sets were waiting", self.sets.len())))
+            } else {
+                None
+            };
+            if let Some((same_station, why)) = crowd {
+                let oldest = self
+                    .sets
+                    .iter()
+                    .filter(|(k, _)| !same_station || &k.station == station)
+                    .min_by_key(|(_, s)| s.created)
+                    .map(|(k, _)| k.clone());
+                if let Some(set) = oldest.and_then(|k| self.sets.remove(&k).map(|s| (k, s))) {
+                    gave_up.push(incomplete(set.0, set.1, why));
                 }
             }
         }

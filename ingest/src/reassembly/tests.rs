@@ -85,7 +85,7 @@ fn an_incomplete_set_is_given_up_with_the_parts_it_had() {
 #[test]
 fn memory_is_bounded_per_set_and_in_all() {
     let (fields, items) = air_packet();
-    let mut r = Reassembler::new(Limits { max_wait_ms: 60_000, max_bytes: 600, max_sets: 2 });
+    let mut r = Reassembler::new(Limits { max_wait_ms: 60_000, max_bytes: 600, max_sets: 2, max_sets_per_station: 2 });
     let mut gave_up = Vec::new();
     // Three messages (QNs) of one logger: the third crowds the oldest out.
     for (i, qn) in ["20220513162608370", "20220513162708370", "20220513162808370"].iter().enumerate() {
@@ -104,6 +104,21 @@ fn memory_is_bounded_per_set_and_in_all() {
         r.offer(Protocol::Hj212, p.as_bytes(), 10, &mut gave_up);
     }
     assert!(gave_up.iter().any(|g| g.why.contains("exceeded 600 bytes")), "{gave_up:?}");
+    // One station cannot crowd out the others.
+    let mut r = Reassembler::new(Limits { max_sets: 10, max_sets_per_station: 2, ..Limits::default() });
+    let mut gave_up = Vec::new();
+    let other = fields.replace("MN=JLYP01_AIR01_0001", "MN=OTHER");
+    r.offer(Protocol::Hj212, split(&other, &items, 2, CrcKind::Standard)[0].as_bytes(), 0, &mut gave_up);
+    for (i, qn) in ["20220513162608370", "20220513162708370", "20220513162808370"].iter().enumerate() {
+        let f = fields.replace("QN=20220513162608370", &format!("QN={qn}"));
+        r.offer(Protocol::Hj212, split(&f, &items, 2, CrcKind::Standard)[0].as_bytes(), 1 + i as i64, &mut gave_up);
+    }
+    assert_eq!(r.waiting(), 3);
+    assert_eq!(gave_up.len(), 1);
+    assert!(
+        gave_up[0].why.contains("sets of this station") && gave_up[0].station == "JLYP01_AIR01_0001",
+        "{gave_up:?}"
+    );
 }
 
 #[test]
