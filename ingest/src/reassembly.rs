@@ -195,18 +195,49 @@ impl Reassembler {
     }
 
     fn offer_sl651(&mut self, payload: &[u8], now: i64, gave_up: &mut Vec<Incomplete>) -> Offered {
-        // Binary frames only: `7E7E`, and SYN where STX would be.
-        if !(payload.starts_with(&[0x7E, 0x7E]) && payload.get(13) == Some(&0x16)) {
+        // A binary frame: `7E7E`, and SYN where STX would be.
+        if payload.starts_with(&[0x7E, 0x7E]) {
+            if payload.get(13) != Some(&0x16) {
+                return Offered::Whole;
+            }
+            return match self.sl651_packet(payload, now, gave_up) {
+                None => Offered::Whole,
+                Some(whole) => Offered::Replaced(whole.unwrap_or_default()),
+            };
+        }
+        // Hex text, a frame per line (optionally after a label): the same, line by line.
+        let Ok(text) = std::str::from_utf8(payload) else { return Offered::Whole };
+        let hex_of = |line: &str| line.rsplit(' ').next().unwrap_or(line).to_owned();
+        let is_syn = |h: &str| h.len() > 28 && h[..4].eq_ignore_ascii_case("7E7E") && &h[26..28] == "16";
+        if !text.lines().any(|l| is_syn(&hex_of(l.trim()))) {
             return Offered::Whole;
         }
-        let frame = match Frame::parse(payload) {
-            Ok(f) => f,
-            Err(_) => return Offered::Whole, // the decoder says why
-        };
-        let Some((total, number)) = frame.packet else { return Offered::Whole };
-        if total <= 1 {
-            return Offered::Whole;
+        let mut out = String::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let hex = hex_of(line);
+            let bytes: Option<Vec<u8>> = (hex.len() % 2 == 0)
+                .then(|| (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect())
+                .flatten();
+            match bytes.filter(|_| is_syn(&hex)).map(|b| self.sl651_packet(&b, now, gave_up)) {
+                Some(Some(Some(whole))) => {
+                    out.extend(whole.iter().map(|b| format!("{b:02X}")));
+                    out.push('\n');
+                }
+                Some(Some(None)) => {} // waiting for its set
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
         }
+        Offered::Replaced(out.into_bytes())
+    }
+
+    /// One SL 651 frame that may be a packet of a set: `None` if it is not (the decoder
+    /// takes it as it is), else the rebuilt frame once its set is complete.
+    fn sl651_packet(&mut self, bytes: &[u8], now: i64, gave_up: &mut Vec<Incomplete>) -> Option<Option<Vec<u8>>> {
+        let frame = Frame::parse(bytes).ok()?; // a broken frame: the decoder says why
+        let (total, number) = frame.packet.filter(|&(total, _)| total > 1)?;
         let key = Key {
             protocol: Protocol::Sl651,
             station: frame.station.clone(),
@@ -219,10 +250,7 @@ impl Reassembler {
             function: frame.function,
         });
         let body = frame.body.to_vec();
-        match self.add(key, number, payload.to_vec(), body, head, now, gave_up) {
-            Some(whole) => Offered::Replaced(whole),
-            None => Offered::Replaced(Vec::new()),
-        }
+        Some(self.add(key, number, bytes.to_vec(), body, head, now, gave_up))
     }
 
     /// Adds a part; returns the rebuilt message once the set is complete.

@@ -147,6 +147,18 @@ fn sl651_multi_packet_frames_are_put_back_together() {
     assert_eq!(whole, bytes, "the original frame, byte for byte");
     assert_eq!(decode(&whole), expected);
     assert_eq!(r.offer(Protocol::Sl651, &bytes, 2, &mut gave_up), Offered::Whole);
+    // As hex text (how some gateways publish over MQTT), with a label before each frame.
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
+    let text = format!("p2 {}\n", hex(&packets[1]));
+    assert_eq!(r.offer(Protocol::Sl651, text.as_bytes(), 3, &mut gave_up), Offered::Replaced(Vec::new()));
+    let text = format!("p1 {}\nwhole {}\n", hex(&packets[0]), hex(&bytes));
+    let Offered::Replaced(lines) = r.offer(Protocol::Sl651, text.as_bytes(), 4, &mut gave_up) else { panic!() };
+    let lines = String::from_utf8(lines).unwrap();
+    // The completed set where its last packet was, then the whole frame as it came.
+    assert_eq!(lines, format!("{}\nwhole {}\n", hex(&bytes), hex(&bytes)));
+    let decoded = decode(lines.as_bytes());
+    assert_eq!(decoded.len(), 2 * expected.len());
+    assert!(gave_up.is_empty(), "{gave_up:?}");
 }
 
 proptest! {
