@@ -114,6 +114,8 @@ pub struct EngineSection {
     pub idle_source_timeout: String,
     /// Readings stamped further ahead of the clock than this are dead letters.
     pub max_future: String,
+    /// A stop (SIGTERM, Ctrl-C) ends the process within this long, finished or not.
+    pub shutdown_timeout: String,
 }
 
 impl Default for EngineSection {
@@ -123,6 +125,7 @@ impl Default for EngineSection {
             allowed_lateness: "2m".into(),
             idle_source_timeout: "30s".into(),
             max_future: "10m".into(),
+            shutdown_timeout: "20s".into(),
         }
     }
 }
@@ -297,6 +300,7 @@ pub struct EngineTiming {
     pub group_wait_ms: i64,
     pub max_retry_ms: i64,
     pub checkpoint_ms: i64,
+    pub shutdown_ms: i64,
 }
 
 impl Config {
@@ -361,6 +365,7 @@ impl Config {
             group_wait_ms: duration("alerting.group_wait", &self.alerting.group_wait),
             max_retry_ms: duration("alerting.max_retry", &self.alerting.max_retry),
             checkpoint_ms: duration("state.checkpoint_interval", &self.state.checkpoint_interval),
+            shutdown_ms: duration("engine.shutdown_timeout", &self.engine.shutdown_timeout),
         };
         if timing.checkpoint_ms < 100 && self.state.dir.is_some() {
             problems.push(format!(

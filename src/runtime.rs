@@ -440,6 +440,15 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
 
     wait_for_stop(options.duration).await;
     tracing::info!("stopping: draining in-flight readings");
+    // Whatever happens below (a far end that never answers, a stuck store), the process
+    // ends within a bounded time: what is not done by then is redone by the next run
+    // (unacknowledged messages, the outbox, the reading log).
+    let limit = Duration::from_millis(timing.shutdown_ms.max(1000) as u64);
+    std::thread::Builder::new().name("shutdown-watchdog".into()).spawn(move || {
+        std::thread::sleep(limit);
+        tracing::error!(seconds = limit.as_secs(), "shutdown did not finish in time; exiting now");
+        std::process::exit(3);
+    })?;
 
     if let Some(sim) = simulator {
         sim.abort();

@@ -482,3 +482,43 @@ fn a_notification_that_failed_before_a_restart_goes_out_at_once_when_the_receive
     assert!(tidewatch.log().contains("retrying notifications that failed before the restart now"));
     tidewatch.stop();
 }
+
+/// SIGTERM ends the process within `shutdown_timeout` even when a far end never answers
+/// and a `for` timer is pending after a quiet spell; what was not sent stays in the outbox.
+#[test]
+fn a_stop_finishes_in_bounded_time_whatever_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    // A webhook that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let duty = format!(
+        "[channel.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n\
+         [[member]]\nid = \"zhang\"\nname = \"张伟\"\n\
+         [[team]]\nid = \"lanxi\"\nname = \"兰溪\"\ndefault = true\nchannels = [\"hook\"]\n"
+    );
+    let app = dir.path().join("app");
+    std::fs::write(app.join("duty.toml"), &duty).unwrap();
+    let routes = "[[mqtt.route]]\nname = \"json\"\nfilter = \"sensors/#\"\nformat = \"json\"\n\
+                  [alerting]\nstore = \"sqlite://alerts.db\"\nduty = \"duty.toml\"\ngroup_wait = \"0s\"\n";
+    let engine = "workers = 2\nallowed_lateness = \"1m\"\nidle_source_timeout = \"1s\"\nshutdown_timeout = \"3s\"";
+    let mut tidewatch = Tidewatch::start_with_routes(&app, broker.port, STATIONS, RULES, engine, routes);
+    // Fires (the send hangs), then a reading above the level again: its `for` is pending.
+    broker.publish_lines("sensors/water", &levels(t0(), &[28.5, 28.6]));
+    tidewatch.wait_until("the alert", Duration::from_secs(30), |h| h["open_alerts"] == 1);
+    std::thread::sleep(Duration::from_secs(2)); // a quiet spell: the sources go idle
+    let started = std::time::Instant::now();
+    let status = tidewatch.terminate();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "stopping took {took:?}");
+    assert_eq!(status.code(), Some(3), "{}", tidewatch.log());
+    assert!(tidewatch.log().contains("shutdown did not finish in time"), "{}", tidewatch.log());
+}

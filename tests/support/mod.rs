@@ -251,6 +251,13 @@ console = true
             .collect()
     }
 
+    /// Sends SIGTERM and returns the exit status, whatever it is.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        child.wait().unwrap()
+    }
+
     /// Stops with SIGTERM (graceful: drains and flushes) and checks the exit status.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
