@@ -34,6 +34,7 @@ pub mod message;
 pub mod notify;
 pub mod policy;
 pub mod render;
+pub mod secrets;
 pub mod store;
 
 pub use duty::Duty;

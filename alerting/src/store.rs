@@ -35,7 +35,11 @@ trait Context<T> {
 
 impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for Result<T, E> {
     fn doing(self, what: &str) -> Result<T, StoreError> {
-        self.map_err(|e| StoreError { what: what.to_owned(), source: Box::new(e) })
+        // A driver's message may quote the connection URL: keep its password out.
+        self.map_err(|e| StoreError {
+            what: crate::secrets::redact(what),
+            source: crate::secrets::redact(&e.to_string()).into(),
+        })
     }
 }
 
@@ -222,6 +226,8 @@ impl Store {
         let pool = AnyPoolOptions::new()
             // SQLite takes one writer at a time; a small pool keeps readers (the API) going.
             .max_connections(if is_sqlite { 4 } else { 8 })
+            // A database that is not there fails the start in seconds, not half a minute.
+            .acquire_timeout(std::time::Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
@@ -719,12 +725,5 @@ fn read_alert(row: &AnyRow) -> Result<Alert, StoreError> {
 
 /// A database URL without its password, for messages.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
+    crate::secrets::redact(url)
 }

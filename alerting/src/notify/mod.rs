@@ -196,7 +196,8 @@ impl From<reqwest::Error> for NotifyError {
             text.push_str(&s.to_string());
             source = s.source();
         }
-        NotifyError::Transport(text)
+        // reqwest quotes the URL, and robots carry their token in it.
+        NotifyError::Transport(crate::secrets::redact(&text))
     }
 }
 
@@ -276,7 +277,8 @@ async fn post_json(
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     if !status.is_success() {
-        return Err(NotifyError::Status { status: status.as_u16(), body: text.chars().take(300).collect() });
+        let body: String = text.chars().take(300).collect();
+        return Err(NotifyError::Status { status: status.as_u16(), body: crate::secrets::redact(&body) });
     }
     Ok(text)
 }
