@@ -277,6 +277,12 @@ pub struct OutputSection {
     pub alerts_file: Option<PathBuf>,
     /// Rejected input with its reason, one JSON object per line (appended).
     pub dead_letter_file: Option<PathBuf>,
+    /// The dead-letter file rotates at this size (MiB) ...
+    pub dead_letter_max_mb: u64,
+    /// ... keeping this many files, the current one included.
+    pub dead_letter_files: u32,
+    /// Letters written per second per source and reason; the rest are counted only.
+    pub dead_letter_rate: u32,
     /// Print transitions on the terminal.
     pub console: bool,
 }
@@ -286,6 +292,9 @@ impl Default for OutputSection {
         OutputSection {
             alerts_file: Some("var/alerts.jsonl".into()),
             dead_letter_file: Some("var/dead_letters.jsonl".into()),
+            dead_letter_max_mb: 64,
+            dead_letter_files: 4,
+            dead_letter_rate: 100,
             console: true,
         }
     }

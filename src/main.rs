@@ -2,6 +2,7 @@
 
 mod check;
 mod config;
+mod dead_letters;
 mod decode_tool;
 mod demo;
 mod durable;

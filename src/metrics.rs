@@ -50,6 +50,8 @@ pub struct Metrics {
     pub notification_messages: Family<ChannelLabels, Counter>,
     pub notifications_suppressed: Counter,
     pub outbox_pending: Gauge,
+    /// Dead letters counted but not written (over their rate), by reason.
+    pub dead_letters_unwritten: Family<ReasonLabels, Counter>,
     /// Readings a source delivered again after a restart (already in the reading log).
     pub readings_duplicate: Counter,
     /// Rule-state checkpoints, by outcome (written, failed).
@@ -89,6 +91,12 @@ impl Metrics {
         let notifications_suppressed = Counter::default();
         let outbox_pending = Gauge::default();
         let readings_duplicate = Counter::default();
+        let dead_letters_unwritten = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "dead_letters_unwritten",
+            "Dead letters counted but not written to the file (over output.dead_letter_rate per source and reason)",
+            dead_letters_unwritten.clone(),
+        );
         let checkpoints = Family::<OutcomeLabels, Counter>::default();
         let checkpoint_rows = Counter::default();
         let checkpoint_seconds = Gauge::<f64, AtomicU64>::default();
@@ -170,6 +178,7 @@ impl Metrics {
             notifications_suppressed,
             outbox_pending,
             readings_duplicate,
+            dead_letters_unwritten,
             checkpoints,
             checkpoint_rows,
             checkpoint_seconds,

@@ -34,6 +34,7 @@ use tidewatch_rules::{Engine, EngineConfig, EngineInput, EngineOutput, RuleSet, 
 use tokio::sync::mpsc;
 
 use crate::config::{parse_host_port, Config, EngineTiming, StreamProtocolName, SyncMode};
+use crate::dead_letters::{DeadLetterFile, Limits as DeadLetterLimits};
 use crate::durable::{CheckpointJob, Durable, Parts, Recent};
 use crate::metrics::{ChannelLabels, Metrics, ReasonLabels, SeverityLabels, SourceLabels, TransitionLabels};
 use crate::protocols::{Hj212Stream, Sl651Stream};
@@ -179,18 +180,23 @@ impl JsonLines {
     }
 }
 
-/// Dead letters: counted, logged at debug, kept in a file.
+/// Dead letters: counted, logged at debug, kept in a bounded file (sampled per source and
+/// reason, rotated; see [`crate::dead_letters`]).
 struct DeadLetters {
-    file: Mutex<JsonLines>,
+    file: Mutex<DeadLetterFile>,
     state: Arc<AppState>,
 }
 
 impl DeadLetters {
     fn push(&self, letter: DeadLetter) {
-        self.state.metrics.dead_letters.get_or_create(&ReasonLabels { reason: letter.reason.kind().to_owned() }).inc();
+        let reason = ReasonLabels { reason: letter.reason.kind().to_owned() };
+        self.state.metrics.dead_letters.get_or_create(&reason).inc();
         self.state.dead_letters_total.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(topic = %letter.topic, reason = %letter.message, "dead letter");
-        self.file.lock().unwrap_or_else(|e| e.into_inner()).write(&letter);
+        let written = self.file.lock().unwrap_or_else(|e| e.into_inner()).write(&letter, now_ms());
+        if !written {
+            self.state.metrics.dead_letters_unwritten.get_or_create(&reason).inc();
+        }
     }
 
     fn flush(&self) {
@@ -329,7 +335,14 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         watermark_moved: tokio::sync::Notify::new(),
     });
     let dead = Arc::new(DeadLetters {
-        file: Mutex::new(JsonLines::open(config.output.dead_letter_file.as_deref())?),
+        file: Mutex::new(DeadLetterFile::open(
+            config.output.dead_letter_file.as_deref(),
+            DeadLetterLimits {
+                max_bytes: config.output.dead_letter_max_mb.max(1) * 1024 * 1024,
+                files: config.output.dead_letter_files.max(1),
+                rate: config.output.dead_letter_rate.max(1),
+            },
+        )?),
         state: state.clone(),
     });
 

@@ -347,3 +347,31 @@ levels = [{ severity = "yellow", above = "station.warning_level" }]
     assert_eq!(resolved.last().unwrap(), &("LX".to_owned(), "resolve".to_owned(), "yellow".to_owned(), 40));
     tidewatch.stop();
 }
+
+/// One 1 MB JSON array of numbers is half a million refused records: every one is counted,
+/// but the dead-letter file takes a sample per second, not 2 GB.
+#[test]
+fn a_flood_of_refused_records_is_counted_and_sampled_not_written_out() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let mut tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, STATIONS, RULES, engine());
+    let numbers = vec!["1"; 500_000].join(",");
+    let flood = dir.path().join("flood.json");
+    std::fs::write(&flood, format!("[{numbers}]")).unwrap();
+    let input_bytes = std::fs::metadata(&flood).unwrap().len();
+    let status = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1", "-t", "sensors/flood", "-f"])
+        .arg(&flood)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tidewatch.wait_until("every record counted", Duration::from_secs(60), |h| h["dead_letters"] == 500_000);
+    tidewatch.stop();
+    let written = std::fs::metadata(tidewatch.dir.join("dead_letters.jsonl")).unwrap().len();
+    assert!(written <= input_bytes, "{written} bytes of dead letters for {input_bytes} bytes of input");
+    let lines = tidewatch.json_lines("dead_letters.jsonl");
+    assert!(!lines.is_empty() && lines.len() <= 1000, "{} letters written", lines.len());
+    assert_eq!(lines[0]["reason"]["kind"], "undecodable", "{}", lines[0]);
+}

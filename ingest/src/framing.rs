@@ -33,9 +33,13 @@ pub fn scan_hj212(buf: &[u8]) -> Scan {
         return Scan::Incomplete;
     }
     let digits = &buf[2..6];
-    // A bad header skips one byte only, so a frame starting at the next byte is not lost.
+    // A bad header skips to the next "##" (not byte by byte: a flood of junk is one
+    // stretch, not one dead letter per byte), so a frame starting there is not lost.
     if !digits.iter().all(u8::is_ascii_digit) {
-        return Scan::Garbage(1);
+        return match buf[1..].windows(2).position(|w| w == b"##") {
+            Some(next) => Scan::Garbage(next + 1),
+            None => Scan::Garbage(buf.len() - usize::from(buf.last() == Some(&b'#'))),
+        };
     }
     // Any length the four digits can state (deployed loggers exceed the standard's 1,024):
     // at most 10,016 bytes a frame, within every listener's buffer.
@@ -136,6 +140,9 @@ mod tests {
         // Longer than the standard's 1,024 bytes, as deployed loggers send: the framer waits
         // for it (the listener's buffer bounds the wait).
         assert_eq!(scan_hj212(b"##9999"), Scan::Incomplete);
+        // Junk skips to the next "##", not byte by byte.
+        assert_eq!(scan_hj212(b"##x##x##x"), Scan::Garbage(3));
+        assert_eq!(scan_hj212(b"##abcdefgh#"), Scan::Garbage(10));
         // Without \r\n, the next packet's header ends the frame.
         let a = hj("QN=1;ST=22;CN=2011;PW=1;MN=A;Flag=4;CP=&&&&");
         let bare = &a[..a.len() - 2];
