@@ -238,6 +238,10 @@ pub struct Listener {
     /// As a route's `reorder`: devices here may deliver a sensor's readings out of order.
     #[serde(default)]
     pub reorder: bool,
+    /// The password devices on this listener must give (HJ 212 `PW`; SL 651 as 4 hex
+    /// digits) when their station has none of its own in the registry.
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 fn default_idle() -> u64 {

@@ -22,9 +22,11 @@ use std::time::Duration;
 use anyhow::Context;
 use tidewatch_alerting::{render, Alerting, AlertingHandle, AlertingSettings, Duty, EventSender, Notice, Store};
 use tidewatch_connectors::envelope::now_ms;
+use tidewatch_connectors::envelope::AckToken;
 use tidewatch_connectors::mqtt::{embedded, MqttAcker, MqttSource, MqttSourceConfig, MqttStatus};
 use tidewatch_connectors::tcp::{StreamProtocol, TcpListenerConfig, TcpStatus};
 use tidewatch_connectors::Envelope;
+use tidewatch_ingest::device_auth::DeviceAuth;
 use tidewatch_ingest::hj212::Hj212Decoder;
 use tidewatch_ingest::reassembly::{Incomplete, Limits as ReassemblyLimits, Offered, Protocol, Reassembler};
 use tidewatch_ingest::sl651::Sl651Decoder;
@@ -421,6 +423,10 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         state.clone(),
         dead.clone(),
         durable.clone().map(|d| (d, Duration::from_millis(timing.checkpoint_ms.max(100) as u64), recent)),
+        DeviceAuth::new(
+            registry.clone(),
+            config.listener.iter().filter_map(|l| Some((l.name.clone(), l.password.clone()?))).collect(),
+        ),
     ));
 
     let ticker = tokio::spawn({
@@ -532,7 +538,10 @@ async fn ingest(
     state: Arc<AppState>,
     dead: Arc<DeadLetters>,
     durable: Option<(Arc<Durable>, Duration, Recent)>,
+    auth: DeviceAuth,
 ) {
+    // Envelopes of the batch whose device was refused: no protocol answer for them.
+    let mut refused: Vec<bool> = Vec::with_capacity(1024);
     let (durable, checkpoint_every, mut recent) = match durable {
         Some((d, every, recent)) => (Some(d), every, recent),
         None => (None, Duration::from_secs(3600), Recent::default()),
@@ -592,7 +601,9 @@ async fn ingest(
             }
         }
         let dead_before = state.dead_letters_total.load(Ordering::Relaxed);
-        for envelope in &batch {
+        refused.clear();
+        refused.resize(batch.len(), false);
+        for (index, envelope) in batch.iter().enumerate() {
             let keep = |reason| {
                 DeadLetter::new(envelope.received_at, envelope.source, &envelope.topic, &envelope.payload, reason)
             };
@@ -612,6 +623,15 @@ async fn ingest(
                 Decoder::Sl651(_) => Some(Protocol::Sl651),
                 _ => None,
             };
+            if let Some(p) = protocol.filter(|_| auth.enabled()) {
+                // A TCP envelope's topic is the peer's address.
+                let peer = envelope.topic.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+                if let Err(reason) = auth.check(p, envelope.source, peer, &envelope.payload) {
+                    dead.push(keep(reason));
+                    refused[index] = true;
+                    continue;
+                }
+            }
             let offered = match protocol {
                 Some(p) => reassembler.offer(p, &envelope.payload, envelope.received_at, &mut gave_up),
                 None => Offered::Whole,
@@ -696,8 +716,13 @@ async fn ingest(
         input.advance(watermark.get());
         // Acknowledge only now that the readings are handed on: MQTT acks in arrival order,
         // protocol answers back on their connections.
-        for envelope in batch.drain(..) {
-            if let (Some(token), Some(acker)) = (envelope.ack.reply(), acker.as_ref()) {
+        for (envelope, refused) in batch.drain(..).zip(&refused) {
+            let token = match envelope.ack {
+                // A device that did not prove who it is gets no answer.
+                AckToken::Reply { .. } if *refused => continue,
+                token => token.reply(),
+            };
+            if let (Some(token), Some(acker)) = (token, acker.as_ref()) {
                 acker.ack(token).await;
             }
         }

@@ -61,11 +61,14 @@ impl Drop for Running {
 }
 
 fn start(hj_port: u16, sl_port: u16) -> Running {
+    start_with(hj_port, sl_port, "")
+}
+
+/// As `start`, with `logger` added to the logger station's table (e.g. a password).
+fn start_with(hj_port: u16, sl_port: u16, logger: &str) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let http = support::free_port();
-    std::fs::write(
-        dir.path().join("stations.toml"),
-        r#"
+    let stations = r#"
 [[station]]
 id = "JLYP01_AIR01_0001"
 name = "Air"
@@ -80,9 +83,9 @@ domain = "water"
 location = [120.1, 30.2]
 region = "330100"
 attributes = { warning_level = 10.0 }
-"#,
-    )
-    .unwrap();
+"#;
+    let stations = stations.replace("region = \"220100\"", &format!("region = \"220100\"\n{logger}"));
+    std::fs::write(dir.path().join("stations.toml"), stations).unwrap();
     std::fs::write(
         dir.path().join("rules.toml"),
         r#"
@@ -296,4 +299,36 @@ fn split_hj212_packets_are_put_back_together() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(running.alerts()[0]["rule"], "pm25");
+}
+
+/// A logger must give its station's password (and may be bound to an address): a wrong one
+/// gets no answer and its packet is a dead letter with reason `auth`.
+#[test]
+fn a_logger_with_a_wrong_password_or_address_is_refused_and_not_answered() {
+    let (hj_port, sl_port) = (support::free_port(), support::free_port());
+    let running = start_with(hj_port, sl_port, "password = \"123456\"\nallow_from = [\"127.0.0.1\"]");
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let packet = |pw: &str| {
+        hj212::encode(&format!(
+            "QN={}000;ST=22;CN=2011;PW={pw};MN=JLYP01_AIR01_0001;Flag=5;CP=&&DataTime={};a34004-Rtd=35.0,a34004-Flag=N&&",
+            now.format("%Y%m%d%H%M%S"),
+            now.format("%Y%m%d%H%M%S")
+        ))
+    };
+    let mut logger = TcpStream::connect(("127.0.0.1", hj_port)).unwrap();
+    logger.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    logger.write_all(packet("654321").as_bytes()).unwrap();
+    let mut answer = vec![0u8; 256];
+    assert!(logger.read(&mut answer).is_err(), "no answer for a wrong password");
+    let health = running.wait_until("the refusal", |h| h["dead_letters"] == 1);
+    assert_eq!(health["readings"], 0);
+    let dead = std::fs::read_to_string(running.dir.path().join("dead_letters.jsonl")).unwrap();
+    assert!(dead.contains("\"kind\":\"auth\"") && dead.contains("wrong or missing password"), "{dead}");
+    // The right password: answered and read.
+    logger.write_all(packet("123456").as_bytes()).unwrap();
+    let n = logger.read(&mut answer).unwrap();
+    assert_eq!(hj212::Packet::parse(&answer[..n]).unwrap().cn, "9014");
+    running.wait_until("the reading", |h| h["readings"] == 1);
+    let metrics = reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", running.http)).unwrap().text().unwrap();
+    assert!(metrics.contains("tidewatch_dead_letters_total{reason=\"auth\"} 1"), "{metrics}");
 }

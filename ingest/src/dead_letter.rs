@@ -20,6 +20,9 @@ pub enum Rejection {
     Unrouted { topic: String },
     #[error("unknown station {station:?}")]
     UnknownStation { station: String },
+    /// A device that did not prove it is the station it reports as.
+    #[error("station {station:?}: {why}")]
+    Auth { station: String, why: String },
     #[error("unknown quantity {quantity:?}")]
     UnknownQuantity { quantity: String },
     #[error("unit {unit:?} is not a unit of {quantity} (canonical unit {canonical})")]
@@ -52,6 +55,7 @@ impl Rejection {
             Rejection::Incomplete { .. } => "incomplete",
             Rejection::Unrouted { .. } => "unrouted",
             Rejection::UnknownStation { .. } => "unknown_station",
+            Rejection::Auth { .. } => "auth",
             Rejection::UnknownQuantity { .. } => "unknown_quantity",
             Rejection::UnknownUnit { .. } => "unknown_unit",
             Rejection::NotFinite { .. } => "not_finite",
@@ -68,6 +72,7 @@ impl Rejection {
         "incomplete",
         "unrouted",
         "unknown_station",
+        "auth",
         "unknown_quantity",
         "unknown_unit",
         "not_finite",

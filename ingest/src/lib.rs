@@ -28,6 +28,7 @@
 
 pub mod conformance;
 pub mod dead_letter;
+pub mod device_auth;
 pub mod framing;
 pub mod hj212;
 pub mod json;

@@ -72,6 +72,13 @@ pub struct StationSpec {
     /// at most [`PLAUSIBLE_WARNING_MULTIPLE`] × the station's `warning_level`.
     #[serde(default)]
     pub plausible: BTreeMap<String, [f64; 2]>,
+    /// The device's password: HJ 212 `PW`, or SL 651's 2-byte password as 4 hex digits
+    /// (`"03E8"`). A packet for this station with another is refused (reason `auth`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Addresses the station's device may connect from (TCP listeners); empty: any.
+    #[serde(default)]
+    pub allow_from: Vec<std::net::IpAddr>,
 }
 
 /// Without a `plausible` range, a water level above this multiple of the station's
@@ -93,6 +100,10 @@ pub struct Station {
     pub quantities: Vec<crate::Quantity>,
     /// (quantity, min, max) of plausible values, declared or derived.
     pub plausible: Vec<(crate::Quantity, f64, f64)>,
+    /// The device's password, if the registry gives one (never logged).
+    pub password: Option<String>,
+    /// Addresses its device may connect from; empty: any.
+    pub allow_from: Vec<std::net::IpAddr>,
 }
 
 impl Station {
@@ -203,6 +214,8 @@ impl Registry {
                 attributes: spec.attributes,
                 quantities: spec.quantities,
                 plausible,
+                password: spec.password,
+                allow_from: spec.allow_from,
             });
         }
         Ok(registry)
