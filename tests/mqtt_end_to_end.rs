@@ -375,3 +375,43 @@ fn a_flood_of_refused_records_is_counted_and_sampled_not_written_out() {
     assert!(!lines.is_empty() && lines.len() <= 1000, "{} letters written", lines.len());
     assert_eq!(lines[0]["reason"]["kind"], "undecodable", "{}", lines[0]);
 }
+
+/// One gauge's clock runs 9 minutes fast (within `max_future`) while the other reports in
+/// real time: event time stays with the wall clock, so the other's pending `for` does not
+/// fire early and its readings are evaluated, not late.
+#[test]
+fn a_device_nine_minutes_ahead_does_not_make_the_others_late() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let rules = r#"
+[[rule]]
+id = "level"
+select = { quantity = "water_level" }
+kind = "threshold"
+for = "2m"
+levels = [{ severity = "yellow", above = "station.warning_level" }]
+"#;
+    let engine = "workers = 2\nallowed_lateness = \"30s\"\nidle_source_timeout = \"1h\"";
+    let mut tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, STATIONS, rules, engine);
+    let now = || chrono::Utc::now().timestamp_millis();
+    let reading = |station: &str, value: f64, time: i64| {
+        json!({"station": station, "quantity": "water_level", "value": value, "time": time}).to_string()
+    };
+    // LX above its level in real time (its `for` pending), TL stamped 9 minutes ahead.
+    broker.publish_lines("sensors/water", &[reading("LX", 10.5, now() - 1000)]);
+    broker.publish_lines("sensors/water", &[reading("TL", 9.0, now() + 9 * MIN)]);
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(500));
+        broker.publish_lines("sensors/water", &[reading("LX", 10.5, now())]);
+    }
+    tidewatch.wait_until("every reading", Duration::from_secs(20), |h| h["readings"] == 8);
+    std::thread::sleep(Duration::from_secs(1));
+    let health = tidewatch.health();
+    assert_eq!(health["dead_letters"], 0, "nothing late: {health}");
+    assert_eq!(health["open_alerts"], 0, "LX has been above for seconds, not 2 minutes: {health}");
+    let watermark = chrono::DateTime::parse_from_rfc3339(health["watermark"].as_str().unwrap()).unwrap();
+    assert!(watermark.timestamp_millis() <= now(), "event time is not ahead of the clock: {health}");
+    tidewatch.stop();
+}

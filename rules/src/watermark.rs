@@ -76,6 +76,10 @@ impl Watermark {
                 None => return,
             },
         };
+        // Never ahead of the wall clock: one device whose clock runs fast (its readings still
+        // within `max_future`) must not make every other sensor's timers and missing-data
+        // checks run into the future, and their real-time readings late.
+        let candidate = candidate.min(now.saturating_sub(self.lateness_ms));
         self.current.fetch_max(candidate, Ordering::Release);
     }
 
@@ -106,10 +110,10 @@ mod tests {
         let w = Watermark::new(1_000, 10_000);
         let fast = w.register("fast");
         let slow = w.register("slow");
-        w.observe(slow, 20_000, 0);
-        w.observe(fast, 50_000, 0);
+        w.observe(slow, 20_000, 100_000);
+        w.observe(fast, 50_000, 100_000);
         assert_eq!(w.get(), 19_000);
-        w.observe(fast, 60_000, 11_000);
+        w.observe(fast, 60_000, 111_000);
         assert_eq!(w.get(), 59_000, "slow has been idle for 11 s");
     }
 
@@ -117,9 +121,9 @@ mod tests {
     fn it_never_goes_backwards() {
         let w = Watermark::new(0, 10_000);
         let a = w.register("a");
-        w.observe(a, 100, 0);
+        w.observe(a, 100, 1_000);
         let b = w.register("b");
-        w.observe(b, 50, 1);
+        w.observe(b, 50, 1_001);
         assert_eq!(w.get(), 100);
     }
 
@@ -138,12 +142,27 @@ mod tests {
     fn a_complete_input_is_decided_up_to_its_newest_reading_at_once() {
         let w = Watermark::new(3_600_000, 10_000);
         let (a, b) = (w.register("a"), w.register("b"));
-        w.observe(a, 100_000, 0);
-        w.observe(b, 7_300_000, 0);
+        w.observe(a, 100_000, 8_000_000);
+        w.observe(b, 7_300_000, 8_000_000);
         assert_eq!(w.get(), 100_000 - 3_600_000);
         assert_eq!(w.complete(), 7_300_001);
-        w.observe(a, 200_000, 1);
+        w.observe(a, 200_000, 8_000_001);
         assert_eq!(w.get(), 7_300_001, "never back");
+    }
+
+    /// One device 9 minutes ahead of the clock (within `max_future`) while the others report
+    /// in real time: event time stays with the wall clock, not with the fast device.
+    #[test]
+    fn a_device_ahead_of_the_clock_does_not_drag_event_time_into_the_future() {
+        let w = Watermark::new(120_000, 30_000);
+        let mqtt = w.register("mqtt");
+        let now = 1_764_000_000_000;
+        w.observe(mqtt, now, now);
+        assert_eq!(w.get(), now - 120_000);
+        w.observe(mqtt, now + 9 * 60_000, now + 1_000);
+        assert_eq!(w.get(), now + 1_000 - 120_000, "the wall clock, not the fast device");
+        w.tick(now + 61_000);
+        assert_eq!(w.get(), now + 61_000 - 120_000);
     }
 
     #[test]
