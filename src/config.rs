@@ -87,6 +87,8 @@ pub struct AlertingSection {
     pub group_wait: String,
     /// Longest wait between retries of a failed notification.
     pub max_retry: String,
+    /// Longest silence the API accepts.
+    pub max_silence: String,
 }
 
 impl Default for AlertingSection {
@@ -98,6 +100,7 @@ impl Default for AlertingSection {
             console_url: None,
             group_wait: "10s".into(),
             max_retry: "5m".into(),
+            max_silence: "7d".into(),
         }
     }
 }
@@ -266,11 +269,13 @@ pub enum StreamProtocolName {
 pub struct HttpSection {
     /// Address of the HTTP API.
     pub listen: SocketAddr,
+    /// Whether reading alerts and silences needs no login (changes always need one).
+    pub open_reads: bool,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
-        HttpSection { listen: "127.0.0.1:8080".parse().expect("valid address") }
+        HttpSection { listen: "127.0.0.1:8080".parse().expect("valid address"), open_reads: true }
     }
 }
 
@@ -314,6 +319,7 @@ pub struct EngineTiming {
     pub max_retry_ms: i64,
     pub checkpoint_ms: i64,
     pub shutdown_ms: i64,
+    pub max_silence_ms: i64,
 }
 
 impl Config {
@@ -379,6 +385,7 @@ impl Config {
             max_retry_ms: duration("alerting.max_retry", &self.alerting.max_retry),
             checkpoint_ms: duration("state.checkpoint_interval", &self.state.checkpoint_interval),
             shutdown_ms: duration("engine.shutdown_timeout", &self.engine.shutdown_timeout),
+            max_silence_ms: duration("alerting.max_silence", &self.alerting.max_silence),
         };
         if timing.checkpoint_ms < 100 && self.state.dir.is_some() {
             problems.push(format!(

@@ -22,16 +22,50 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::{Principal, Reader};
 use crate::runtime::AppState;
+use tidewatch_alerting::users::Role;
+
+/// Longest comment of a silence.
+const MAX_COMMENT: usize = 2000;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tidewatch", description = "Alerts of the Tidewatch monitoring and early-warning platform: list and \
         handle them, silence notifications."),
+    modifiers(&Security),
     tags((name = "alerts", description = "Alerts and their lifecycle"), (name = "silences", description = "Silences and maintenance windows"),
         (name = "engine", description = "The rules engine's progress"))
 )]
 struct ApiDoc;
+
+/// The ways to log in, for the description.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("a token from `tidewatch users token`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("a user's name and password"))
+                    .build(),
+            ),
+        );
+    }
+}
 
 pub fn router(state: Arc<AppState>) -> Router {
     let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -96,7 +130,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: &str, reason: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, error: &str, reason: impl Into<String>) -> ApiError {
         ApiError { status, error: error.into(), reason: reason.into() }
     }
 }
@@ -192,6 +226,7 @@ const DEFAULT_PAGE: i64 = 100;
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 async fn list_alerts(
     State(state): State<Arc<AppState>>,
+    _: Reader,
     filter: Result<Query<AlertFilter>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(filter) = filter.map_err(bad_query)?;
@@ -300,7 +335,11 @@ struct AlertDetail {
 #[utoipa::path(get, path = "/api/alerts/{id}", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
     responses((status = 200, body = AlertDetail), (status = 400, body = ApiError, description = "the id is not a number"),
         (status = 404, body = ApiError), (status = 503, body = ApiError, description = "the alert store is unavailable")))]
-async fn alert_detail(State(state): State<Arc<AppState>>, Id(id): Id) -> Result<Json<AlertDetail>, ApiError> {
+async fn alert_detail(
+    State(state): State<Arc<AppState>>,
+    _: Reader,
+    Id(id): Id,
+) -> Result<Json<AlertDetail>, ApiError> {
     let Some(alert) = state.alerting.store.alert(id).await? else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such alert", format!("no alert {id}")));
     };
@@ -330,15 +369,26 @@ async fn alert_detail(State(state): State<Arc<AppState>>, Id(id): Id) -> Result<
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Action {
-    /// Who (name or staff id).
-    by: String,
+    /// Who, if not the logged-in user (recorded as "by (via user)").
+    by: Option<String>,
     note: Option<String>,
+}
+
+impl Action {
+    fn actor(&self, principal: &Principal) -> Result<String, ApiError> {
+        if self.by.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid request", "by must not be empty"));
+        }
+        Ok(principal.actor(self.by.as_deref()))
+    }
 }
 
 /// Acknowledge an open alert: somebody has taken it on, and it stops escalating.
 #[utoipa::path(post, path = "/api/alerts/{id}/ack", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
-    request_body = Action,
+    request_body = Action, security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = Alert),
+        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 400, body = ApiError, description = "broken JSON, an id that is not a number, or `by` empty"),
         (status = 404, body = ApiError, description = "no open alert with this id"),
         (status = 409, body = ApiError, description = "already acknowledged"),
@@ -347,17 +397,22 @@ struct Action {
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 async fn acknowledge(
     State(state): State<Arc<AppState>>,
+    principal: Principal,
     Id(id): Id,
     body: Result<Json<Action>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
+    principal.require(Role::Duty)?;
     let Json(action) = body.map_err(bad_body)?;
-    Ok(Json(state.alerting.acknowledge(id, action.by, action.note).await?))
+    let by = action.actor(&principal)?;
+    Ok(Json(state.alerting.acknowledge(id, by, action.note).await?))
 }
 
 /// Resolve an open alert by hand.
 #[utoipa::path(post, path = "/api/alerts/{id}/resolve", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
-    request_body = Action,
+    request_body = Action, security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = Alert),
+        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 400, body = ApiError, description = "broken JSON, an id that is not a number, or `by` empty"),
         (status = 404, body = ApiError, description = "no open alert with this id"),
         (status = 415, body = ApiError, description = "the body is not `application/json`"),
@@ -365,41 +420,79 @@ async fn acknowledge(
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 async fn resolve(
     State(state): State<Arc<AppState>>,
+    principal: Principal,
     Id(id): Id,
     body: Result<Json<Action>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
+    principal.require(Role::Duty)?;
     let Json(action) = body.map_err(bad_body)?;
-    Ok(Json(state.alerting.resolve(id, action.by, action.note).await?))
+    let by = action.actor(&principal)?;
+    Ok(Json(state.alerting.resolve(id, by, action.note).await?))
 }
 
 /// Silences in force or to come, with the duty file's maintenance windows (negative ids).
 #[utoipa::path(get, path = "/api/silences", tag = "silences", responses((status = 200, body = Vec<Silence>),
     (status = 503, body = ApiError, description = "the alert store is unavailable")))]
-async fn list_silences(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Silence>>, ApiError> {
+async fn list_silences(State(state): State<Arc<AppState>>, _: Reader) -> Result<Json<Vec<Silence>>, ApiError> {
     Ok(Json(state.alerting.silences(tidewatch_alerting::manager::now_ms()).await?))
 }
 
 /// Silence notifications about matching alerts for a while (the alerts still show).
 #[utoipa::path(post, path = "/api/silences", tag = "silences", request_body = NewSilence,
+    security(("bearer" = []), ("basic" = [])),
     responses((status = 201, body = Silence),
-        (status = 400, body = ApiError, description = "broken JSON, or a silence that matches nothing or has no future"),
+        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        (status = 400, body = ApiError, description = "broken JSON, or a silence that matches nothing, has no future, lasts too long, or matches everything without a reason"),
         (status = 415, body = ApiError, description = "the body is not `application/json`"),
         (status = 422, body = ApiError, description = "a field missing, unknown or of the wrong type"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 async fn create_silence(
     State(state): State<Arc<AppState>>,
+    principal: Principal,
     body: Result<Json<NewSilence>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Silence>), ApiError> {
-    let Json(new) = body.map_err(bad_body)?;
+    principal.require(Role::Analyst)?;
+    let Json(mut new) = body.map_err(bad_body)?;
+    let invalid = |reason: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid silence", reason);
+    if new.comment.chars().count() > MAX_COMMENT {
+        return Err(invalid(format!("comment is longer than {MAX_COMMENT} characters")));
+    }
+    // A silence that mutes everything is an admin's, with a reason.
+    let everything = new.station.as_deref().is_none_or(str::is_empty)
+        && new.region.as_deref().is_none_or(str::is_empty)
+        && new.rule.as_deref().is_none_or(|r| r.chars().all(|c| c == '*'));
+    if everything && (principal.0.role != Role::Admin || new.comment.trim().is_empty()) {
+        return Err(invalid("a silence matching every alert needs the admin role and a comment saying why".into()));
+    }
+    let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.timestamp_millis());
+    let starts = new.starts_at.as_deref().and_then(time).unwrap_or_else(tidewatch_alerting::manager::now_ms);
+    if let Some(ends) = time(&new.ends_at) {
+        if ends - starts > state.max_silence_ms {
+            return Err(invalid(format!(
+                "a silence may last at most {} h (alerting.max_silence)",
+                state.max_silence_ms / 3_600_000
+            )));
+        }
+    }
+    new.created_by = principal.actor(Some(&new.created_by));
     Ok((StatusCode::CREATED, Json(state.alerting.silence(new).await?)))
 }
 
 /// End a silence created over the API.
 #[utoipa::path(delete, path = "/api/silences/{id}", tag = "silences", params(("id" = i64, Path, description = "Silence id")),
-    responses((status = 204), (status = 400, body = ApiError, description = "the id is not a number"),
+    security(("bearer" = []), ("basic" = [])),
+    responses((status = 204), (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        (status = 400, body = ApiError, description = "the id is not a number"),
         (status = 404, body = ApiError, description = "no silence with this id (maintenance windows are the duty file's)"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
-async fn delete_silence(State(state): State<Arc<AppState>>, Id(id): Id) -> Result<StatusCode, ApiError> {
+async fn delete_silence(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Id(id): Id,
+) -> Result<StatusCode, ApiError> {
+    principal.require(Role::Analyst)?;
     state.alerting.unsilence(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -417,12 +510,15 @@ struct Decided {
 /// — instead of after the idle timeout and the allowed lateness. Readings older than that
 /// which arrive later are late.
 #[utoipa::path(post, path = "/api/input/complete", tag = "engine",
-    responses((status = 200, body = Decided, description = "the new watermark")))]
-async fn input_complete(State(state): State<Arc<AppState>>) -> Json<Decided> {
+    security(("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = Decided, description = "the new watermark"), (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 403, body = ApiError, description = "the caller's role does not allow this"),))]
+async fn input_complete(State(state): State<Arc<AppState>>, principal: Principal) -> Result<Json<Decided>, ApiError> {
+    principal.require(Role::Admin)?;
     let watermark = state.watermark.complete();
     state.watermark_moved.notify_one();
-    tracing::info!(watermark = %to_rfc3339(watermark), "input declared complete");
-    Json(Decided { watermark: (watermark != i64::MIN).then(|| to_rfc3339(watermark)) })
+    tracing::info!(watermark = %to_rfc3339(watermark), by = %principal.0.name, "input declared complete");
+    Ok(Json(Decided { watermark: (watermark != i64::MIN).then(|| to_rfc3339(watermark)) }))
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {

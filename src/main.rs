@@ -1,5 +1,6 @@
 //! `tidewatch`: streaming monitoring and early warning for IoT sensor networks.
 
+mod auth;
 mod check;
 mod config;
 mod dead_letters;
@@ -56,6 +57,13 @@ enum Command {
         #[arg(long, default_value = "var/demo")]
         out: PathBuf,
     },
+    /// Users of the HTTP API, and their tokens (in the configuration's alert store).
+    Users {
+        #[arg(long, default_value = "config/tidewatch.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Run a deployment from its configuration file.
     Run {
         #[arg(long, default_value = "config/tidewatch.toml")]
@@ -108,6 +116,65 @@ enum RulesCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a user (or change one's role and password). The password is read from the
+    /// first line of standard input, or TIDEWATCH_PASSWORD; without either, a token-only user.
+    Add {
+        name: String,
+        /// viewer, duty, analyst or admin.
+        #[arg(long)]
+        role: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users with their roles and how many tokens they have.
+    List,
+    /// Make a bearer token for a user (printed once).
+    Token {
+        name: String,
+        /// What the token is for (e.g. the machine that uses it).
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+fn users(config: &std::path::Path, command: UsersCommand) -> anyhow::Result<std::process::ExitCode> {
+    use tidewatch_alerting::users::Role;
+    let config = Config::load(config)?;
+    block_on(async move {
+        let store = tidewatch_alerting::Store::open(&config.alerting.store).await?;
+        let now = tidewatch_alerting::manager::now_ms();
+        match command {
+            UsersCommand::Add { name, role, password_stdin } => {
+                let Some(role) = Role::parse(&role) else {
+                    anyhow::bail!("--role {role:?}: viewer, duty, analyst or admin");
+                };
+                let password = if password_stdin {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    Some(line.trim_end_matches(['\r', '\n']).to_owned()).filter(|p| !p.is_empty())
+                } else {
+                    std::env::var("TIDEWATCH_PASSWORD").ok().filter(|p| !p.is_empty())
+                };
+                store.put_user(&name, role, password.as_deref(), now).await?;
+                println!("user {name}: {}{}", role.name(), if password.is_some() { ", password set" } else { "" });
+            }
+            UsersCommand::List => {
+                for u in store.users().await? {
+                    println!("{}\t{}\t{} token(s)", u.name, u.role.name(), u.tokens);
+                }
+            }
+            UsersCommand::Token { name, label } => match store.new_token(&name, &label, now).await? {
+                Some(token) => println!("{token}"),
+                None => anyhow::bail!("no user {name:?}: add it first with `tidewatch users add`"),
+            },
+        }
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}
+
 fn zone(s: &str) -> Result<chrono_tz::Tz, String> {
     s.parse().map_err(|_| format!("{s:?} is not an IANA time zone name"))
 }
@@ -152,6 +219,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             decode_tool::run(format, map, input, time_zone)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Users { config, command } => users(&config, command),
         Command::Run { config, duration } => {
             let config = Config::load(&config)?;
             let settings = settings(config, None)?;

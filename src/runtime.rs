@@ -72,6 +72,12 @@ pub struct AppState {
     pub sim_clock: AtomicI64,
     /// Wakes the watermark ticker at once (the input was declared complete).
     pub watermark_moved: tokio::sync::Notify,
+    /// Reads need no login.
+    pub open_reads: bool,
+    /// Password logins checked recently.
+    pub logins: crate::auth::Logins,
+    /// Longest silence the API accepts (ms).
+    pub max_silence_ms: i64,
 }
 
 impl AppState {
@@ -292,6 +298,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let store = Store::open_with(store_url, full_sync)
         .await
         .with_context(|| format!("alerting.store {}", tidewatch_alerting::store::redact(store_url)))?;
+    first_admin(&store).await?;
     if let (Some(durable), Some(r)) = (&durable, &recovered) {
         if !r.found {
             let next = store.next_ids().await.context("reading the alert store's ids")?;
@@ -335,6 +342,9 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         dead_letters_total: AtomicU64::new(0),
         sim_clock: AtomicI64::new(i64::MIN),
         watermark_moved: tokio::sync::Notify::new(),
+        open_reads: config.http.open_reads,
+        logins: Default::default(),
+        max_silence_ms: timing.max_silence_ms,
     });
     let dead = Arc::new(DeadLetters {
         file: Mutex::new(DeadLetterFile::open(
@@ -737,6 +747,27 @@ async fn ingest(
             tracing::error!("rules engine stopped before the last checkpoint");
         }
     }
+}
+
+/// The first start on an alert store makes an admin: with the password in
+/// `TIDEWATCH_ADMIN_PASSWORD`, or a generated one printed once (on the terminal, not in
+/// the log).
+async fn first_admin(store: &Store) -> anyhow::Result<()> {
+    if store.user_count().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var("TIDEWATCH_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (tidewatch_alerting::users::random_secret(""), true),
+    };
+    store.put_user("admin", tidewatch_alerting::users::Role::Admin, Some(&password), now_ms()).await?;
+    if generated {
+        eprintln!(
+            "\nCreated user \"admin\" with password {password}\n(shown once; add users and tokens with `tidewatch users`)\n"
+        );
+    }
+    tracing::info!("created the first user, admin");
+    Ok(())
 }
 
 /// Resolves the open alerts of rules whose state a restart discarded: nothing else could.

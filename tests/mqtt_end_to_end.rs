@@ -333,12 +333,7 @@ levels = [{ severity = "yellow", above = "station.warning_level" }]
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(tidewatch.health()["open_alerts"], 1, "the resolve waits for the watermark (an hour behind)");
 
-    let answer: Value = reqwest::blocking::Client::new()
-        .post(format!("http://127.0.0.1:{}/api/input/complete", tidewatch.http))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let answer: Value = tidewatch.post("/api/input/complete", &json!(null)).json().unwrap();
     let watermark =
         chrono::DateTime::parse_from_rfc3339(answer["watermark"].as_str().unwrap()).unwrap().timestamp_millis();
     assert_eq!(watermark, t0 + 60 * MIN + 1);

@@ -30,24 +30,40 @@ kind = "threshold"
 levels = [{ severity = "yellow", above = "station.warning_level" }]
 "#;
 
-/// A request: method, path, content type and body.
+/// Who a probe logs in as.
+#[derive(Clone, Copy)]
+enum As {
+    Admin,
+    Viewer,
+    Nobody,
+}
+
+/// A request: method, path, content type, body and login.
 struct Probe {
     method: Method,
     path: String,
     content_type: Option<&'static str>,
     body: Option<String>,
+    login: As,
+}
+
+impl Probe {
+    fn as_(mut self, login: As) -> Probe {
+        self.login = login;
+        self
+    }
 }
 
 fn probe(method: Method, path: &str) -> Probe {
-    Probe { method, path: path.to_owned(), content_type: None, body: None }
+    Probe { method, path: path.to_owned(), content_type: None, body: None, login: As::Admin }
 }
 
 fn json_probe(method: Method, path: &str, body: &str) -> Probe {
-    Probe { method, path: path.to_owned(), content_type: Some("application/json"), body: Some(body.to_owned()) }
+    Probe { content_type: Some("application/json"), body: Some(body.to_owned()), ..probe(method, path) }
 }
 
 fn text_probe(method: Method, path: &str, body: &str) -> Probe {
-    Probe { method, path: path.to_owned(), content_type: Some("text/plain"), body: Some(body.to_owned()) }
+    Probe { content_type: Some("text/plain"), body: Some(body.to_owned()), ..probe(method, path) }
 }
 
 #[test]
@@ -66,10 +82,16 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
     tidewatch.wait_until("an open alert", Duration::from_secs(30), |h| h["open_alerts"] == 1);
     let alerts: Vec<Value> = tidewatch.get("/api/alerts").json().unwrap();
     let id = alerts[0]["id"].as_i64().unwrap();
+    tidewatch.add_user("watcher", "viewer", "watcher-password");
     let client = Client::new();
     let base = format!("http://127.0.0.1:{}", tidewatch.http);
     let send = |p: &Probe| {
         let mut request = client.request(p.method.clone(), format!("{base}{}", p.path));
+        request = match p.login {
+            As::Admin => request.basic_auth("admin", Some(support::ADMIN_PASSWORD)),
+            As::Viewer => request.basic_auth("watcher", Some("watcher-password")),
+            As::Nobody => request,
+        };
         if let Some(ct) = p.content_type {
             request = request.header("content-type", ct);
         }
@@ -104,6 +126,8 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
         (
             ("post", "/api/alerts/{id}/ack"),
             vec![
+                json_probe(Method::POST, &format!("/api/alerts/{id}/ack"), r#"{"by": "张伟"}"#).as_(As::Nobody),
+                json_probe(Method::POST, &format!("/api/alerts/{id}/ack"), r#"{"by": "张伟"}"#).as_(As::Viewer),
                 text_probe(Method::POST, &format!("/api/alerts/{id}/ack"), r#"{"by": "张伟"}"#),
                 json_probe(Method::POST, &format!("/api/alerts/{id}/ack"), r#"{"by": "张伟""#),
                 json_probe(Method::POST, &format!("/api/alerts/{id}/ack"), r#"{"who": "张伟"}"#),
@@ -117,6 +141,8 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
         (
             ("post", "/api/alerts/{id}/resolve"),
             vec![
+                json_probe(Method::POST, &format!("/api/alerts/{id}/resolve"), r#"{"by": "张伟"}"#).as_(As::Nobody),
+                json_probe(Method::POST, &format!("/api/alerts/{id}/resolve"), r#"{"by": "张伟"}"#).as_(As::Viewer),
                 text_probe(Method::POST, &format!("/api/alerts/{id}/resolve"), r#"{"by": "张伟"}"#),
                 json_probe(Method::POST, &format!("/api/alerts/{id}/resolve"), "not json"),
                 json_probe(Method::POST, &format!("/api/alerts/{id}/resolve"), r#"{"by": 7}"#),
@@ -129,6 +155,8 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
         (
             ("post", "/api/silences"),
             vec![
+                json_probe(Method::POST, "/api/silences", &silence).as_(As::Nobody),
+                json_probe(Method::POST, "/api/silences", &silence).as_(As::Viewer),
                 text_probe(Method::POST, "/api/silences", &silence),
                 json_probe(Method::POST, "/api/silences", "{"),
                 json_probe(Method::POST, "/api/silences", r#"{"station": "LX", "created_by": "x"}"#),
@@ -136,10 +164,19 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
                 json_probe(Method::POST, "/api/silences", &silence),
             ],
         ),
-        (("post", "/api/input/complete"), vec![probe(Method::POST, "/api/input/complete")]),
+        (
+            ("post", "/api/input/complete"),
+            vec![
+                probe(Method::POST, "/api/input/complete").as_(As::Nobody),
+                probe(Method::POST, "/api/input/complete").as_(As::Viewer),
+                probe(Method::POST, "/api/input/complete"),
+            ],
+        ),
         (
             ("delete", "/api/silences/{id}"),
             vec![
+                probe(Method::DELETE, "/api/silences/1").as_(As::Nobody),
+                probe(Method::DELETE, "/api/silences/1").as_(As::Viewer),
                 probe(Method::DELETE, "/api/silences/abc"),
                 probe(Method::DELETE, "/api/silences/99999"),
                 probe(Method::DELETE, "/api/silences/1"),

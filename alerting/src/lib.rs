@@ -36,6 +36,7 @@ pub mod policy;
 pub mod render;
 pub mod secrets;
 pub mod store;
+pub mod users;
 
 pub use duty::Duty;
 pub use lifecycle::{Alert, AlertBoard, AlertState, Happening, HistoryEntry, Notice, Subject};

@@ -29,6 +29,12 @@ pub struct StoreError {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
+impl StoreError {
+    pub(crate) fn new(what: &str, source: impl std::fmt::Display) -> StoreError {
+        StoreError { what: what.to_owned(), source: crate::secrets::redact(&source.to_string()).into() }
+    }
+}
+
 trait Context<T> {
     fn doing(self, what: &str) -> Result<T, StoreError>;
 }
@@ -246,6 +252,10 @@ impl Store {
             .doing(&format!("connecting to {}", redact(&url)))?;
         MIGRATIONS.run(&pool).await.doing("migrating")?;
         Ok(Store { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Where numbering continues after a restart.

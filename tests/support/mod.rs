@@ -119,6 +119,9 @@ fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
 }
 
+/// The password of the admin every test instance starts with.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
 /// The `tidewatch` binary running `run --config` in a directory of its own.
 pub struct Tidewatch {
     pub http: u16,
@@ -182,6 +185,8 @@ console = true
         let child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
             .args(["run", "--config"])
             .arg(self.dir.join("tidewatch.toml"))
+            // The first start makes the admin the tests act as.
+            .env("TIDEWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -198,17 +203,47 @@ console = true
         }
     }
 
-    /// POSTs JSON to the API.
+    /// POSTs JSON to the API, as the admin.
     pub fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::blocking::Response {
         reqwest::blocking::Client::new()
             .post(format!("http://127.0.0.1:{}{path}", self.http))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
             .json(body)
             .send()
             .unwrap()
     }
 
+    /// DELETEs, as the admin.
     pub fn delete(&self, path: &str) -> reqwest::blocking::Response {
-        reqwest::blocking::Client::new().delete(format!("http://127.0.0.1:{}{path}", self.http)).send().unwrap()
+        reqwest::blocking::Client::new()
+            .delete(format!("http://127.0.0.1:{}{path}", self.http))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .unwrap()
+    }
+
+    /// Adds a user with `tidewatch users add` (password from the environment).
+    pub fn add_user(&self, name: &str, role: &str, password: &str) {
+        let out = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+            .args(["users", "--config"])
+            .arg(self.dir.join("tidewatch.toml"))
+            .args(["add", name, "--role", role])
+            .env("TIDEWATCH_PASSWORD", password)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Makes a bearer token for a user with `tidewatch users token`.
+    pub fn token(&self, name: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+            .args(["users", "--config"])
+            .arg(self.dir.join("tidewatch.toml"))
+            .args(["token", name, "--label", "test"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {

@@ -1,0 +1,183 @@
+//! Who may act on the API: users with a role, their passwords (argon2) and bearer tokens.
+//!
+//! - viewer: reads;
+//! - duty: a duty officer — acknowledges, resolves and comments alerts;
+//! - analyst: silences (and, later, rules);
+//! - admin: everything, users and tokens included.
+//!
+//! Tokens are 32 random bytes, shown once when made; the store keeps their SHA-256 only.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::store::{Store, StoreError};
+
+/// What a user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Duty,
+    Analyst,
+    Admin,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Duty => "duty",
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Viewer, Role::Duty, Role::Analyst, Role::Admin].into_iter().find(|r| r.name() == s)
+    }
+
+    /// Whether this role may do what `needed` allows: the same role, or admin.
+    pub fn allows(self, needed: Role) -> bool {
+        self == needed || self == Role::Admin || needed == Role::Viewer
+    }
+}
+
+/// An authenticated user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+}
+
+/// A user as `users list` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct UserRecord {
+    pub name: String,
+    pub role: Role,
+    pub tokens: i64,
+    pub created_at: i64,
+}
+
+fn hash_password(password: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| e.to_string())?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+}
+
+fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random secret: `prefix` and 64 hex digits.
+pub fn random_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    format!("{prefix}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+impl Store {
+    /// Adds a user, or changes an existing one's role and password.
+    pub async fn put_user(&self, name: &str, role: Role, password: Option<&str>, now: i64) -> Result<(), StoreError> {
+        let hash = match password {
+            Some(p) => Some(hash_password(p).map_err(|e| StoreError::new("hashing a password", e))?),
+            None => None,
+        };
+        sqlx::query(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = COALESCE(excluded.password_hash, users.password_hash)",
+        )
+        .bind(name)
+        .bind(role.name())
+        .bind(hash)
+        .bind(now)
+        .execute(self.pool())
+        .await
+        .map_err(|e| StoreError::new("writing a user", e))?;
+        Ok(())
+    }
+
+    pub async fn user_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(self.pool())
+            .await
+            .map_err(|e| StoreError::new("counting users", e))?;
+        row.try_get(0).map_err(|e| StoreError::new("counting users", e))
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.name, u.role, u.created_at, (SELECT COUNT(*) FROM api_tokens t WHERE t.user_name = u.name) \
+             FROM users u ORDER BY u.name",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| StoreError::new("listing users", e))?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.try_get(1).map_err(|e| StoreError::new("reading a user", e))?;
+                Ok(UserRecord {
+                    name: r.try_get(0).map_err(|e| StoreError::new("reading a user", e))?,
+                    role: Role::parse(&role).unwrap_or(Role::Viewer),
+                    created_at: r.try_get(2).map_err(|e| StoreError::new("reading a user", e))?,
+                    tokens: r.try_get(3).map_err(|e| StoreError::new("reading a user", e))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes a bearer token for `user`; the token itself is returned once and not kept.
+    pub async fn new_token(&self, user: &str, label: &str, now: i64) -> Result<Option<String>, StoreError> {
+        if self.user(user).await?.is_none() {
+            return Ok(None);
+        }
+        let token = random_secret("tw_");
+        sqlx::query("INSERT INTO api_tokens (token_hash, user_name, label, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash(&token))
+            .bind(user)
+            .bind(label)
+            .bind(now)
+            .execute(self.pool())
+            .await
+            .map_err(|e| StoreError::new("writing a token", e))?;
+        Ok(Some(token))
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let row = sqlx::query("SELECT name, role, password_hash FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| StoreError::new("reading a user", e))?;
+        let Some(row) = row else { return Ok(None) };
+        let role: String = row.try_get(1).map_err(|e| StoreError::new("reading a user", e))?;
+        let user = User {
+            name: row.try_get(0).map_err(|e| StoreError::new("reading a user", e))?,
+            role: Role::parse(&role).unwrap_or(Role::Viewer),
+        };
+        Ok(Some((user, row.try_get(2).map_err(|e| StoreError::new("reading a user", e))?)))
+    }
+
+    /// The user a password belongs to, if it is theirs.
+    pub async fn check_password(&self, name: &str, password: &str) -> Result<Option<User>, StoreError> {
+        let Some((user, Some(hash))) = self.user(name).await? else { return Ok(None) };
+        let ok =
+            PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
+        Ok(ok.then_some(user))
+    }
+
+    /// The user a bearer token belongs to.
+    pub async fn check_token(&self, token: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT user_name FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash(token))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| StoreError::new("reading a token", e))?;
+        let Some(row) = row else { return Ok(None) };
+        let name: String = row.try_get(0).map_err(|e| StoreError::new("reading a token", e))?;
+        Ok(self.user(&name).await?.map(|(u, _)| u))
+    }
+}

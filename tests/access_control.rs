@@ -1,0 +1,147 @@
+//! Access control on the HTTP API, for each role, against the running server: who may
+//! acknowledge, resolve and silence, with passwords (HTTP Basic) and bearer tokens, and who
+//! is recorded as having done it.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::{json, Value};
+use support::{Mosquitto, Tidewatch};
+
+const STATIONS: &str = r#"
+[[station]]
+id = "LX"
+name = "兰溪"
+domain = "water"
+location = [119.46, 29.21]
+region = "330781"
+attributes = { warning_level = 28.0 }
+"#;
+
+const RULES: &str = r#"
+[[rule]]
+id = "level"
+select = { quantity = "water_level" }
+kind = "threshold"
+levels = [{ severity = "yellow", above = "station.warning_level" }]
+"#;
+
+#[test]
+fn each_role_may_do_its_part_and_every_change_says_who() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let routes = "[[mqtt.route]]\nname = \"json\"\nfilter = \"sensors/#\"\nformat = \"json\"\n[alerting]\nmax_silence = \"2d\"\n";
+    let engine = "workers = 1\nallowed_lateness = \"1m\"\nidle_source_timeout = \"1h\"";
+    let mut tidewatch =
+        Tidewatch::start_with_routes(&dir.path().join("app"), broker.port, STATIONS, RULES, engine, routes);
+    tidewatch.add_user("zhang", "duty", "duty-pw");
+    tidewatch.add_user("li", "analyst", "analyst-pw");
+    tidewatch.add_user("wang", "viewer", "viewer-pw");
+    let duty_token = tidewatch.token("zhang");
+    assert!(duty_token.starts_with("tw_") && duty_token.len() == 67, "{duty_token}");
+
+    let t = chrono::Utc::now().timestamp_millis() - 60_000;
+    broker.publish_lines(
+        "sensors/water",
+        &[json!({"station": "LX", "quantity": "water_level", "value": 29.0, "time": t}).to_string()],
+    );
+    tidewatch.wait_until("an open alert", Duration::from_secs(30), |h| h["open_alerts"] == 1);
+    let alerts: Vec<Value> = tidewatch.get("/api/alerts").json().unwrap();
+    let id = alerts[0]["id"].as_i64().unwrap();
+
+    let client = Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", tidewatch.http);
+    let basic = |r: RequestBuilder, user: &str, pw: &str| r.basic_auth(user, Some(pw));
+    let status = |r: RequestBuilder| r.send().unwrap().status().as_u16();
+    let ack = || client.post(url(&format!("/api/alerts/{id}/ack"))).json(&json!({"note": "on my way"}));
+    let ends = (chrono::Utc::now() + chrono::Duration::hours(6)).to_rfc3339();
+    let silence = |body: Value| client.post(url("/api/silences")).json(&body);
+    let station_silence = json!({"station": "LX", "ends_at": ends, "created_by": "x", "comment": "gauge works"});
+
+    // Nobody, a wrong password, an unknown token: 401.
+    assert_eq!(status(ack()), 401);
+    assert_eq!(status(basic(ack(), "zhang", "wrong")), 401);
+    assert_eq!(status(ack().bearer_auth("tw_0000")), 401);
+    // A viewer reads, and may not change anything.
+    assert_eq!(status(basic(ack(), "wang", "viewer-pw")), 403);
+    assert_eq!(status(basic(silence(station_silence.clone()), "wang", "viewer-pw")), 403);
+    // An analyst silences but does not take alerts on.
+    assert_eq!(status(basic(ack(), "li", "analyst-pw")), 403);
+    let made = basic(silence(station_silence.clone()), "li", "analyst-pw").send().unwrap();
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().unwrap();
+    assert_eq!(made["created_by"], "x (via li)", "who asked, and who did it");
+    // A duty officer takes it on (with a token), and may not silence.
+    assert_eq!(status(silence(station_silence.clone()).bearer_auth(&duty_token)), 403);
+    let acked: Value = ack().bearer_auth(&duty_token).send().unwrap().json().unwrap();
+    assert_eq!((&acked["state"], &acked["acknowledged"]["by"]), (&json!("acknowledged"), &json!("zhang")));
+    let detail: Value = tidewatch.get(&format!("/api/alerts/{id}")).json().unwrap();
+    let history = detail["history"].as_array().unwrap();
+    let taken = history.iter().find(|e| e["happening"] == "acknowledge").unwrap();
+    assert_eq!(taken["actor"], "zhang", "{history:#?}");
+
+    // Silences are bounded: not longer than max_silence, and one that mutes everything is an
+    // admin's, with a reason.
+    let long = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    let too_long = basic(silence(json!({"station": "LX", "ends_at": long, "created_by": "li"})), "li", "analyst-pw")
+        .send()
+        .unwrap();
+    assert_eq!(too_long.status(), 400);
+    assert!(too_long.text().unwrap().contains("at most 48 h"));
+    let everything = json!({"rule": "*", "ends_at": ends, "created_by": "li"});
+    assert_eq!(status(basic(silence(everything.clone()), "li", "analyst-pw")), 400);
+    assert_eq!(status(basic(silence(everything), "admin", support::ADMIN_PASSWORD)), 400, "no reason given");
+    let with_reason = json!({"region": "", "ends_at": ends, "created_by": "admin", "comment": "provincial drill"});
+    assert_eq!(status(basic(silence(with_reason), "admin", support::ADMIN_PASSWORD)), 201);
+    let huge = json!({"station": "LX", "ends_at": ends, "created_by": "li", "comment": "x".repeat(5000)});
+    assert_eq!(status(basic(silence(huge), "li", "analyst-pw")), 400);
+
+    // `users list` shows who may do what; the admin was made at the first start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+        .args(["users", "--config"])
+        .arg(tidewatch.dir.join("tidewatch.toml"))
+        .arg("list")
+        .output()
+        .unwrap();
+    let list = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        list.lines().collect::<Vec<_>>(),
+        ["admin\tadmin\t0 token(s)", "li\tanalyst\t0 token(s)", "wang\tviewer\t0 token(s)", "zhang\tduty\t1 token(s)"]
+    );
+    assert!(tidewatch.log().contains("created the first user, admin"));
+    assert!(!tidewatch.log().contains(support::ADMIN_PASSWORD), "a password from the environment is not printed");
+    tidewatch.stop();
+}
+
+#[test]
+fn reads_can_need_a_login_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let routes = "[[mqtt.route]]\nname = \"json\"\nfilter = \"sensors/#\"\nformat = \"json\"\n";
+    let engine = "workers = 1";
+    let mut tidewatch =
+        Tidewatch::start_with_routes(&dir.path().join("app"), broker.port, STATIONS, RULES, engine, routes);
+    // The support config has an [http] table: open_reads goes in through a second config.
+    let config = tidewatch.dir.join("tidewatch.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace("[http]\n", "[http]\nopen_reads = false\n");
+    std::fs::write(&config, text).unwrap();
+    tidewatch.stop();
+    tidewatch.respawn();
+    assert_eq!(tidewatch.get("/api/alerts").status(), 401);
+    assert_eq!(tidewatch.get("/healthz").status(), 200, "probes stay open");
+    tidewatch.add_user("wang", "viewer", "viewer-pw");
+    let client = Client::new();
+    let response = client
+        .get(format!("http://127.0.0.1:{}/api/alerts", tidewatch.http))
+        .basic_auth("wang", Some("viewer-pw"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    tidewatch.stop();
+}
