@@ -311,7 +311,7 @@ fn notifications_reach_every_channel_escalate_until_acknowledged_and_respect_sil
     assert_eq!((&acked["state"], &acked["acknowledged"]["by"]), (&json!("acknowledged"), &json!("张伟 (via admin)")));
     let again = tidewatch.post("/api/alerts/1/ack", &json!({"by": "李娜"}));
     assert_eq!(again.status(), 409);
-    assert_eq!(again.json::<Value>().unwrap()["reason"], "alert 1 is already acknowledged by 张伟");
+    assert_eq!(again.json::<Value>().unwrap()["reason"], "alert 1 is already acknowledged by 张伟 (via admin)");
     let missing = tidewatch.post("/api/alerts/99/ack", &json!({"by": "李娜"}));
     assert_eq!(missing.status(), 404);
     let bad = tidewatch.post("/api/alerts/1/ack", &json!({"who": "李娜"}));
