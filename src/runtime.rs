@@ -614,8 +614,14 @@ async fn ingest(
         refused.clear();
         refused.resize(batch.len(), false);
         for (index, envelope) in batch.iter().enumerate() {
+            // The payload is kept with the first few of its refusals; one payload refused
+            // record by record does not copy itself into every letter.
+            let refusals = std::cell::Cell::new(0u32);
             let keep = |reason| {
-                DeadLetter::new(envelope.received_at, envelope.source, &envelope.topic, &envelope.payload, reason)
+                let n = refusals.get();
+                refusals.set(n + 1);
+                let payload: &[u8] = if n < PAYLOAD_COPIES { &envelope.payload } else { b"" };
+                DeadLetter::new(envelope.received_at, envelope.source, &envelope.topic, payload, reason)
             };
             add(&mut payloads, envelope.source, 1);
             if let Some(why) = &envelope.framing_error {
@@ -797,6 +803,9 @@ async fn resolve_discarded(alerting: &AlertingHandle, rules: &[String]) {
         }
     }
 }
+
+/// Dead letters of one payload that carry a copy of it; the rest say only why.
+const PAYLOAD_COPIES: u32 = 3;
 
 /// A set of split packets given up: a dead letter with the parts it had.
 fn incomplete_letter(set: &Incomplete) -> DeadLetter {
