@@ -145,6 +145,9 @@ pub struct MqttSection {
     pub keep_alive_s: u64,
     /// Longest wait between reconnection attempts.
     pub max_backoff_s: u64,
+    /// Messages larger than this (KiB) are one dead letter, `too_large`, and acknowledged.
+    /// The broker's own limit should be at most 64 MiB (`message_size_limit` in Mosquitto).
+    pub max_message_kb: usize,
     pub username: Option<String>,
     pub password: Option<String>,
     /// Topic filters and how to decode what arrives on them; the first match wins.
@@ -159,6 +162,7 @@ impl Default for MqttSection {
             client_id: "tidewatch".into(),
             keep_alive_s: 30,
             max_backoff_s: 10,
+            max_message_kb: 1024,
             username: None,
             password: None,
             route: vec![Route {

@@ -285,6 +285,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
             MqttSourceConfig::new(host.clone(), port, config.mqtt.client_id.clone(), router.filters());
         mqtt_config.keep_alive_s = config.mqtt.keep_alive_s;
         mqtt_config.max_backoff_s = config.mqtt.max_backoff_s;
+        mqtt_config.max_payload = config.mqtt.max_message_kb.max(1) * 1024;
         mqtt_config.username = config.mqtt.username.clone();
         mqtt_config.password = config.mqtt.password.clone();
         broker = Some((host, port));
@@ -624,6 +625,10 @@ async fn ingest(
                 DeadLetter::new(envelope.received_at, envelope.source, &envelope.topic, payload, reason)
             };
             add(&mut payloads, envelope.source, 1);
+            if let Some((bytes, limit)) = envelope.oversize {
+                dead.push(keep(Rejection::TooLarge { bytes, limit }));
+                continue;
+            }
             if let Some(why) = &envelope.framing_error {
                 dead.push(keep(Rejection::Undecodable { message: format!("{}: {why}", envelope.source) }));
                 continue;

@@ -410,3 +410,41 @@ levels = [{ severity = "yellow", above = "station.warning_level" }]
     assert!(watermark.timestamp_millis() <= now(), "event time is not ahead of the clock: {health}");
     tidewatch.stop();
 }
+
+/// A message over the size limit on a routed topic is one dead letter, `too_large`, and is
+/// acknowledged: no reconnect loop, and the readings after it are taken.
+#[test]
+fn an_oversize_message_is_one_dead_letter_not_a_reconnect_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("broker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let mut tidewatch = Tidewatch::start(&dir.path().join("app"), broker.port, STATIONS, RULES, engine());
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, format!("[{}]", vec!["1"; 1_100_000].join(","))).unwrap();
+    let status = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1", "-t", "sensors/big", "-f"])
+        .arg(&big)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let t = t0();
+    broker.publish_lines(
+        "sensors/water",
+        &[json!({"station": "LX", "quantity": "water_level", "value": 9.0, "time": t}).to_string()],
+    );
+    tidewatch.wait_until("the reading after it", Duration::from_secs(30), |h| h["readings"] == 1);
+    std::thread::sleep(Duration::from_secs(2));
+    let health = tidewatch.health();
+    assert_eq!(health["dead_letters"], 1, "{health}");
+    let letters = tidewatch.json_lines("dead_letters.jsonl");
+    assert_eq!(letters[0]["reason"]["kind"], "too_large", "{}", letters[0]);
+    assert_eq!(letters[0]["reason"]["bytes"], std::fs::metadata(&big).unwrap().len());
+    tidewatch.stop();
+    // Acknowledged: a restart on the same session is not handed it again.
+    tidewatch.respawn();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(tidewatch.health()["dead_letters"], 0, "not delivered again");
+    assert_eq!(tidewatch.log().matches("MQTT connected").count(), 2, "{}", tidewatch.log());
+    tidewatch.stop();
+}

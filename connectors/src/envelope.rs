@@ -17,6 +17,9 @@ pub struct Envelope {
     /// Set when the connector could not cut these bytes into a message (garbage between
     /// frames, a connection closed mid-frame): the bytes are a dead letter, not a payload.
     pub framing_error: Option<String>,
+    /// Set when the message was too large to take: (its size, the limit). The payload then
+    /// holds only its start, for the dead letter.
+    pub oversize: Option<(usize, usize)>,
 }
 
 /// Source-specific acknowledgement data.

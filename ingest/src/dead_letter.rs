@@ -15,6 +15,9 @@ pub enum Rejection {
     /// dead letter keeps the parts that came.
     #[error("incomplete: {message}")]
     Incomplete { message: String },
+    /// A message larger than the source accepts; the dead letter keeps its start.
+    #[error("message of {bytes} bytes is larger than the {limit} bytes accepted")]
+    TooLarge { bytes: usize, limit: usize },
     /// No route's topic filter matches the topic the payload came on.
     #[error("no route for topic {topic:?}")]
     Unrouted { topic: String },
@@ -53,6 +56,7 @@ impl Rejection {
         match self {
             Rejection::Undecodable { .. } => "undecodable",
             Rejection::Incomplete { .. } => "incomplete",
+            Rejection::TooLarge { .. } => "too_large",
             Rejection::Unrouted { .. } => "unrouted",
             Rejection::UnknownStation { .. } => "unknown_station",
             Rejection::Auth { .. } => "auth",
@@ -70,6 +74,7 @@ impl Rejection {
     pub const KINDS: &'static [&'static str] = &[
         "undecodable",
         "incomplete",
+        "too_large",
         "unrouted",
         "unknown_station",
         "auth",

@@ -29,7 +29,19 @@ pub struct MqttSourceConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// Messages larger than this are refused (one dead letter, `too_large`) and acknowledged,
+    /// so the broker does not send them again.
+    #[serde(default = "default_max_payload")]
+    pub max_payload: usize,
 }
+
+fn default_max_payload() -> usize {
+    1 << 20
+}
+
+/// What the client accepts off the wire at all: a message over the broker's own limit
+/// (set it at or below this) would close the connection on every delivery.
+pub const MAX_PACKET: usize = 64 << 20;
 
 fn default_keep_alive() -> u64 {
     30
@@ -53,6 +65,7 @@ impl MqttSourceConfig {
             inflight: default_inflight(),
             username: None,
             password: None,
+            max_payload: default_max_payload(),
         }
     }
 

@@ -73,7 +73,7 @@ impl MqttSource {
             .set_clean_session(false)
             .set_manual_acks(true)
             .set_inflight(config.inflight.max(1))
-            .set_max_packet_size(1 << 20, 1 << 20);
+            .set_max_packet_size(super::config::MAX_PACKET, 1 << 20);
         if let (Some(user), Some(pass)) = (&config.username, &config.password) {
             options.set_credentials(user, pass);
         }
@@ -105,6 +105,9 @@ impl SourceHandle {
     }
 }
 
+/// A connection up this long counts as working: the next failure starts back-off afresh.
+const STABLE: Duration = Duration::from_secs(30);
+
 async fn run(
     mut eventloop: EventLoop,
     client: AsyncClient,
@@ -114,6 +117,9 @@ async fn run(
     status: Arc<MqttStatus>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    // When the current connection came up: back-off starts afresh only once a connection
+    // has stayed up, so a broker that accepts and drops at once is not hammered.
+    let mut up_since: Option<std::time::Instant> = None;
     // Envelopes received but not yet taken by the consumer. The event loop must never wait
     // for the consumer: the consumer's acks travel through the event loop, so waiting would
     // deadlock as soon as both channels fill. Unacknowledged QoS 1 messages are bounded by
@@ -138,12 +144,19 @@ async fn run(
         };
         match event {
             Ok(Event::Incoming(Packet::Publish(p))) => {
+                let size = p.payload.len();
+                let (payload, oversize) = if size > config.max_payload {
+                    (p.payload.slice(..4096.min(size)), Some((size, config.max_payload)))
+                } else {
+                    (p.payload, None)
+                };
                 pending.push_back(Envelope {
                     source,
                     topic: p.topic,
-                    payload: p.payload,
+                    payload,
                     received_at: now_ms(),
                     framing_error: None,
+                    oversize,
                     ack: match p.qos {
                         QoS::AtMostOnce => AckToken::None,
                         QoS::AtLeastOnce => AckToken::Mqtt { pkid: p.pkid, qos: 1 },
@@ -163,7 +176,7 @@ async fn run(
                 }
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff = Duration::from_millis(100);
+                up_since = Some(std::time::Instant::now());
                 status.connected.store(true, Ordering::Relaxed);
                 status.connections.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(host = %config.host, port = config.port, session_present = ack.session_present, "MQTT connected");
@@ -181,6 +194,9 @@ async fn run(
                     tracing::warn!(host = %config.host, port = config.port, error = %e, "MQTT connection lost; reconnecting");
                 } else {
                     tracing::debug!(host = %config.host, port = config.port, error = %e, retry_in = ?backoff, "MQTT connect failed");
+                }
+                if up_since.take().is_some_and(|at| at.elapsed() >= STABLE) {
+                    backoff = Duration::from_millis(100);
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(config.max_backoff());

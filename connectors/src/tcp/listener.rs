@@ -122,6 +122,7 @@ async fn connection(
         received_at: now_ms(),
         ack,
         framing_error,
+        oversize: None,
     };
     loop {
         let read = tokio::select! {
