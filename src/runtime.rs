@@ -836,14 +836,22 @@ fn deliver(
     checkpoints: Option<(usize, mpsc::UnboundedSender<CheckpointJob>)>,
 ) {
     let mut parts = Parts::default();
+    let mut first_part = None;
     for out in output.iter() {
         match out {
             EngineOutput::Checkpoint { position, part, .. } => {
                 let Some((workers, jobs)) = &checkpoints else { continue };
+                // From the first part on, a worker that passed its part emits transitions
+                // the checkpoint does not cover: they may come again after a restart, so the
+                // checkpoint records the store's event sequence as of the first part.
+                if parts.is_empty() || parts.position() != position {
+                    first_part = Some(alerts.barrier());
+                }
                 if let Some((position, full, rows, held)) = parts.add(position, *part, *workers) {
                     // Every worker's events before its part are with the alert manager.
                     let stored = alerts.barrier();
-                    let _ = jobs.send(CheckpointJob { position, full, rows, held, stored });
+                    let Some(since) = first_part.take() else { continue };
+                    let _ = jobs.send(CheckpointJob { position, full, rows, held, since, stored });
                 }
             }
             EngineOutput::Alert(event) => {

@@ -8,25 +8,7 @@ use std::time::Duration;
 
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{json, Value};
-use support::{Mosquitto, Tidewatch};
-
-const STATIONS: &str = r#"
-[[station]]
-id = "LX"
-name = "兰溪"
-domain = "water"
-location = [119.46, 29.21]
-region = "330781"
-attributes = { warning_level = 28.0 }
-"#;
-
-const RULES: &str = r#"
-[[rule]]
-id = "level"
-select = { quantity = "water_level" }
-kind = "threshold"
-levels = [{ severity = "yellow", above = "station.warning_level" }]
-"#;
+use support::{Mosquitto, Tidewatch, LX_STATION as STATIONS, LX_YELLOW_RULE as RULES};
 
 #[test]
 fn each_role_may_do_its_part_and_every_change_says_who() {

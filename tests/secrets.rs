@@ -8,30 +8,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{Mosquitto, Tidewatch};
+use support::{Mosquitto, Tidewatch, LX_STATION as STATIONS, LX_YELLOW_RULE as RULES};
 
 const TOKEN: &str = "a1b2c3d4e5f6SECRETROBOTTOKEN0987";
 const SIGNING: &str = "SECsigningSECRET1234567890";
 const WECOM_KEY: &str = "wecomKEY-5f1e-SECRET";
 const DB_PASSWORD: &str = "Pg-SECRET-password-42";
-
-const STATIONS: &str = r#"
-[[station]]
-id = "LX"
-name = "兰溪"
-domain = "water"
-location = [119.46, 29.21]
-region = "330781"
-attributes = { warning_level = 28.0 }
-"#;
-
-const RULES: &str = r#"
-[[rule]]
-id = "level"
-select = { quantity = "water_level" }
-kind = "threshold"
-levels = [{ severity = "yellow", above = "station.warning_level" }]
-"#;
 
 fn assert_clean(what: &str, text: &str) {
     for secret in [TOKEN, SIGNING, WECOM_KEY, DB_PASSWORD] {

@@ -197,9 +197,11 @@ impl Durable {
             (self.in_flight.clone(), self.full_next.clone(), self.requested_at.clone());
         tokio::spawn(async move {
             while let Some(job) = jobs.recv().await {
-                let outcome = match job.stored.await {
-                    Err(_) => Err("the alert manager stopped before storing the transitions before it".to_owned()),
-                    Ok(event_seq) => {
+                let outcome = match (job.since.await, job.stored.await) {
+                    (Err(_), _) | (_, Err(_)) => {
+                        Err("the alert manager stopped before storing the transitions before it".to_owned())
+                    }
+                    (Ok(event_seq), Ok(_)) => {
                         let (rows, held) = Checkpoint::named(&rules, &registry, &job.rows, &job.held);
                         let checkpoint = Checkpoint { position: job.position, event_seq, full: job.full, rows, held };
                         let now = tidewatch_connectors::envelope::now_ms();
@@ -272,6 +274,9 @@ pub struct CheckpointJob {
     pub full: bool,
     pub rows: Vec<StateRow>,
     pub held: Vec<Reading>,
+    /// The alert store's next event sequence number when the first worker's part came:
+    /// transitions from it on may be emitted again by a replay from this checkpoint.
+    pub since: oneshot::Receiver<i64>,
     /// Resolves once the alert store holds every transition before the checkpoint.
     pub stored: oneshot::Receiver<i64>,
 }
@@ -284,6 +289,16 @@ pub struct Parts {
 }
 
 impl Parts {
+    /// No part of a checkpoint is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// The position of the checkpoint whose parts are waiting.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
     /// Adds a worker's part; returns the whole checkpoint once `workers` parts are in.
     pub fn add(
         &mut self,

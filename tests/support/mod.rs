@@ -119,6 +119,26 @@ fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
 }
 
+/// One gauge, 兰溪 (LX), warning level 28 m.
+pub const LX_STATION: &str = r#"
+[[station]]
+id = "LX"
+name = "兰溪"
+domain = "water"
+location = [119.46, 29.21]
+region = "330781"
+attributes = { warning_level = 28.0 }
+"#;
+
+/// Yellow above the station's warning level, on arrival.
+pub const LX_YELLOW_RULE: &str = r#"
+[[rule]]
+id = "level"
+select = { quantity = "water_level" }
+kind = "threshold"
+levels = [{ severity = "yellow", above = "station.warning_level" }]
+"#;
+
 /// The password of the admin every test instance starts with.
 pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
