@@ -128,8 +128,8 @@ impl EventSender {
     }
 
     /// Resolves once every event sent before this call is stored, with the sequence number
-    /// the next stored alert event gets (a checkpoint records it: transitions from it on
-    /// may be replayed after a crash). `None` if the manager has stopped.
+    /// the first event sent after it gets (a checkpoint records it: transitions from it on
+    /// may be replayed after a crash). Dropped if the manager has stopped.
     pub fn barrier(&self) -> oneshot::Receiver<i64> {
         let (tx, rx) = oneshot::channel();
         let _ = self.0.send(Input::Barrier(tx));
@@ -307,7 +307,9 @@ impl Manager {
                                     self.record(update, now, &mut changes);
                                 }
                             }
-                            Input::Barrier(reply) => barriers.push(reply),
+                            // The sequence number where the barrier stands: events after
+                            // it in this batch are numbered after it.
+                            Input::Barrier(reply) => barriers.push((reply, self.ids.event)),
                         }
                     }
                 }
@@ -315,8 +317,8 @@ impl Manager {
             }
             match self.commit(&changes).await {
                 Ok(()) => {
-                    for reply in barriers.drain(..) {
-                        let _ = reply.send(self.ids.event);
+                    for (reply, seq) in barriers.drain(..) {
+                        let _ = reply.send(seq);
                     }
                 }
                 Err(e) => {

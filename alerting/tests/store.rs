@@ -198,3 +198,41 @@ async fn the_workflow_is_durable_on_postgres() {
     let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&url);
     workflow(&format!("{base}/{name}")).await;
 }
+
+/// A barrier answers with the sequence number where it stood among the events: the events
+/// sent after it — even those stored in the same batch — are numbered from it on, and a
+/// replay after a restart finds them with `transitions_since`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_barrier_marks_where_it_stood_among_the_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("alerts.db").display())).await.unwrap();
+    let (registry, rules) = world();
+    let seen = Arc::new(Seen::default());
+    let alerting = Alerting::start(
+        store.clone(),
+        Arc::new(Duty::default()),
+        registry,
+        rules,
+        AlertingSettings::default(),
+        seen.clone(),
+    )
+    .await
+    .unwrap();
+    // All in one go, so the manager takes them as one batch.
+    alerting.events.send(event(0, Transition::Fire, Severity::Yellow, 29.0));
+    let barrier = alerting.events.barrier();
+    let mut after = event(1, Transition::Fire, Severity::Yellow, 36.0);
+    after.event_time += 60_000;
+    alerting.events.send(after);
+    let seq = barrier.await.unwrap();
+    let mut since = Vec::new();
+    for _ in 0..50 {
+        since = store.transitions_since(seq).await.unwrap();
+        if !since.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(since, vec![("wl".to_owned(), "QT-JH".to_owned(), "water_level".to_owned(), 1_764_000_060_000)]);
+    alerting.finish().await;
+}
