@@ -96,8 +96,13 @@ pub fn router(state: Arc<AppState>) -> Router {
                 "this endpoint does not take that method; see /api/openapi.json",
             )
         })
+        // A body's size is checked against its Content-Length before it is read.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
+
+/// The largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
 
 fn console_redirect(path: &str, query: Option<&str>) -> axum::response::Redirect {
     match query {
@@ -392,6 +397,7 @@ impl Action {
         (status = 400, body = ApiError, description = "broken JSON, an id that is not a number, or `by` empty"),
         (status = 404, body = ApiError, description = "no open alert with this id"),
         (status = 409, body = ApiError, description = "already acknowledged"),
+        (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
         (status = 415, body = ApiError, description = "the body is not `application/json`"),
         (status = 422, body = ApiError, description = "a field missing, unknown or of the wrong type"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
@@ -415,6 +421,7 @@ async fn acknowledge(
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 400, body = ApiError, description = "broken JSON, an id that is not a number, or `by` empty"),
         (status = 404, body = ApiError, description = "no open alert with this id"),
+        (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
         (status = 415, body = ApiError, description = "the body is not `application/json`"),
         (status = 422, body = ApiError, description = "a field missing, unknown or of the wrong type"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
@@ -444,6 +451,7 @@ async fn list_silences(State(state): State<Arc<AppState>>, _: Reader) -> Result<
         (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 400, body = ApiError, description = "broken JSON, or a silence that matches nothing, has no future, lasts too long, or matches everything without a reason"),
+        (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
         (status = 415, body = ApiError, description = "the body is not `application/json`"),
         (status = 422, body = ApiError, description = "a field missing, unknown or of the wrong type"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
