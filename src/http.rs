@@ -388,6 +388,16 @@ impl Action {
     }
 }
 
+/// A duty officer's action on an alert: (who it is recorded as, the note).
+fn duty_action(
+    principal: &Principal,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<(String, Option<String>), ApiError> {
+    principal.require(Role::Duty)?;
+    let Json(action) = body.map_err(bad_body)?;
+    Ok((action.actor(principal)?, action.note))
+}
+
 /// Acknowledge an open alert: somebody has taken it on, and it stops escalating.
 #[utoipa::path(post, path = "/api/alerts/{id}/ack", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
     request_body = Action, security(("bearer" = []), ("basic" = [])),
@@ -407,10 +417,8 @@ async fn acknowledge(
     Id(id): Id,
     body: Result<Json<Action>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
-    principal.require(Role::Duty)?;
-    let Json(action) = body.map_err(bad_body)?;
-    let by = action.actor(&principal)?;
-    Ok(Json(state.alerting.acknowledge(id, by, action.note).await?))
+    let (by, note) = duty_action(&principal, body)?;
+    Ok(Json(state.alerting.acknowledge(id, by, note).await?))
 }
 
 /// Resolve an open alert by hand.
@@ -431,10 +439,8 @@ async fn resolve(
     Id(id): Id,
     body: Result<Json<Action>, JsonRejection>,
 ) -> Result<Json<Alert>, ApiError> {
-    principal.require(Role::Duty)?;
-    let Json(action) = body.map_err(bad_body)?;
-    let by = action.actor(&principal)?;
-    Ok(Json(state.alerting.resolve(id, by, action.note).await?))
+    let (by, note) = duty_action(&principal, body)?;
+    Ok(Json(state.alerting.resolve(id, by, note).await?))
 }
 
 /// Silences in force or to come, with the duty file's maintenance windows (negative ids).

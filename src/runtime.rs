@@ -298,7 +298,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let store_url = &config.alerting.store;
     let store = Store::open_with(store_url, full_sync)
         .await
-        .with_context(|| format!("alerting.store {}", tidewatch_alerting::store::redact(store_url)))?;
+        .with_context(|| format!("alerting.store {}", tidewatch_alerting::secrets::redact(store_url)))?;
     first_admin(&store).await?;
     if let (Some(durable), Some(r)) = (&durable, &recovered) {
         if !r.found {
@@ -836,22 +836,12 @@ fn deliver(
     checkpoints: Option<(usize, mpsc::UnboundedSender<CheckpointJob>)>,
 ) {
     let mut parts = Parts::default();
-    let mut first_part = None;
     for out in output.iter() {
         match out {
             EngineOutput::Checkpoint { position, part, .. } => {
                 let Some((workers, jobs)) = &checkpoints else { continue };
-                // From the first part on, a worker that passed its part emits transitions
-                // the checkpoint does not cover: they may come again after a restart, so the
-                // checkpoint records the store's event sequence as of the first part.
-                if parts.is_empty() || parts.position() != position {
-                    first_part = Some(alerts.barrier());
-                }
-                if let Some((position, full, rows, held)) = parts.add(position, *part, *workers) {
-                    // Every worker's events before its part are with the alert manager.
-                    let stored = alerts.barrier();
-                    let Some(since) = first_part.take() else { continue };
-                    let _ = jobs.send(CheckpointJob { position, full, rows, held, since, stored });
+                if let Some(job) = parts.add(position, *part, *workers, &alerts) {
+                    let _ = jobs.send(job);
                 }
             }
             EngineOutput::Alert(event) => {

@@ -175,6 +175,15 @@ fn start(dir: &std::path::Path, broker: &Mosquitto, duty: &str, extra: &str) -> 
     Tidewatch::start_with_routes(dir, broker.port, STATIONS, RULES, engine(), &routes)
 }
 
+/// A roster whose one team (the default) is told through one webhook at `url`.
+fn hook_roster(url: &str) -> String {
+    format!(
+        "[channel.hook]\nkind = \"webhook\"\nurl = \"{url}\"\n\
+         [[member]]\nid = \"zhang\"\nname = \"张伟\"\n\
+         [[team]]\nid = \"lanxi\"\nname = \"兰溪\"\ndefault = true\nchannels = [\"hook\"]\n"
+    )
+}
+
 /// Subscribes with the independent `mosquitto_sub` client.
 fn subscribe(port: u16, topic: &str, count: usize) -> std::process::Child {
     Command::new("mosquitto_sub")
@@ -389,12 +398,7 @@ fn a_killed_process_neither_loses_nor_repeats_a_notification() {
     std::fs::create_dir_all(dir.path().join("app")).unwrap();
     let broker = Mosquitto::start(&dir.path().join("broker"));
     let recorder = Recorder::start();
-    let duty = format!(
-        "[channel.hook]\nkind = \"webhook\"\nurl = \"{}\"\n\
-         [[member]]\nid = \"zhang\"\nname = \"张伟\"\n\
-         [[team]]\nid = \"lanxi\"\nname = \"兰溪\"\ndefault = true\nchannels = [\"hook\"]\n",
-        recorder.url("/hook")
-    );
+    let duty = hook_roster(&recorder.url("/hook"));
     let app = dir.path().join("app");
     // The receiver is down: the notification waits in the outbox, retried.
     recorder.failing.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -453,12 +457,7 @@ fn a_notification_that_failed_before_a_restart_goes_out_at_once_when_the_receive
     std::fs::create_dir_all(dir.path().join("app")).unwrap();
     let broker = Mosquitto::start(&dir.path().join("broker"));
     let recorder = Recorder::start();
-    let duty = format!(
-        "[channel.hook]\nkind = \"webhook\"\nurl = \"{}\"\n\
-         [[member]]\nid = \"zhang\"\nname = \"张伟\"\n\
-         [[team]]\nid = \"lanxi\"\nname = \"兰溪\"\ndefault = true\nchannels = [\"hook\"]\n",
-        recorder.url("/hook")
-    );
+    let duty = hook_roster(&recorder.url("/hook"));
     recorder.failing.store(true, std::sync::atomic::Ordering::SeqCst);
     let app = dir.path().join("app");
     std::fs::write(app.join("duty.toml"), &duty).unwrap();
@@ -500,11 +499,7 @@ fn a_stop_finishes_in_bounded_time_whatever_hangs() {
             held.push(stream);
         }
     });
-    let duty = format!(
-        "[channel.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n\
-         [[member]]\nid = \"zhang\"\nname = \"张伟\"\n\
-         [[team]]\nid = \"lanxi\"\nname = \"兰溪\"\ndefault = true\nchannels = [\"hook\"]\n"
-    );
+    let duty = hook_roster(&format!("http://127.0.0.1:{port}/hook"));
     let app = dir.path().join("app");
     std::fs::write(app.join("duty.toml"), &duty).unwrap();
     let routes = "[[mqtt.route]]\nname = \"json\"\nfilter = \"sensors/#\"\nformat = \"json\"\n\

@@ -29,13 +29,7 @@ pub struct StoreError {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-impl StoreError {
-    pub(crate) fn new(what: &str, source: impl std::fmt::Display) -> StoreError {
-        StoreError { what: what.to_owned(), source: crate::secrets::redact(&source.to_string()).into() }
-    }
-}
-
-trait Context<T> {
+pub(crate) trait Context<T> {
     fn doing(self, what: &str) -> Result<T, StoreError>;
 }
 
@@ -249,7 +243,7 @@ impl Store {
             })
             .connect(&url)
             .await
-            .doing(&format!("connecting to {}", redact(&url)))?;
+            .doing(&format!("connecting to {url}"))?;
         MIGRATIONS.run(&pool).await.doing("migrating")?;
         Ok(Store { pool })
     }
@@ -731,9 +725,4 @@ fn read_alert(row: &AnyRow) -> Result<Alert, StoreError> {
     alert.state = AlertState::parse(&state).unwrap_or(alert.state);
     alert.fired_ms = row.try_get("fired_at").doing("reading an alert")?;
     Ok(alert)
-}
-
-/// A database URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    crate::secrets::redact(url)
 }

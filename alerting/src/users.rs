@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Context, Store, StoreError};
 
 /// What a user may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
@@ -61,11 +61,12 @@ pub struct UserRecord {
     pub created_at: i64,
 }
 
-fn hash_password(password: &str) -> Result<String, String> {
+fn hash_password(password: &str) -> std::io::Result<String> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| e.to_string())?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    getrandom::fill(&mut salt).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let hash = Argon2::default().hash_password(password.as_bytes(), &salt);
+    hash.map(|h| h.to_string()).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 fn token_hash(token: &str) -> String {
@@ -83,7 +84,7 @@ impl Store {
     /// Adds a user, or changes an existing one's role and password.
     pub async fn put_user(&self, name: &str, role: Role, password: Option<&str>, now: i64) -> Result<(), StoreError> {
         let hash = match password {
-            Some(p) => Some(hash_password(p).map_err(|e| StoreError::new("hashing a password", e))?),
+            Some(p) => Some(hash_password(p).doing("hashing a password")?),
             None => None,
         };
         sqlx::query(
@@ -96,16 +97,13 @@ impl Store {
         .bind(now)
         .execute(self.pool())
         .await
-        .map_err(|e| StoreError::new("writing a user", e))?;
+        .doing("writing a user")?;
         Ok(())
     }
 
     pub async fn user_count(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM users")
-            .fetch_one(self.pool())
-            .await
-            .map_err(|e| StoreError::new("counting users", e))?;
-        row.try_get(0).map_err(|e| StoreError::new("counting users", e))
+        let row = sqlx::query("SELECT COUNT(*) FROM users").fetch_one(self.pool()).await.doing("counting users")?;
+        row.try_get(0).doing("counting users")
     }
 
     pub async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
@@ -115,15 +113,15 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await
-        .map_err(|e| StoreError::new("listing users", e))?;
+        .doing("listing users")?;
         rows.iter()
             .map(|r| {
-                let role: String = r.try_get(1).map_err(|e| StoreError::new("reading a user", e))?;
+                let role: String = r.try_get(1).doing("reading a user")?;
                 Ok(UserRecord {
-                    name: r.try_get(0).map_err(|e| StoreError::new("reading a user", e))?,
+                    name: r.try_get(0).doing("reading a user")?,
                     role: Role::parse(&role).unwrap_or(Role::Viewer),
-                    created_at: r.try_get(2).map_err(|e| StoreError::new("reading a user", e))?,
-                    tokens: r.try_get(3).map_err(|e| StoreError::new("reading a user", e))?,
+                    created_at: r.try_get(2).doing("reading a user")?,
+                    tokens: r.try_get(3).doing("reading a user")?,
                 })
             })
             .collect()
@@ -142,7 +140,7 @@ impl Store {
             .bind(now)
             .execute(self.pool())
             .await
-            .map_err(|e| StoreError::new("writing a token", e))?;
+            .doing("writing a token")?;
         Ok(Some(token))
     }
 
@@ -151,14 +149,12 @@ impl Store {
             .bind(name)
             .fetch_optional(self.pool())
             .await
-            .map_err(|e| StoreError::new("reading a user", e))?;
+            .doing("reading a user")?;
         let Some(row) = row else { return Ok(None) };
-        let role: String = row.try_get(1).map_err(|e| StoreError::new("reading a user", e))?;
-        let user = User {
-            name: row.try_get(0).map_err(|e| StoreError::new("reading a user", e))?,
-            role: Role::parse(&role).unwrap_or(Role::Viewer),
-        };
-        Ok(Some((user, row.try_get(2).map_err(|e| StoreError::new("reading a user", e))?)))
+        let role: String = row.try_get(1).doing("reading a user")?;
+        let user =
+            User { name: row.try_get(0).doing("reading a user")?, role: Role::parse(&role).unwrap_or(Role::Viewer) };
+        Ok(Some((user, row.try_get(2).doing("reading a user")?)))
     }
 
     /// The user a password belongs to, if it is theirs.
@@ -175,9 +171,9 @@ impl Store {
             .bind(token_hash(token))
             .fetch_optional(self.pool())
             .await
-            .map_err(|e| StoreError::new("reading a token", e))?;
+            .doing("reading a token")?;
         let Some(row) = row else { return Ok(None) };
-        let name: String = row.try_get(0).map_err(|e| StoreError::new("reading a token", e))?;
+        let name: String = row.try_get(0).doing("reading a token")?;
         Ok(self.user(&name).await?.map(|(u, _)| u))
     }
 }

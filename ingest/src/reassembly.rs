@@ -215,9 +215,7 @@ impl Reassembler {
         let mut out = String::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let hex = hex_of(line);
-            let bytes: Option<Vec<u8>> = (hex.len() % 2 == 0)
-                .then(|| (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect())
-                .flatten();
+            let bytes = crate::sl651::decode::decode_hex(&hex).ok();
             match bytes.filter(|_| is_syn(&hex)).map(|b| self.sl651_packet(&b, now, gave_up)) {
                 Some(Some(Some(whole))) => {
                     out.extend(whole.iter().map(|b| format!("{b:02X}")));
@@ -320,7 +318,7 @@ impl Reassembler {
             return None;
         }
         let set = self.sets.remove(&key)?;
-        match rebuild(&set) {
+        match rebuild(&key, &set) {
             Ok(whole) => Some(whole),
             Err(why) => {
                 gave_up.push(incomplete(key, set, why));
@@ -343,7 +341,7 @@ fn incomplete(key: Key, set: Set, why: String) -> Incomplete {
 }
 
 /// The whole message of a complete set.
-fn rebuild(set: &Set) -> Result<Vec<u8>, String> {
+fn rebuild(key: &Key, set: &Set) -> Result<Vec<u8>, String> {
     match &set.head {
         Head::Hj212 { fields } => {
             let cps: Vec<&str> = set
@@ -363,10 +361,7 @@ fn rebuild(set: &Set) -> Result<Vec<u8>, String> {
             if body.len() > 0x0FFF {
                 return Err(format!("rebuilt, its body would be {} bytes, more than a frame can state", body.len()));
             }
-            // The station address is in each part's header; the first part's frame has it.
-            let first = &set.parts.values().next().ok_or("no parts")?.0;
-            let station = crate::sl651::hex_digits(first.get(3..8).ok_or("a part too short")?);
-            Ok(encode_uplink(*centre, &station, *password, *function, &body))
+            Ok(encode_uplink(*centre, &key.station, *password, *function, &body))
         }
         Head::Unknown => Err("the first part never came".to_owned()),
     }

@@ -286,29 +286,26 @@ pub struct CheckpointJob {
 pub struct Parts {
     position: u64,
     parts: Vec<CheckpointPart>,
+    /// The alert store's event sequence as of the first part: from the first part on, a
+    /// worker that passed its part emits transitions the checkpoint does not cover, which a
+    /// replay from it may emit again.
+    since: Option<oneshot::Receiver<i64>>,
 }
 
 impl Parts {
-    /// No part of a checkpoint is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.parts.is_empty()
-    }
-
-    /// The position of the checkpoint whose parts are waiting.
-    pub fn position(&self) -> u64 {
-        self.position
-    }
-
-    /// Adds a worker's part; returns the whole checkpoint once `workers` parts are in.
+    /// Adds a worker's part (barriers go through `alerts`, behind the events before it);
+    /// returns the whole checkpoint once `workers` parts are in.
     pub fn add(
         &mut self,
         position: u64,
         part: CheckpointPart,
         workers: usize,
-    ) -> Option<(u64, bool, Vec<StateRow>, Vec<Reading>)> {
+        alerts: &tidewatch_alerting::EventSender,
+    ) -> Option<CheckpointJob> {
         if self.parts.is_empty() || self.position != position {
             self.parts.clear();
             self.position = position;
+            self.since = Some(alerts.barrier());
         }
         self.parts.push(part);
         if self.parts.len() < workers {
@@ -322,6 +319,8 @@ impl Parts {
             rows.extend(p.rows);
             held.extend(p.held);
         }
-        Some((position, full, rows, held))
+        // Every worker's events before its part are with the alert manager.
+        let stored = alerts.barrier();
+        Some(CheckpointJob { position, full, rows, held, since: self.since.take()?, stored })
     }
 }

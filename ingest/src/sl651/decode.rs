@@ -269,7 +269,7 @@ pub(crate) fn bcd_value(data: &[u8], decimals: i32) -> Result<Option<f64>, Strin
     Ok(Some(if negative { -v } else { v }))
 }
 
-fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
     if !text.len().is_multiple_of(2) {
         return Err(format!("hex text has an odd number of digits ({})", text.len()));

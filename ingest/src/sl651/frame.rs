@@ -108,7 +108,7 @@ impl<'a> Frame<'a> {
 }
 
 /// Bytes as their hex digits, which for BCD are the decimal digits.
-pub fn hex_digits(bytes: &[u8]) -> String {
+pub(crate) fn hex_digits(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 

@@ -11,13 +11,13 @@
 //! of a uniform-interval report (31); [`encode_uplink`]
 //! writes frames (for simulators and round-trip tests).
 
-mod decode;
+pub(crate) mod decode;
 mod element;
 mod frame;
 
 pub use decode::Sl651Decoder;
 pub use element::{element_info, ElementInfo};
-pub use frame::{encode_confirmation, encode_uplink, encode_uplink_packet, hex_digits, Frame, Sl651Error};
+pub use frame::{encode_confirmation, encode_uplink, encode_uplink_packet, Frame, Sl651Error};
 
 #[cfg(test)]
 mod tests;
