@@ -10,6 +10,9 @@ use serde::Deserialize;
 use tidewatch_ingest::json::JsonMapping;
 use tidewatch_rules::duration::parse_duration;
 
+pub use crate::sinks::SinkConfig;
+pub use crate::sources::SourceConfig;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -20,10 +23,19 @@ pub struct Config {
     pub stations: PathBuf,
     /// Rule files or directories of `*.toml` rule files.
     pub rules: Vec<PathBuf>,
-    /// Where readings come from over MQTT.
+    /// Where readings come from: MQTT, Kafka, HJ 212 / SL 651 listeners, recorded files.
     #[serde(default)]
-    pub mqtt: MqttSection,
-    /// TCP listeners that data loggers and telemetry stations connect to.
+    pub source: Vec<SourceConfig>,
+    /// Where readings, alert transitions and dead letters are copied to: InfluxDB, Kafka,
+    /// JSON-lines files.
+    #[serde(default)]
+    pub sink: Vec<SinkConfig>,
+    /// The MQTT source, as written before `[[source]]` existed (still read; the same as a
+    /// `[[source]]` with `kind = "mqtt"`). Without it and without `[[source]]`, the default
+    /// MQTT source on the embedded broker.
+    pub mqtt: Option<MqttSection>,
+    /// TCP listeners, as written before `[[source]]` existed (still read; the same as
+    /// `kind = "hj212_tcp"` / `"sl651_tcp"` sources).
     #[serde(default)]
     pub listener: Vec<Listener>,
     /// The HTTP API (alerts, health, metrics).
@@ -136,6 +148,8 @@ impl Default for EngineSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttSection {
+    /// The source's name (metrics, dead letters, health).
+    pub name: String,
     /// External broker as `host:port`. Leave out to start the embedded broker.
     pub broker: Option<String>,
     /// Address of the embedded broker, when `broker` is not set.
@@ -157,6 +171,7 @@ pub struct MqttSection {
 impl Default for MqttSection {
     fn default() -> Self {
         MqttSection {
+            name: "mqtt".into(),
             broker: None,
             embedded_listen: "127.0.0.1:1883".parse().expect("valid address"),
             client_id: "tidewatch".into(),
@@ -184,7 +199,8 @@ impl Default for MqttSection {
 pub struct Route {
     /// Name used in metrics and dead letters.
     pub name: String,
-    /// MQTT topic filter (`+` and `#` wildcards).
+    /// MQTT topic filter (`+` and `#` wildcards), or a Kafka topic's name.
+    #[serde(alias = "topic")]
     pub filter: String,
     pub format: Format,
     /// Field mapping for `format = "json"`.
@@ -230,7 +246,8 @@ pub enum Format {
 pub struct Listener {
     /// Name used in metrics and dead letters (and as the watermark source).
     pub name: String,
-    pub protocol: StreamProtocolName,
+    /// For `[[listener]]`; a `[[source]]` says it with its `kind`.
+    pub protocol: Option<StreamProtocolName>,
     /// Address to listen on, e.g. `0.0.0.0:9212`.
     pub listen: SocketAddr,
     /// Zone of the devices' clocks.
@@ -343,6 +360,26 @@ impl Config {
         Ok(config)
     }
 
+    /// Every source: the `[[source]]` list, then the older `[mqtt]` and `[[listener]]`
+    /// sections as the sources they are.
+    pub fn sources(&self) -> Vec<SourceConfig> {
+        let mut sources = self.source.clone();
+        match &self.mqtt {
+            Some(mqtt) if !mqtt.route.is_empty() => sources.push(SourceConfig::Mqtt(mqtt.clone())),
+            Some(_) => {}
+            None if self.source.is_empty() => sources.push(SourceConfig::Mqtt(MqttSection::default())),
+            None => {}
+        }
+        for l in &self.listener {
+            let listener = Listener { protocol: None, ..l.clone() };
+            sources.push(match l.protocol {
+                Some(StreamProtocolName::Sl651) => SourceConfig::Sl651Tcp(listener),
+                _ => SourceConfig::Hj212Tcp(listener),
+            });
+        }
+        sources
+    }
+
     /// Makes relative paths relative to `base` (the config file's directory).
     pub fn resolve_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
@@ -363,6 +400,16 @@ impl Config {
         }
         if let Some(p) = self.state.dir.as_mut() {
             fix(p);
+        }
+        for source in &mut self.source {
+            if let SourceConfig::File(f) = source {
+                fix(&mut f.path);
+            }
+        }
+        for sink in &mut self.sink {
+            if let SinkConfig::Jsonl(j) = sink {
+                fix(&mut j.path);
+            }
         }
         if let Some(path) = self.alerting.store.strip_prefix("sqlite://") {
             if !path.starts_with(":memory:") && Path::new(path).is_relative() {
@@ -407,26 +454,31 @@ impl Config {
         if self.rules.is_empty() {
             problems.push("rules: name at least one rule file or directory".into());
         }
-        if self.mqtt.route.is_empty() && self.listener.is_empty() {
-            problems.push("mqtt.route: a route (or a listener) is needed, or no reading can arrive".into());
+        if !self.source.is_empty() && self.mqtt.is_some() {
+            problems.push(
+                "[mqtt] and [[source]] together: write the MQTT source as a [[source]] with kind = \"mqtt\"".into(),
+            );
         }
-        for (i, l) in self.listener.iter().enumerate() {
-            if l.name == "mqtt" || self.listener[..i].iter().any(|o| o.name == l.name) {
-                problems.push(format!("listener {:?}: names must be unique and not \"mqtt\"", l.name));
-            }
-        }
-        for route in &self.mqtt.route {
-            if let Err(e) = route.json.clone().into_decoder() {
-                problems.push(format!("mqtt.route {:?}: {e}", route.name));
-            }
-            if route.filter.is_empty() || route.filter.contains("#/") {
-                problems.push(format!("mqtt.route {:?}: {:?} is not a valid topic filter", route.name, route.filter));
+        for l in &self.listener {
+            if l.protocol.is_none() {
+                problems.push(format!("listener {:?}: needs protocol = \"hj212\" or \"sl651\"", l.name));
             }
         }
-        if let Some(broker) = &self.mqtt.broker {
-            if parse_host_port(broker).is_none() {
-                problems.push(format!("mqtt.broker {broker:?} must be host:port"));
+        let sources = self.sources();
+        if sources.is_empty() {
+            problems.push("source: a [[source]] is needed, or no reading can arrive".into());
+        }
+        for (i, source) in sources.iter().enumerate() {
+            if sources[..i].iter().any(|o| o.name() == source.name()) {
+                problems.push(format!("source {:?}: source names must be unique", source.name()));
             }
+            source.check(&mut problems);
+        }
+        for (i, sink) in self.sink.iter().enumerate() {
+            if self.sink[..i].iter().any(|o| o.name() == sink.name()) {
+                problems.push(format!("sink {:?}: sink names must be unique", sink.name()));
+            }
+            sink.check(&mut problems);
         }
         if problems.is_empty() {
             Ok(timing)

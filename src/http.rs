@@ -537,8 +537,16 @@ async fn input_complete(State(state): State<Arc<AppState>>, principal: Principal
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     let watermark = state.watermark.get();
-    let connected = state.mqtt.connected.load(Ordering::Relaxed);
+    let connected = state.sources.iter().any(|s| s.kind == "mqtt" && s.health.up());
     let counts = state.open_counts();
+    let source = |s: &crate::runtime::SourceInfo| {
+        let mut report = s.health.report();
+        if let Some(fields) = report.as_object_mut() {
+            fields.insert("kind".into(), s.kind.into());
+            fields.insert("up".into(), s.health.up().into());
+        }
+        (s.name.to_owned(), report)
+    };
     let body = serde_json::json!({
         "status": "ok",
         "mqtt_connected": connected,
@@ -546,12 +554,14 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         "readings": state.readings_total.load(Ordering::Relaxed),
         "dead_letters": state.dead_letters_total.load(Ordering::Relaxed),
         "open_alerts": counts.iter().sum::<usize>(),
-        "listeners": state.listeners.iter().map(|(name, s)| (name.to_string(), serde_json::json!({
-            "open": s.open.load(Ordering::Relaxed),
-            "accepted": s.accepted.load(Ordering::Relaxed),
-            "frames": s.frames.load(Ordering::Relaxed),
-            "garbage_bytes": s.garbage_bytes.load(Ordering::Relaxed),
-            "idle_closed": s.idle_closed.load(Ordering::Relaxed),
+        "sources": state.sources.iter().map(source).collect::<serde_json::Map<_, _>>(),
+        // The TCP listeners again, under the name they had before [[source]].
+        "listeners": state.sources.iter().filter(|s| s.kind.ends_with("_tcp")).map(source).collect::<serde_json::Map<_, _>>(),
+        "sinks": state.sinks.iter().map(|(name, kind, c)| (name.clone(), serde_json::json!({
+            "kind": kind,
+            "delivered": c.delivered.load(Ordering::Relaxed),
+            "failed": c.failed.load(Ordering::Relaxed),
+            "dropped": c.dropped.load(Ordering::Relaxed),
         }))).collect::<serde_json::Map<_, _>>(),
     });
     Json(body).into_response()

@@ -11,8 +11,11 @@ mod http;
 mod load;
 mod metrics;
 mod protocols;
+mod replay;
 mod routes;
 mod runtime;
+mod sinks;
+mod sources;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,6 +74,37 @@ enum Command {
         /// Stop by itself after this long.
         #[arg(long, value_parser = duration)]
         duration: Option<Duration>,
+    },
+    /// Replay a recorded file (JSON lines or CSV) through the deployment's rules: the same
+    /// decoding, engine and alert workflow as a live feed, with a fresh alert store in
+    /// `--out`; nobody is notified unless `--notify`.
+    Replay {
+        /// The recording: JSON lines (`.jsonl`) or CSV with a header (`.csv`).
+        file: PathBuf,
+        #[arg(long, default_value = "config/tidewatch.toml")]
+        config: PathBuf,
+        /// jsonl or csv (default: by the file's extension).
+        #[arg(long, value_parser = file_format)]
+        format: Option<sources::FileFormat>,
+        /// Which fields or columns hold what: a TOML file with a route's `json` fields
+        /// (station, quantity, value, unit, time, time_format, time_zone, fixed_quantity, fixed_unit).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Event time per wall-clock time (60: an hour a minute); default as fast as it goes.
+        #[arg(long)]
+        speed: Option<f64>,
+        /// Directory for alerts.jsonl, dead_letters.jsonl and the replay's alert store.
+        #[arg(long, default_value = "var/replay")]
+        out: PathBuf,
+        /// Send notifications to the duty roster (default: only print and record them).
+        #[arg(long)]
+        notify: bool,
+        /// Also feed the configuration's sinks.
+        #[arg(long)]
+        sinks: bool,
+        /// Do not print each transition.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Decode raw device traffic and print readings and rejections as JSON lines.
     Decode {
@@ -223,7 +257,19 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Run { config, duration } => {
             let config = Config::load(&config)?;
             let settings = settings(config, None)?;
-            block_on(runtime::run(settings, RunOptions { duration, simulate: None }))?;
+            block_on(runtime::run(settings, RunOptions { duration, ..Default::default() }))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Replay { file, config, format, mapping, speed, out, notify, sinks, quiet } => {
+            let args = replay::ReplayArgs { file, format, mapping, speed, out, notify, sinks, quiet };
+            let config = replay::configure(Config::load(&config)?, &args)?;
+            let settings = settings(config, None)?;
+            let options = RunOptions {
+                until_sources_end: true,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                ..Default::default()
+            };
+            block_on(runtime::run(settings, options))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Demo { duration, http, mqtt_listen, speed, workers, out } => {
@@ -281,7 +327,7 @@ listen = "{http}"
                 topic_prefix: "tidewatch".into(),
                 status_every: Some(Duration::from_secs(10)),
             };
-            block_on(runtime::run(settings, RunOptions { duration, simulate: Some(simulate) }))?;
+            block_on(runtime::run(settings, RunOptions { duration, simulate: Some(simulate), ..Default::default() }))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
@@ -319,6 +365,14 @@ fn settings(config: Config, given: Option<(Registry, Vec<RuleSource>)>) -> anyho
         anyhow::anyhow!("rule files rejected ({} errors):\n  {}", lines.len(), lines.join("\n  "))
     })?;
     Ok(Settings { config, timing, registry: Arc::new(registry), rules: Arc::new(rules) })
+}
+
+fn file_format(s: &str) -> Result<sources::FileFormat, String> {
+    match s {
+        "jsonl" => Ok(sources::FileFormat::Jsonl),
+        "csv" => Ok(sources::FileFormat::Csv),
+        other => Err(format!("{other:?}: jsonl or csv")),
+    }
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {

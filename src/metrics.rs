@@ -32,6 +32,12 @@ pub struct ChannelLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    pub sink: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SeverityLabels {
     pub severity: String,
 }
@@ -46,6 +52,10 @@ pub struct Metrics {
     pub watermark_lag_seconds: Gauge<f64, AtomicU64>,
     pub watermark_seconds: Gauge<f64, AtomicU64>,
     pub mqtt_connected: Gauge,
+    /// 1 while a source can take messages (connected, listening, reading), by source.
+    pub source_up: Family<SourceLabels, Gauge>,
+    /// Records each sink delivered, failed or dropped (over its bound).
+    pub sink_records: Family<SinkLabels, Counter>,
     pub notifications: Family<ChannelLabels, Counter>,
     pub notification_messages: Family<ChannelLabels, Counter>,
     pub notifications_suppressed: Counter,
@@ -157,6 +167,14 @@ impl Metrics {
             watermark_seconds.clone(),
         );
         registry.register("mqtt_connected", "1 while connected to the MQTT broker", mqtt_connected.clone());
+        let source_up = Family::<SourceLabels, Gauge>::default();
+        registry.register("source_up", "1 while a source can take messages, by source", source_up.clone());
+        let sink_records = Family::<SinkLabels, Counter>::default();
+        registry.register(
+            "sink_records",
+            "Records each sink delivered, failed (refused by the far end) or dropped (over its bound)",
+            sink_records.clone(),
+        );
         for reason in tidewatch_ingest::Rejection::KINDS {
             let _ = dead_letters.get_or_create(&ReasonLabels { reason: (*reason).to_owned() });
         }
@@ -173,6 +191,8 @@ impl Metrics {
             watermark_lag_seconds,
             watermark_seconds,
             mqtt_connected,
+            source_up,
+            sink_records,
             notifications,
             notification_messages,
             notifications_suppressed,

@@ -1,64 +1,107 @@
-//! Which decoder handles which MQTT topic.
+//! Which decoder handles what a source delivers: by topic (MQTT filters, Kafka topic names),
+//! or one format for the whole source (TCP listeners, files).
 
 use rustc_hash::FxHashMap;
 use tidewatch_ingest::Decoder;
 
 use crate::config::{Format, Route};
+use crate::sources::Decoding;
 
-/// Routes in configuration order; the first whose filter matches a topic wins.
+/// How one envelope decodes.
+pub struct Routed<'a> {
+    /// The route's name (the source's, for a one-format source).
+    pub name: &'a str,
+    pub decoder: &'a Decoder,
+    pub reorder: bool,
+    /// The payload is lines, each decoded alone (JSON lines).
+    pub lines: bool,
+}
+
+enum Routing {
+    Topics {
+        /// (name, filter or topic, decoder, reorder), in configuration order: the first match wins.
+        routes: Vec<(String, String, Decoder, bool)>,
+        /// MQTT filters (`+`, `#`); otherwise exact topic names.
+        wildcards: bool,
+        /// Topic → route index; devices repeat their topics, so matching is done once per topic.
+        cache: FxHashMap<String, Option<usize>>,
+    },
+    Fixed {
+        name: &'static str,
+        decoder: Decoder,
+        reorder: bool,
+        lines: bool,
+    },
+}
+
+/// Every source's routing.
 pub struct Router {
-    routes: Vec<(String, String, Decoder, bool)>,
-    /// TCP listeners by name: each speaks one protocol (and whether it may reorder).
-    listeners: Vec<(&'static str, Decoder, bool)>,
-    /// Topic → route index; devices repeat their topics, so matching is done once per topic.
-    cache: FxHashMap<String, Option<usize>>,
+    sources: Vec<(&'static str, Routing)>,
 }
 
 const CACHE_LIMIT: usize = 200_000;
 
 impl Router {
-    pub fn new(routes: &[Route], listeners: Vec<(&'static str, Decoder, bool)>) -> anyhow::Result<Router> {
-        let routes = routes
-            .iter()
-            .map(|r| {
-                let decoder = match r.format {
-                    Format::Json => Decoder::Json(r.json.clone().into_decoder()?),
-                    Format::Hj212 => Decoder::Hj212(tidewatch_ingest::hj212::Hj212Decoder { zone: r.time_zone }),
-                    Format::Sl651 => Decoder::Sl651(tidewatch_ingest::sl651::Sl651Decoder { zone: r.time_zone }),
-                    Format::Senml => Decoder::Senml(tidewatch_ingest::senml::SenmlDecoder { mapping: r.senml.clone() }),
+    pub fn new(sources: Vec<(&'static str, Decoding)>) -> anyhow::Result<Router> {
+        let sources = sources
+            .into_iter()
+            .map(|(source, decoding)| {
+                let routing = match decoding {
+                    Decoding::Routes { routes, wildcards } => Routing::Topics {
+                        routes: routes.iter().map(route_decoder).collect::<anyhow::Result<_>>()?,
+                        wildcards,
+                        cache: FxHashMap::default(),
+                    },
+                    Decoding::Fixed { decoder, reorder, lines } => {
+                        Routing::Fixed { name: source, decoder, reorder, lines }
+                    }
                 };
-                Ok((r.name.clone(), r.filter.clone(), decoder, r.reorder))
+                Ok((source, routing))
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Router { routes, listeners, cache: FxHashMap::default() })
+        Ok(Router { sources })
     }
 
-    pub fn filters(&self) -> Vec<String> {
-        self.routes.iter().map(|(_, f, _, _)| f.clone()).collect()
-    }
-
-    /// The route (or listener) name, decoder and `reorder` for a message from `source` on
-    /// `topic`.
-    pub fn route_envelope(&mut self, source: &str, topic: &str) -> Option<(&str, &Decoder, bool)> {
-        if source == "mqtt" {
-            return self.route(topic);
-        }
-        self.listeners.iter().find(|(name, _, _)| *name == source).map(|(name, d, r)| (*name, d, *r))
-    }
-
-    /// The route name, decoder and `reorder` for an MQTT topic, if any route matches.
-    pub fn route(&mut self, topic: &str) -> Option<(&str, &Decoder, bool)> {
-        let index = match self.cache.get(topic) {
-            Some(&i) => i,
-            None => {
-                let i = self.routes.iter().position(|(_, filter, _, _)| rumqttc::matches(topic, filter));
-                if self.cache.len() >= CACHE_LIMIT {
-                    self.cache.clear();
-                }
-                self.cache.insert(topic.to_owned(), i);
-                i
+    /// How a message from `source` on `topic` decodes, if any route takes it.
+    pub fn route_envelope(&mut self, source: &str, topic: &str) -> Option<Routed<'_>> {
+        let (_, routing) = self.sources.iter_mut().find(|(name, _)| std::ptr::eq(*name, source) || *name == source)?;
+        match routing {
+            Routing::Fixed { name, decoder, reorder, lines } => {
+                Some(Routed { name, decoder, reorder: *reorder, lines: *lines })
             }
-        };
-        index.map(|i| (self.routes[i].0.as_str(), &self.routes[i].2, self.routes[i].3))
+            Routing::Topics { routes, wildcards, cache } => {
+                let index = match cache.get(topic) {
+                    Some(&i) => i,
+                    None => {
+                        let i = routes.iter().position(|(_, filter, _, _)| {
+                            if *wildcards {
+                                rumqttc::matches(topic, filter)
+                            } else {
+                                topic == filter
+                            }
+                        });
+                        if cache.len() >= CACHE_LIMIT {
+                            cache.clear();
+                        }
+                        cache.insert(topic.to_owned(), i);
+                        i
+                    }
+                };
+                index.map(|i| {
+                    let (name, _, decoder, reorder) = &routes[i];
+                    Routed { name, decoder, reorder: *reorder, lines: false }
+                })
+            }
+        }
     }
+}
+
+fn route_decoder(r: &Route) -> anyhow::Result<(String, String, Decoder, bool)> {
+    let decoder = match r.format {
+        Format::Json => Decoder::Json(r.json.clone().into_decoder()?),
+        Format::Hj212 => Decoder::Hj212(tidewatch_ingest::hj212::Hj212Decoder { zone: r.time_zone }),
+        Format::Sl651 => Decoder::Sl651(tidewatch_ingest::sl651::Sl651Decoder { zone: r.time_zone }),
+        Format::Senml => Decoder::Senml(tidewatch_ingest::senml::SenmlDecoder { mapping: r.senml.clone() }),
+    };
+    Ok((r.name.clone(), r.filter.clone(), decoder, r.reorder))
 }

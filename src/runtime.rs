@@ -22,25 +22,21 @@ use std::time::Duration;
 use anyhow::Context;
 use tidewatch_alerting::{render, Alerting, AlertingHandle, AlertingSettings, Duty, EventSender, Notice, Store};
 use tidewatch_connectors::envelope::now_ms;
-use tidewatch_connectors::envelope::AckToken;
-use tidewatch_connectors::mqtt::{embedded, MqttAcker, MqttSource, MqttSourceConfig, MqttStatus};
-use tidewatch_connectors::tcp::{StreamProtocol, TcpListenerConfig, TcpStatus};
-use tidewatch_connectors::Envelope;
+use tidewatch_connectors::sink::SinkCounts;
+use tidewatch_connectors::{Envelope, Health};
 use tidewatch_ingest::device_auth::DeviceAuth;
-use tidewatch_ingest::hj212::Hj212Decoder;
 use tidewatch_ingest::reassembly::{Incomplete, Limits as ReassemblyLimits, Offered, Protocol, Reassembler};
-use tidewatch_ingest::sl651::Sl651Decoder;
 use tidewatch_ingest::Decoder;
 use tidewatch_ingest::{time::to_rfc3339, DeadLetter, Limits, Normaliser, Registry, Rejection};
 use tidewatch_rules::{Engine, EngineConfig, EngineInput, EngineOutput, RuleSet, SourceId, Watermark};
 use tokio::sync::mpsc;
 
-use crate::config::{parse_host_port, Config, EngineTiming, StreamProtocolName, SyncMode};
+use crate::config::{Config, EngineTiming, SyncMode};
 use crate::dead_letters::{DeadLetterFile, Limits as DeadLetterLimits};
 use crate::durable::{CheckpointJob, Durable, Parts, Recent};
 use crate::metrics::{ChannelLabels, Metrics, ReasonLabels, SeverityLabels, SourceLabels, TransitionLabels};
-use crate::protocols::{Hj212Stream, Sl651Stream};
 use crate::routes::Router;
+use crate::sinks::Sinks;
 
 /// Everything a run needs, loaded and checked.
 pub struct Settings {
@@ -57,6 +53,18 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Run the built-in flood simulator against the broker.
     pub simulate: Option<crate::demo::SimulatorOptions>,
+    /// Stop when every source has ended (a replay): the input is then complete, and every
+    /// pending timer is decided before the process stops.
+    pub until_sources_end: bool,
+    /// Show the files' progress on the terminal.
+    pub progress: bool,
+}
+
+/// A source as the HTTP API and metrics see it.
+pub struct SourceInfo {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub health: Arc<dyn Health>,
 }
 
 /// State the HTTP API and status reports read.
@@ -64,8 +72,8 @@ pub struct AppState {
     pub alerting: AlertingHandle,
     pub metrics: Arc<Metrics>,
     pub watermark: Arc<Watermark>,
-    pub mqtt: Arc<MqttStatus>,
-    pub listeners: Vec<(&'static str, Arc<TcpStatus>)>,
+    pub sources: Vec<SourceInfo>,
+    pub sinks: Vec<(String, &'static str, Arc<SinkCounts>)>,
     pub readings_total: AtomicU64,
     pub dead_letters_total: AtomicU64,
     /// Newest simulated time published (demo only), ms.
@@ -88,7 +96,23 @@ impl AppState {
             self.metrics.watermark_seconds.set(w as f64 / 1000.0);
             self.metrics.watermark_lag_seconds.set((now_ms() - w) as f64 / 1000.0);
         }
-        self.metrics.mqtt_connected.set(i64::from(self.mqtt.connected.load(Ordering::Relaxed)));
+        let mqtt_up = self.sources.iter().any(|s| s.kind == "mqtt" && s.health.up());
+        self.metrics.mqtt_connected.set(i64::from(mqtt_up));
+        for s in &self.sources {
+            self.metrics.source_up.get_or_create(&SourceLabels { source: s.name.into() }).set(i64::from(s.health.up()));
+        }
+        for (name, _, counts) in &self.sinks {
+            for (outcome, n) in
+                [("delivered", &counts.delivered), ("failed", &counts.failed), ("dropped", &counts.dropped)]
+            {
+                let labels = crate::metrics::SinkLabels { sink: name.clone(), outcome: outcome.into() };
+                self.metrics
+                    .sink_records
+                    .get_or_create(&labels)
+                    .inner()
+                    .store(n.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
         for (kind, count) in tidewatch_ingest::conformance::counts() {
             let counter = self.metrics.nonconforming.get_or_create(&crate::metrics::KindLabels { kind: kind.into() });
             counter.inner().store(count, Ordering::Relaxed);
@@ -107,6 +131,7 @@ impl AppState {
 /// What the alert manager reports: printed, appended to the alerts file, counted.
 struct RunObserver {
     metrics: Arc<Metrics>,
+    sinks: Arc<Sinks>,
     console: bool,
     ansi: bool,
     file: Mutex<JsonLines>,
@@ -117,6 +142,7 @@ impl tidewatch_alerting::Observer for RunObserver {
         let labels =
             TransitionLabels { severity: notice.severity.name().into(), transition: notice.transition.name().into() };
         self.metrics.alert_transitions.get_or_create(&labels).inc();
+        self.sinks.alert(notice);
         if self.console {
             println!("{}", render::console_line(notice, self.ansi));
         }
@@ -193,6 +219,7 @@ impl JsonLines {
 struct DeadLetters {
     file: Mutex<DeadLetterFile>,
     state: Arc<AppState>,
+    sinks: Arc<Sinks>,
 }
 
 impl DeadLetters {
@@ -201,6 +228,7 @@ impl DeadLetters {
         self.state.metrics.dead_letters.get_or_create(&reason).inc();
         self.state.dead_letters_total.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(topic = %letter.topic, reason = %letter.message, "dead letter");
+        self.sinks.dead_letter(&letter);
         let written = self.file.lock().unwrap_or_else(|e| e.into_inner()).write(&letter, now_ms());
         if !written {
             self.state.metrics.dead_letters_unwritten.get_or_create(&reason).inc();
@@ -239,60 +267,25 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
 
     // Every source feeds one channel; the ingest task decodes by source and topic.
     let (envelopes_tx, envelopes) = mpsc::channel::<Envelope>(8192);
-    let mut sources = vec![("mqtt", watermark.register("mqtt"))];
-
-    let mut tcp = Vec::new();
-    let mut listener_decoders = Vec::new();
-    for l in &config.listener {
-        // Listener names live as long as the process: they label every envelope.
-        let name: &'static str = Box::leak(l.name.clone().into_boxed_str());
-        let zone = l.time_zone;
-        let (protocol, decoder): (Arc<dyn StreamProtocol>, Decoder) = match l.protocol {
-            StreamProtocolName::Hj212 => (Arc::new(Hj212Stream), Decoder::Hj212(Hj212Decoder { zone })),
-            StreamProtocolName::Sl651 => (Arc::new(Sl651Stream { zone }), Decoder::Sl651(Sl651Decoder { zone })),
-        };
-        let listener_config = TcpListenerConfig {
-            name,
-            listen: l.listen,
-            idle_timeout: Duration::from_secs(l.idle_timeout_s.max(1)),
-            max_connections: l.max_connections,
-            max_buffer: 64 * 1024,
-        };
-        let source = tidewatch_connectors::tcp::start(listener_config, protocol, envelopes_tx.clone())
-            .await
-            .with_context(|| format!("listener {name:?}: cannot listen on {}", l.listen))?;
-        tracing::info!(listener = name, addr = %source.local_addr, protocol = ?l.protocol, "listening");
-        sources.push((name, watermark.register(name)));
-        listener_decoders.push((name, decoder, l.reorder));
-        tcp.push((name, source));
-    }
-
-    let router = Router::new(&config.mqtt.route, listener_decoders)?;
+    let source_configs = config.sources();
+    let mut sources = Vec::new();
+    let mut decodings = Vec::new();
+    let mut running = Vec::new();
     let mut broker = None;
-    let mqtt = if config.mqtt.route.is_empty() {
-        None
-    } else {
-        let (host, port) = match &config.mqtt.broker {
-            Some(broker) => parse_host_port(broker).context("mqtt.broker must be host:port")?,
-            None => {
-                let listen = config.mqtt.embedded_listen;
-                embedded::start(listen).context("starting the embedded MQTT broker")?;
-                tracing::info!(%listen, "embedded MQTT broker started");
-                (listen.ip().to_string(), listen.port())
-            }
-        };
-        let mut mqtt_config =
-            MqttSourceConfig::new(host.clone(), port, config.mqtt.client_id.clone(), router.filters());
-        mqtt_config.keep_alive_s = config.mqtt.keep_alive_s;
-        mqtt_config.max_backoff_s = config.mqtt.max_backoff_s;
-        mqtt_config.max_payload = config.mqtt.max_message_kb.max(1) * 1024;
-        mqtt_config.username = config.mqtt.username.clone();
-        mqtt_config.password = config.mqtt.password.clone();
-        broker = Some((host, port));
-        Some(MqttSource::start(&mqtt_config, "mqtt", envelopes_tx.clone()))
-    };
+    let mut files = Vec::new();
+    for source in &source_configs {
+        let started = crate::sources::start(source, envelopes_tx.clone()).await?;
+        let name = started.running.name;
+        sources.push(IngestSource { name, id: watermark.register(name), finite: source.finite(), ended: false });
+        decodings.push((name, source.decoding()?));
+        broker = broker.or(started.broker);
+        files.extend(started.file.map(|status| (name, status)));
+        running.push(started.running);
+    }
+    let router = Router::new(decodings)?;
     // The sources hold the only senders: the ingest task ends when they stop.
     drop(envelopes_tx);
+    let sinks = Arc::new(Sinks::start(&config.sink, registry.clone())?);
 
     // Alerting: the store, the duty roster, the manager and the dispatcher.
     let store_url = &config.alerting.store;
@@ -317,6 +310,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let metrics = Arc::new(Metrics::new());
     let observer = Arc::new(RunObserver {
         metrics: metrics.clone(),
+        sinks: sinks.clone(),
         console: config.output.console,
         ansi: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         file: Mutex::new(JsonLines::open(config.output.alerts_file.as_deref())?),
@@ -337,8 +331,8 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         alerting: alerting.handle.clone(),
         metrics,
         watermark: watermark.clone(),
-        mqtt: mqtt.as_ref().map(|m| m.status.clone()).unwrap_or_default(),
-        listeners: tcp.iter().map(|(name, source)| (*name, source.status.clone())).collect(),
+        sources: running.iter().map(|r| SourceInfo { name: r.name, kind: r.kind, health: r.health.clone() }).collect(),
+        sinks: sinks.counts(),
         readings_total: AtomicU64::new(0),
         dead_letters_total: AtomicU64::new(0),
         sim_clock: AtomicI64::new(i64::MIN),
@@ -357,6 +351,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
             },
         )?),
         state: state.clone(),
+        sinks: sinks.clone(),
     });
 
     // HTTP API.
@@ -422,10 +417,9 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         recent = tail;
     }
 
-    let mqtt_stop = mqtt.as_ref().map(MqttSource::task_handle);
+    let all_ended = Arc::new(tokio::sync::Notify::new());
     let ingest = tokio::spawn(ingest(
         envelopes,
-        mqtt.as_ref().map(|m| m.acker.clone()),
         router,
         Normaliser::new(registry.clone(), Limits { max_future_ms: timing.max_future_ms }),
         engine.input(),
@@ -434,11 +428,11 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         state.clone(),
         dead.clone(),
         durable.clone().map(|d| (d, Duration::from_millis(timing.checkpoint_ms.max(100) as u64), recent)),
-        DeviceAuth::new(
-            registry.clone(),
-            config.listener.iter().filter_map(|l| Some((l.name.clone(), l.password.clone()?))).collect(),
-        ),
+        DeviceAuth::new(registry.clone(), listener_passwords(&source_configs)),
+        sinks.clone(),
+        options.until_sources_end.then(|| all_ended.clone()),
     ));
+    let progress = (options.progress && !files.is_empty()).then(|| tokio::spawn(crate::replay::progress(files)));
 
     let ticker = tokio::spawn({
         let watermark = watermark.clone();
@@ -468,7 +462,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         _ => None,
     };
 
-    wait_for_stop(options.duration).await;
+    wait_for_stop(options.duration, all_ended.notified()).await;
     tracing::info!("stopping: draining in-flight readings");
     // Whatever happens below (a far end that never answers, a stuck store), the process
     // ends within a bounded time: what is not done by then is redone by the next run
@@ -485,13 +479,14 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     }
     // Stop taking messages; what is not yet acknowledged stays with the broker, and devices
     // on TCP send again what was not answered.
-    if let Some(mqtt) = mqtt_stop {
-        mqtt.stop().await;
-    }
-    for (_, source) in &tcp {
-        source.stop();
+    for source in running {
+        source.stop().await;
     }
     let _ = ingest.await;
+    if let Some(progress) = progress {
+        progress.abort();
+        let _ = progress.await;
+    }
     // The ticker holds an engine input too: without it and the ingest task's, the engine's
     // input is closed, and finishing evaluates what is in flight.
     ticker.abort();
@@ -506,13 +501,17 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     // Every alert event is out of the engine: store them and send what is waiting.
     alerting.finish().await;
     dead.flush();
+    drop(dead);
+    if let Ok(sinks) = Arc::try_unwrap(sinks) {
+        sinks.close(Duration::from_secs(5)).await;
+    }
     let _ = stop_http.send(());
     let _ = http.await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn wait_for_stop(duration: Option<Duration>) {
+async fn wait_for_stop(duration: Option<Duration>, ended: impl std::future::Future<Output = ()>) {
     let timer = async {
         match duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -532,6 +531,7 @@ async fn wait_for_stop(duration: Option<Duration>) {
     let terminate = std::future::pending::<()>();
     tokio::select! {
         _ = timer => {}
+        _ = ended => {}
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
     }
@@ -540,16 +540,17 @@ async fn wait_for_stop(duration: Option<Duration>) {
 #[allow(clippy::too_many_arguments)]
 async fn ingest(
     mut envelopes: mpsc::Receiver<Envelope>,
-    acker: Option<MqttAcker>,
     mut router: Router,
     normaliser: Normaliser,
     input: EngineInput,
     watermark: Arc<Watermark>,
-    sources: Vec<(&'static str, SourceId)>,
+    mut sources: Vec<IngestSource>,
     state: Arc<AppState>,
     dead: Arc<DeadLetters>,
     durable: Option<(Arc<Durable>, Duration, Recent)>,
     auth: DeviceAuth,
+    sinks: Arc<Sinks>,
+    all_ended: Option<Arc<tokio::sync::Notify>>,
 ) {
     // Envelopes of the batch whose device was refused: no protocol answer for them.
     let mut refused: Vec<bool> = Vec::with_capacity(1024);
@@ -624,6 +625,16 @@ async fn ingest(
                 let payload: &[u8] = if n < PAYLOAD_COPIES { &envelope.payload } else { b"" };
                 DeadLetter::new(envelope.received_at, envelope.source, &envelope.topic, payload, reason)
             };
+            if envelope.last {
+                if let Some(source) = sources.iter_mut().find(|s| s.name == envelope.source) {
+                    source.ended = true;
+                    watermark.finish(source.id);
+                    tracing::info!(source = source.name, "source ended");
+                }
+                if envelope.payload.is_empty() {
+                    continue;
+                }
+            }
             add(&mut payloads, envelope.source, 1);
             if let Some((bytes, limit)) = envelope.oversize {
                 dead.push(keep(Rejection::TooLarge { bytes, limit }));
@@ -633,10 +644,11 @@ async fn ingest(
                 dead.push(keep(Rejection::Undecodable { message: format!("{}: {why}", envelope.source) }));
                 continue;
             }
-            let Some((route, decoder, reorder)) = router.route_envelope(envelope.source, &envelope.topic) else {
+            let Some(routed) = router.route_envelope(envelope.source, &envelope.topic) else {
                 dead.push(keep(Rejection::Unrouted { topic: envelope.topic.clone() }));
                 continue;
             };
+            let (route, decoder, reorder) = (routed.name, routed.decoder, routed.reorder);
             let into = if reorder { &mut held } else { &mut readings };
             let before = into.len();
             let protocol = match decoder {
@@ -666,8 +678,16 @@ async fn ingest(
                 Offered::Replaced(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
                 Offered::Replaced(bytes) => bytes,
             };
-            for reason in normaliser.decode_into(decoder, payload, envelope.received_at, into) {
-                dead.push(keep(reason));
+            if routed.lines {
+                for line in payload.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()) {
+                    for reason in normaliser.decode_into(decoder, line, envelope.received_at, into) {
+                        dead.push(keep(reason));
+                    }
+                }
+            } else {
+                for reason in normaliser.decode_into(decoder, payload, envelope.received_at, into) {
+                    dead.push(keep(reason));
+                }
             }
             let accepted = &into[before..];
             if let Some(time) = accepted.iter().map(|r| r.time).max() {
@@ -705,6 +725,11 @@ async fn ingest(
             state.metrics.readings_duplicate.inc_by(repeats as u64);
         }
         state.readings_total.fetch_add((readings.len() + held.len()) as u64, Ordering::Relaxed);
+        if sinks.wants_readings() {
+            sinks.readings(&readings);
+            sinks.readings(&held);
+            sinks.flush();
+        }
         // Logged before they are acknowledged: a restart replays what the last checkpoint
         // does not cover. A log that cannot be written stops acknowledging (the sources
         // keep or resend the rest).
@@ -728,8 +753,8 @@ async fn ingest(
         }
         let now = now_ms();
         for (source, time) in newest.drain(..) {
-            if let Some((_, id)) = sources.iter().find(|(name, _)| *name == source) {
-                watermark.observe(*id, time, now);
+            if let Some(s) = sources.iter().find(|s| s.name == source) {
+                watermark.observe(s.id, time, now);
             }
         }
         // Behind the batch, in the same channels: the engine never promises a time before
@@ -738,13 +763,19 @@ async fn ingest(
         // Acknowledge only now that the readings are handed on: MQTT acks in arrival order,
         // protocol answers back on their connections.
         for (envelope, refused) in batch.drain(..).zip(&refused) {
-            let token = match envelope.ack {
-                // A device that did not prove who it is gets no answer.
-                AckToken::Reply { .. } if *refused => continue,
-                token => token.reply(),
-            };
-            if let (Some(token), Some(acker)) = (token, acker.as_ref()) {
-                acker.ack(token).await;
+            // A device that did not prove who it is gets no answer.
+            if *refused && envelope.ack.is_reply() {
+                continue;
+            }
+            envelope.ack.send().await;
+        }
+        // A replay is over when every source has ended: the input is complete, and every
+        // timer up to the newest reading is due now.
+        if let Some(ended) = &all_ended {
+            if sources.iter().all(|s| s.finite && s.ended) {
+                input.advance(watermark.complete());
+                ended.notify_one();
+                break;
             }
         }
     }
@@ -758,6 +789,27 @@ async fn ingest(
             tracing::error!("rules engine stopped before the last checkpoint");
         }
     }
+}
+
+/// A source as the ingest task tracks it.
+struct IngestSource {
+    name: &'static str,
+    id: SourceId,
+    /// It ends by itself (a file).
+    finite: bool,
+    ended: bool,
+}
+
+/// The listeners' own device passwords (for stations without one in the registry).
+fn listener_passwords(sources: &[crate::sources::SourceConfig]) -> std::collections::HashMap<String, String> {
+    use crate::sources::SourceConfig;
+    sources
+        .iter()
+        .filter_map(|s| match s {
+            SourceConfig::Hj212Tcp(l) | SourceConfig::Sl651Tcp(l) => Some((l.name.clone(), l.password.clone()?)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The first start on an alert store makes an admin: with the password in

@@ -12,6 +12,8 @@ use crate::time::to_rfc3339;
 #[derive(Clone, Debug)]
 pub enum Decoder {
     Json(JsonDecoder),
+    /// CSV with a header line, columns named by a JSON mapping.
+    Csv(JsonDecoder),
     Hj212(crate::hj212::Hj212Decoder),
     Sl651(crate::sl651::Sl651Decoder),
     Senml(crate::senml::SenmlDecoder),
@@ -27,6 +29,7 @@ impl Decoder {
     ) {
         match self {
             Decoder::Json(d) => d.decode(payload, emit),
+            Decoder::Csv(d) => d.decode_csv(payload, emit),
             Decoder::Hj212(d) => d.decode(payload, emit),
             Decoder::Sl651(d) => d.decode(payload, emit),
             Decoder::Senml(d) => d.decode(payload, received_at, emit),

@@ -60,6 +60,15 @@ impl Watermark {
         self.recompute(&sources, now);
     }
 
+    /// A source has ended (a replayed file): it no longer holds event time back, as if it
+    /// had been idle since it began.
+    pub fn finish(&self, source: SourceId) {
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mark) = sources.get_mut(source.0) {
+            mark.last_seen_wall = i64::MIN / 4;
+        }
+    }
+
     /// Re-evaluates idleness; call periodically (e.g. every second).
     pub fn tick(&self, now: i64) {
         let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());

@@ -147,6 +147,8 @@ pub struct Tidewatch {
     pub http: u16,
     pub dir: PathBuf,
     child: Option<Child>,
+    /// When a (re)started process counts as ready.
+    ready: fn(&serde_json::Value) -> bool,
 }
 
 impl Tidewatch {
@@ -192,7 +194,26 @@ console = true
             ),
         )
         .unwrap();
-        let mut t = Tidewatch { http, dir: dir.to_owned(), child: None };
+        let mut t = Tidewatch { http, dir: dir.to_owned(), child: None, ready: |h| h["mqtt_connected"] == true };
+        t.respawn();
+        t
+    }
+
+    /// Starts the binary on a whole configuration (`{http}` in it is replaced by the API's
+    /// port), in `dir` with the given stations and rules; ready when `ready` holds.
+    pub fn start_config(
+        dir: &Path,
+        stations: &str,
+        rules: &str,
+        config: &str,
+        ready: fn(&serde_json::Value) -> bool,
+    ) -> Tidewatch {
+        std::fs::write(dir.join("stations.toml"), stations).unwrap();
+        std::fs::create_dir_all(dir.join("rules")).unwrap();
+        std::fs::write(dir.join("rules/test.toml"), rules).unwrap();
+        let http = free_port();
+        std::fs::write(dir.join("tidewatch.toml"), config.replace("{http}", &http.to_string())).unwrap();
+        let mut t = Tidewatch { http, dir: dir.to_owned(), child: None, ready };
         t.respawn();
         t
     }
@@ -212,7 +233,8 @@ console = true
             .spawn()
             .unwrap();
         self.child = Some(child);
-        self.wait_until("MQTT connected", Duration::from_secs(20), |h| h["mqtt_connected"] == true);
+        let ready = self.ready;
+        self.wait_until("ready", Duration::from_secs(30), ready);
     }
 
     /// Kills the process with SIGKILL: no draining, no flushing.
@@ -400,5 +422,96 @@ impl Recorder {
             assert!(Instant::now() < deadline, "timed out waiting for {count} requests to {prefix}; got {got:#?}");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// A real Apache Kafka broker (KRaft, one node) started by `scripts/kafka.sh` on free ports,
+/// stopped when dropped or, failing that, when the test process ends.
+pub struct Kafka {
+    pub bootstrap: String,
+    pid: u32,
+    _dir: tempfile::TempDir,
+}
+
+impl Kafka {
+    pub fn start() -> Kafka {
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .env("KAFKA_DATA_DIR", dir.path())
+            .env("KAFKA_NUM_PARTITIONS", "4")
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("scripts/kafka.sh");
+        assert!(out.status.success(), "scripts/kafka.sh failed (is Java 17 and Maven or the jar cache there?)");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let value =
+            |key: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).map(str::to_owned).expect(key);
+        let pid: u32 = value("KAFKA_PID").parse().unwrap();
+        // A reaper: the broker goes when this test process goes, even on a panic or abort.
+        let me = std::process::id();
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("while kill -0 {me} 2>/dev/null; do sleep 1; done; kill {pid} 2>/dev/null; sleep 20; kill -9 {pid} 2>/dev/null"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        Kafka { bootstrap: value("KAFKA_BOOTSTRAP"), pid, _dir: dir }
+    }
+
+    fn producer(&self) -> rdkafka::producer::BaseProducer {
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &self.bootstrap).set("linger.ms", "5").create().unwrap()
+    }
+
+    /// Produces (key, payload) records and waits until the broker has them all.
+    pub fn produce(&self, topic: &str, records: &[(String, String)]) {
+        use rdkafka::producer::{BaseRecord, Producer};
+        let producer = self.producer();
+        for (key, payload) in records {
+            let mut record = BaseRecord::to(topic).key(key.as_str()).payload(payload.as_str());
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        record = r;
+                        producer.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Reads a topic from the start until `count` records arrived or `within` passed.
+    pub fn consume(&self, topic: &str, count: usize, within: Duration) -> Vec<(Option<String>, serde_json::Value)> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::Message;
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", format!("test-reader-{}", free_port()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let deadline = Instant::now() + within;
+        let mut out = Vec::new();
+        while out.len() < count && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                let value = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(serde_json::Value::Null);
+                out.push((key, value));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        signal(self.pid, "TERM");
     }
 }

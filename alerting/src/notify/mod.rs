@@ -7,6 +7,7 @@
 
 mod dingtalk;
 mod email;
+mod kafka;
 mod mqtt;
 mod sms;
 mod webhook;
@@ -39,6 +40,8 @@ pub enum ChannelKind {
     Sms,
     /// An MQTT alert topic: one JSON notice per message.
     Mqtt,
+    /// A Kafka alert topic: one JSON notice per message, keyed by alert id.
+    Kafka,
 }
 
 /// How to talk to the SMTP server.
@@ -79,7 +82,9 @@ pub struct ChannelConfig {
     pub from: Option<String>,
     /// mqtt: broker as `host:port`.
     pub broker: Option<String>,
-    /// mqtt: topic, with `{region}`, `{station}`, `{rule}` and `{severity}` filled in.
+    /// kafka: bootstrap servers, `host:port[,host:port…]`.
+    pub brokers: Option<String>,
+    /// mqtt, kafka: topic, with `{region}`, `{station}`, `{rule}` and `{severity}` filled in.
     pub topic: Option<String>,
     /// mqtt: 0 or 1.
     #[serde(default = "one")]
@@ -123,6 +128,15 @@ impl ChannelConfig {
             ChannelKind::Mqtt => {
                 need("broker", self.broker.is_some());
                 need("topic", self.topic.is_some());
+            }
+            ChannelKind::Kafka => {
+                need("brokers", self.brokers.is_some());
+                need("topic", self.topic.is_some());
+            }
+        }
+        for broker in self.brokers.iter().flat_map(|b| b.split(',')) {
+            if let Err(e) = host_port("brokers", broker.trim()) {
+                problems.push(e);
             }
         }
         if let Some(url) = &self.url {
@@ -209,6 +223,7 @@ pub enum Notifier {
     Email(email::Email),
     Sms(sms::Sms),
     Mqtt(mqtt::MqttTopic),
+    Kafka(kafka::KafkaTopic),
 }
 
 impl Notifier {
@@ -239,6 +254,7 @@ impl Notifier {
             }),
             ChannelKind::Email => Notifier::Email(email::Email::new(name, config, timeout)?),
             ChannelKind::Mqtt => Notifier::Mqtt(mqtt::MqttTopic::new(name, config, timeout)?),
+            ChannelKind::Kafka => Notifier::Kafka(kafka::KafkaTopic::new(name, config, timeout)?),
         })
     }
 
@@ -251,8 +267,18 @@ impl Notifier {
             Notifier::Email(n) => n.send(out).await,
             Notifier::Sms(n) => n.send(out).await,
             Notifier::Mqtt(n) => n.send(out).await,
+            Notifier::Kafka(n) => n.send(out).await,
         }
     }
+}
+
+/// A topic template with the notice's `{region}`, `{station}`, `{rule}` and `{severity}`.
+fn fill_topic(template: &str, notice: &Notice) -> String {
+    template
+        .replace("{region}", &notice.subject.region)
+        .replace("{station}", &notice.subject.station)
+        .replace("{rule}", &notice.rule)
+        .replace("{severity}", notice.severity.name())
 }
 
 /// `host:port` of a channel's `field`, or why not.

@@ -111,12 +111,7 @@ impl MqttTopic {
                 // match the messages on the connection: then the connection is given up.
                 let mut guard = Publishing { dead: &link.dead, finished: false };
                 for notice in out.notices {
-                    let topic = self
-                        .topic
-                        .replace("{region}", &notice.subject.region)
-                        .replace("{station}", &notice.subject.station)
-                        .replace("{rule}", &notice.rule)
-                        .replace("{severity}", notice.severity.name());
+                    let topic = super::fill_topic(&self.topic, notice);
                     let payload = serde_json::to_vec(notice).unwrap_or_default();
                     link.waiting.lock().unwrap_or_else(|e| e.into_inner()).to_leave.push_back(waiter.clone());
                     if let Err(e) = link.client.publish(topic, self.qos, false, payload).await {

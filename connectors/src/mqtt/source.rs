@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::MqttSourceConfig;
-use crate::envelope::{now_ms, AckToken, Envelope};
+use crate::envelope::{now_ms, Ack, Envelope};
 
 /// Connection state other parts of the process can read (health checks, metrics).
 #[derive(Debug, Default)]
@@ -26,6 +26,20 @@ pub struct MqttStatus {
     pub connection_errors: AtomicU64,
 }
 
+impl crate::source::Health for MqttStatus {
+    fn up(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    fn report(&self) -> serde_json::Value {
+        serde_json::json!({
+            "connected": self.connected.load(Ordering::Relaxed),
+            "connections": self.connections.load(Ordering::Relaxed),
+            "connection_errors": self.connection_errors.load(Ordering::Relaxed),
+        })
+    }
+}
+
 /// Acknowledges envelopes to the broker. Acks must be sent in the order messages arrived.
 #[derive(Clone)]
 pub struct MqttAcker {
@@ -33,8 +47,8 @@ pub struct MqttAcker {
 }
 
 impl MqttAcker {
-    pub async fn ack(&self, token: AckToken) {
-        if let AckToken::Mqtt { pkid, qos } = token {
+    pub async fn ack(&self, pkid: u16, qos: u8) {
+        {
             let qos = match qos {
                 1 => QoS::AtLeastOnce,
                 2 => QoS::ExactlyOnce,
@@ -116,6 +130,7 @@ async fn run(
     tx: mpsc::Sender<Envelope>,
     status: Arc<MqttStatus>,
 ) {
+    let acker = MqttAcker { client: client.clone() };
     let mut backoff = Duration::from_millis(100);
     // When the current connection came up: back-off starts afresh only once a connection
     // has stayed up, so a broker that accepts and drops at once is not hammered.
@@ -157,10 +172,11 @@ async fn run(
                     received_at: now_ms(),
                     framing_error: None,
                     oversize,
+                    last: false,
                     ack: match p.qos {
-                        QoS::AtMostOnce => AckToken::None,
-                        QoS::AtLeastOnce => AckToken::Mqtt { pkid: p.pkid, qos: 1 },
-                        QoS::ExactlyOnce => AckToken::Mqtt { pkid: p.pkid, qos: 2 },
+                        QoS::AtMostOnce => Ack::None,
+                        QoS::AtLeastOnce => Ack::Mqtt { client: acker.clone(), pkid: p.pkid, qos: 1 },
+                        QoS::ExactlyOnce => Ack::Mqtt { client: acker.clone(), pkid: p.pkid, qos: 2 },
                     },
                 });
                 // Hand on at once when there is room, without waiting for the next event.

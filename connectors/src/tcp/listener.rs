@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::{Framing, StreamProtocol};
-use crate::envelope::{now_ms, AckToken, Envelope};
+use crate::envelope::{now_ms, Ack, Envelope};
 
 /// One listener, as configured.
 #[derive(Clone, Debug)]
@@ -36,6 +36,22 @@ pub struct TcpStatus {
     pub idle_closed: AtomicU64,
     pub frames: AtomicU64,
     pub garbage_bytes: AtomicU64,
+}
+
+impl crate::source::Health for TcpStatus {
+    fn up(&self) -> bool {
+        true
+    }
+
+    fn report(&self) -> serde_json::Value {
+        serde_json::json!({
+            "open": self.open.load(Ordering::Relaxed),
+            "accepted": self.accepted.load(Ordering::Relaxed),
+            "idle_closed": self.idle_closed.load(Ordering::Relaxed),
+            "frames": self.frames.load(Ordering::Relaxed),
+            "garbage_bytes": self.garbage_bytes.load(Ordering::Relaxed),
+        })
+    }
 }
 
 /// A running listener.
@@ -115,7 +131,7 @@ async fn connection(
     });
     let topic = peer.to_string();
     let mut buf = BytesMut::with_capacity(4096);
-    let send = |payload: Bytes, ack: AckToken, framing_error: Option<String>| Envelope {
+    let send = |payload: Bytes, ack: Ack, framing_error: Option<String>| Envelope {
         source: config.name,
         topic: topic.clone(),
         payload,
@@ -123,6 +139,7 @@ async fn connection(
         ack,
         framing_error,
         oversize: None,
+        last: false,
     };
     loop {
         let read = tokio::select! {
@@ -147,8 +164,8 @@ async fn connection(
                     let frame = buf.split_to(len).freeze();
                     status.frames.fetch_add(1, Ordering::Relaxed);
                     let ack = match protocol.answer(&frame) {
-                        Some(answer) => AckToken::Reply { to: reply_tx.clone(), bytes: Bytes::from(answer) },
-                        None => AckToken::None,
+                        Some(answer) => Ack::Reply { to: reply_tx.clone(), bytes: Bytes::from(answer) },
+                        None => Ack::None,
                     };
                     if tx.send(send(frame, ack, None)).await.is_err() {
                         return;
@@ -158,7 +175,7 @@ async fn connection(
                     let junk = buf.split_to(len.min(buf.len())).freeze();
                     status.garbage_bytes.fetch_add(junk.len() as u64, Ordering::Relaxed);
                     let why = format!("{} bytes between frames that start no frame", junk.len());
-                    if tx.send(send(junk, AckToken::None, Some(why))).await.is_err() {
+                    if tx.send(send(junk, Ack::None, Some(why))).await.is_err() {
                         return;
                     }
                 }
@@ -169,7 +186,7 @@ async fn connection(
             let junk = buf.split().freeze();
             status.garbage_bytes.fetch_add(junk.len() as u64, Ordering::Relaxed);
             let why = format!("{} bytes without a complete frame (limit {})", junk.len(), config.max_buffer);
-            if tx.send(send(junk, AckToken::None, Some(why))).await.is_err() {
+            if tx.send(send(junk, Ack::None, Some(why))).await.is_err() {
                 return;
             }
         }
@@ -180,7 +197,7 @@ async fn connection(
     if !buf.is_empty() {
         let junk = buf.split().freeze();
         let why = format!("connection closed with {} bytes of an incomplete frame", junk.len());
-        let _ = tx.send(send(junk, AckToken::None, Some(why))).await;
+        let _ = tx.send(send(junk, Ack::None, Some(why))).await;
     }
     // Answers still queued for this connection are written before it closes.
     drop(reply_tx);

@@ -4,6 +4,7 @@
 //! document is one object or an array of objects. Decoding borrows strings from the payload
 //! and skips unmapped fields without building a `serde_json::Value`.
 
+mod csv;
 mod visitor;
 
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,12 @@ impl JsonDecoder {
     /// or the reason it was refused. A payload that is not JSON at all gives one rejection.
     pub fn decode<'a>(&'a self, payload: &'a [u8], emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>)) {
         visitor::decode(&self.mapping, self.zone, payload, emit)
+    }
+
+    /// Decodes CSV: a header line naming the columns, then one record per line; the
+    /// mapping names columns as it names JSON fields. Empty cells are absent fields.
+    pub fn decode_csv<'a>(&'a self, payload: &'a [u8], emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>)) {
+        csv::decode(&self.mapping, self.zone, payload, emit)
     }
 }
 

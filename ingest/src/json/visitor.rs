@@ -21,13 +21,13 @@ pub(super) fn decode<'a>(mapping: &'a JsonMapping, zone: chrono_tz::Tz, payload:
     }
 }
 
-struct Ctx<'a> {
-    mapping: &'a JsonMapping,
-    zone: chrono_tz::Tz,
+pub(super) struct Ctx<'a> {
+    pub(super) mapping: &'a JsonMapping,
+    pub(super) zone: chrono_tz::Tz,
 }
 
 /// A field's value, kept only as far as a reading needs it.
-enum Scalar<'a> {
+pub(super) enum Scalar<'a> {
     Num(f64),
     Str(Cow<'a, str>),
     Bool,
@@ -204,12 +204,12 @@ impl<'de> Visitor<'de> for ItemSeed<'_, 'de> {
 
 /// The mapped fields of one record; every other field is skipped unread.
 #[derive(Default)]
-struct Record<'a> {
-    station: Option<Scalar<'a>>,
-    quantity: Option<Scalar<'a>>,
-    value: Option<Scalar<'a>>,
-    unit: Option<Scalar<'a>>,
-    time: Option<Scalar<'a>>,
+pub(super) struct Record<'a> {
+    pub(super) station: Option<Scalar<'a>>,
+    pub(super) quantity: Option<Scalar<'a>>,
+    pub(super) value: Option<Scalar<'a>>,
+    pub(super) unit: Option<Scalar<'a>>,
+    pub(super) time: Option<Scalar<'a>>,
 }
 
 fn read_record<'de, A: MapAccess<'de>>(ctx: &Ctx<'de>, mut map: A) -> Result<Record<'de>, A::Error> {
@@ -236,7 +236,7 @@ fn read_record<'de, A: MapAccess<'de>>(ctx: &Ctx<'de>, mut map: A) -> Result<Rec
 }
 
 impl<'a> Record<'a> {
-    fn into_reading(self, ctx: &Ctx<'a>, index: Option<usize>) -> Result<RawReading<'a>, Rejection> {
+    pub(super) fn into_reading(self, ctx: &Ctx<'a>, index: Option<usize>) -> Result<RawReading<'a>, Rejection> {
         let m = ctx.mapping;
         let at = |msg: String| Rejection::Undecodable {
             message: match index {
