@@ -3,6 +3,7 @@
 # no ZooKeeper) on 127.0.0.1, using jars fetched from Maven Central by mvn.
 #
 #   ./start-kafka.sh            # start; prints KAFKA_BOOTSTRAP=127.0.0.1:PORT and KAFKA_PID=PID
+#   ./start-kafka.sh fetch      # only fetch the jars into the cache
 #   ./start-kafka.sh stop PID   # SIGTERM (controlled shutdown), wait, SIGKILL after 60 s
 #   eval "$(./start-kafka.sh)"  # the KEY=VALUE lines on stdout can be eval'ed; chatter goes to stderr
 #
@@ -96,6 +97,7 @@ else
   log "jar cache warm: $KAFKA_LIBS_DIR (Kafka $KAFKA_VERSION)"
 fi
 CP="$KAFKA_LIBS_DIR/*"
+if [[ "${1:-}" == "fetch" ]]; then exit 0; fi   # only fill the jar cache (scripts/test.sh)
 
 # find which class names this Kafka version uses (they have moved between releases)
 jar_has() { # jar_has path/Cls.class -> 0 if some jar in the cache holds it

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs the servers the tests need when they are missing —
-# Mosquitto and its clients, PostgreSQL, and Python's aiosmtpd as an SMTP server — with
-# apt-get and pip when run as root, otherwise it says what to install. Each test starts
+# Mosquitto and its clients, PostgreSQL, VictoriaMetrics (InfluxDB writes), Java and Maven
+# for Apache Kafka, and Python's aiosmtpd as an SMTP server — with apt-get and pip when run
+# as root, otherwise it says what to install. Kafka's jars are fetched once from Maven
+# Central into ~/.cache/kafka-libs (scripts/kafka.sh); each Kafka test starts its own broker. Each test starts
 # its own servers on free ports; PostgreSQL runs as a throwaway cluster on a free port for
 # the duration of the run. Nothing here touches ports in use.
 set -euo pipefail
@@ -14,6 +16,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 [ -n "$(pg_bin)" ] || need+=(postgresql)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || [ -f "$HOME/.cache/kafka-libs/.kafka-version" ] || need+=(maven)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need[*]}"
@@ -28,6 +33,8 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   echo "installing aiosmtpd (the SMTP server the e-mail test sends to)"
   python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
 fi
+# Apache Kafka's jars, once (about 40 MB; the tests start brokers from them).
+bash scripts/kafka.sh fetch
 # Debian installs the broker in /usr/sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin"
 

@@ -515,3 +515,64 @@ impl Drop for Kafka {
         signal(self.pid, "TERM");
     }
 }
+
+/// A real VictoriaMetrics (Debian's `victoria-metrics`), which takes InfluxDB v2 writes.
+pub struct Victoria {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Victoria {
+    /// Starts it on `port` and waits until it answers.
+    pub fn start_on(port: u16) -> Victoria {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("victoria-metrics")
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", dir.path().display()))
+            // The tests' readings are from 2024.
+            .arg("-retentionPeriod=100y")
+            .arg("-loggerLevel=ERROR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("victoria-metrics (apt-get install victoria-metrics)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reqwest::blocking::get(format!("http://127.0.0.1:{port}/health")).is_err() {
+            assert!(Instant::now() < deadline, "VictoriaMetrics did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Victoria { port, child, _dir: dir }
+    }
+
+    /// Every stored sample of the series matching `selector`, as (labels, value, ms).
+    pub fn export(&self, selector: &str) -> Vec<(serde_json::Value, f64, i64)> {
+        let base = format!("http://127.0.0.1:{}", self.port);
+        let _ = reqwest::blocking::get(format!("{base}/internal/force_flush"));
+        let text = reqwest::blocking::Client::new()
+            .get(format!("{base}/api/v1/export"))
+            .query(&[("match[]", selector), ("start", "0")])
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let series: serde_json::Value = serde_json::from_str(line).unwrap();
+            let values = series["values"].as_array().unwrap();
+            let times = series["timestamps"].as_array().unwrap();
+            for (v, t) in values.iter().zip(times) {
+                out.push((series["metric"].clone(), v.as_f64().unwrap(), t.as_i64().unwrap()));
+            }
+        }
+        out.sort_by_key(|s| s.2);
+        out
+    }
+}
+
+impl Drop for Victoria {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
