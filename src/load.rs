@@ -51,6 +51,16 @@ pub struct LoadOptions {
     /// the crossings' own topic is timed too, for the broker-only figure.
     #[arg(long)]
     pub alerts_topic: Option<String>,
+    /// Produce to this Kafka cluster (`host:port[,…]`) instead of publishing over MQTT.
+    #[arg(long)]
+    pub kafka: Option<String>,
+    /// The Kafka topic.
+    #[arg(long, default_value = "readings")]
+    pub kafka_topic: String,
+    /// With `--kafka`: instead of producing, consume `--count` records from the topic's
+    /// start with a fresh group and report the rate: rdkafka alone, no decoding.
+    #[arg(long)]
+    pub drain: bool,
 }
 
 /// Crossing readings waiting for their delivery and their alert, by station.
@@ -71,6 +81,13 @@ pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
             toml += &format!("[[station]]\nid = \"L{i}\"\nname = \"Load {i}\"\ndomain = \"water\"\nlocation = [120.0, 30.0]\nregion = \"330100\"\nattributes = {{ warning_level = 10.0 }}\n");
         }
         std::fs::write(path, toml)?;
+    }
+    if let Some(brokers) = &o.kafka {
+        return if o.drain {
+            crate::load_kafka::drain(brokers, &o.kafka_topic, o.count)
+        } else {
+            crate::load_kafka::produce(brokers, &o.kafka_topic, o.count, u64::from(o.stations.max(1)))
+        };
     }
     let qos = match o.qos {
         0 => QoS::AtMostOnce,

@@ -9,6 +9,7 @@ mod demo;
 mod durable;
 mod http;
 mod load;
+mod load_kafka;
 mod metrics;
 mod protocols;
 mod replay;

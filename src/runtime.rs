@@ -552,6 +552,8 @@ async fn ingest(
     sinks: Arc<Sinks>,
     all_ended: Option<Arc<tokio::sync::Notify>>,
 ) {
+    // When a replay's first envelope arrived.
+    let mut first_envelope: Option<std::time::Instant> = None;
     // Envelopes of the batch whose device was refused: no protocol answer for them.
     let mut refused: Vec<bool> = Vec::with_capacity(1024);
     let (durable, checkpoint_every, mut recent) = match durable {
@@ -599,6 +601,9 @@ async fn ingest(
         };
         if received == 0 {
             break;
+        }
+        if all_ended.is_some() && first_envelope.is_none() {
+            first_envelope = Some(std::time::Instant::now());
         }
         if batch.len() < 64 {
             // A small batch under a steady stream: let the sources run once more, so that
@@ -772,7 +777,17 @@ async fn ingest(
         // A replay is over when every source has ended: the input is complete, and every
         // timer up to the newest reading is due now.
         if let Some(ended) = &all_ended {
+            let first = first_envelope.unwrap_or_else(std::time::Instant::now);
             if sources.iter().all(|s| s.finite && s.ended) {
+                let readings = state.readings_total.load(Ordering::Relaxed);
+                let seconds = first.elapsed().as_secs_f64();
+                tracing::info!(
+                    readings,
+                    seconds = format!("{seconds:.3}"),
+                    per_second = format!("{:.0}", readings as f64 / seconds.max(1e-9)),
+                    dead_letters = state.dead_letters_total.load(Ordering::Relaxed),
+                    "replay finished: every reading handed to the engine"
+                );
                 input.advance(watermark.complete());
                 ended.notify_one();
                 break;
