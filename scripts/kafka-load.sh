@@ -60,24 +60,27 @@ end=$(date +%s.%N)
 base=$(python3 -c "print(f'{$N/($end-$start):.0f}')")
 echo "raw rdkafka consumer: $N in $(python3 -c "print(f'{$end-$start:.2f}')") s from process start: $base records/s"
 
-read -r ours peak_mib < <(python3 - "$BIN" "$dir/tidewatch.toml" "$http" "$N" "$dir/tw.log" <<'PYTHON'
+read -r ours streaming peak_mib < <(python3 - "$BIN" "$dir/tidewatch.toml" "$http" "$N" "$dir/tw.log" <<'PYTHON'
 import json, subprocess, sys, time, urllib.request
 bin_, config, http, n, log = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 start = time.monotonic()
 proc = subprocess.Popen([bin_, "run", "--config", config], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+first = None
 while True:
     try:
         readings = json.load(urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz"))["readings"]
     except Exception:
         readings = 0
     now = time.monotonic()
+    if readings and first is None:
+        first = (now, readings)
     if readings >= n:
         break
     time.sleep(0.005)
 peak = next((l.split()[1] for l in open(f"/proc/{proc.pid}/status") if l.startswith("VmHWM")), "?")
 proc.terminate(); proc.wait()
-print(f"{n / (now - start):.0f} {int(peak) // 1024 if peak != '?' else '?'}")
+print(f"{n / (now - start):.0f} {(n - first[1]) / (now - first[0]):.0f} {int(peak) // 1024 if peak != '?' else '?'}")
 PYTHON
 )
-echo "tidewatch (kafka source → rules): $N in from process start: $ours readings/s, peak RSS $peak_mib MiB"
+echo "tidewatch (kafka source → rules): $ours readings/s from process start ($streaming/s from its first readings), peak RSS $peak_mib MiB"
 echo "tidewatch / raw consumer: $(python3 -c "print(f'{100*$ours/$base:.0f}')") %"

@@ -16,7 +16,6 @@ cat > "$dir/rules.toml" <<'RULES'
 id = "level"
 select = { quantity = "water_level" }
 kind = "threshold"
-for = "5m"
 levels = [{ severity = "yellow", above = "station.warning_level" }, { severity = "red", above = 20 }]
 RULES
 printf 'stations = "stations.toml"\nrules = ["rules.toml"]\n[engine]\nworkers = 1\nidle_source_timeout = "1h"\n' > "$dir/tidewatch.toml"

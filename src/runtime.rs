@@ -292,7 +292,10 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let store = Store::open_with(store_url, full_sync)
         .await
         .with_context(|| format!("alerting.store {}", tidewatch_alerting::secrets::redact(store_url)))?;
-    first_admin(&store).await?;
+    // A replay has its own store and no API users to speak of.
+    if !options.until_sources_end {
+        first_admin(&store).await?;
+    }
     if let (Some(durable), Some(r)) = (&durable, &recovered) {
         if !r.found {
             let next = store.next_ids().await.context("reading the alert store's ids")?;
@@ -684,10 +687,8 @@ async fn ingest(
                 Offered::Replaced(bytes) => bytes,
             };
             if routed.lines {
-                for line in payload.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()) {
-                    for reason in normaliser.decode_into(decoder, line, envelope.received_at, into) {
-                        dead.push(keep(reason));
-                    }
+                for reason in normaliser.decode_lines_into(decoder, payload, envelope.received_at, into) {
+                    dead.push(keep(reason));
                 }
             } else {
                 for reason in normaliser.decode_into(decoder, payload, envelope.received_at, into) {

@@ -103,7 +103,7 @@ fn while_the_database_is_away_points_wait_within_their_bound_and_the_rest_are_co
     assert_eq!(sink(&t, "delivered"), 0);
 
     let victoria = Victoria::start_on(port);
-    wait(&t, "the waiting points written", |t| sink(&t, "delivered") == 20);
+    wait(&t, "the waiting points written", |t| sink(t, "delivered") == 20);
     let metrics = t.get("/metrics").text().unwrap();
     t.stop();
     assert!(metrics.contains(r#"tidewatch_sink_records_total{sink="history",outcome="dropped"} 12"#), "{metrics}");

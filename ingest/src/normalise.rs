@@ -131,4 +131,30 @@ impl Normaliser {
         });
         rejected
     }
+
+    /// JSON lines: each non-blank line of `payload` decoded alone (one refused line does not
+    /// take its neighbours with it). The payload's UTF-8 is checked once, not per string.
+    pub fn decode_lines_into(
+        &self,
+        decoder: &Decoder,
+        payload: &[u8],
+        received_at: i64,
+        out: &mut Vec<Reading>,
+    ) -> Vec<Rejection> {
+        let (Decoder::Json(json), Ok(text)) = (decoder, std::str::from_utf8(payload)) else {
+            let mut rejected = Vec::new();
+            for line in payload.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()) {
+                rejected.extend(self.decode_into(decoder, line, received_at, out));
+            }
+            return rejected;
+        };
+        let mut rejected = Vec::new();
+        for line in text.split('\n').filter(|l| !l.trim_ascii().is_empty()) {
+            json.decode_str(line, &mut |raw| match raw.and_then(|raw| self.accept(raw, received_at)) {
+                Ok(reading) => out.push(reading),
+                Err(reason) => rejected.push(reason),
+            });
+        }
+        rejected
+    }
 }

@@ -59,6 +59,9 @@ impl Health for FileStatus {
 }
 
 const CHUNK_BYTES: usize = 64 * 1024;
+/// A line longer than this is refused (`too_large`): a file without line breaks cannot make
+/// the reader hold it whole.
+const MAX_LINE: usize = 4 << 20;
 
 /// Opens the file (an error says which and why) and starts replaying it into `tx`.
 pub fn start(config: FileSourceConfig, tx: mpsc::Sender<Envelope>) -> Result<(Running, Arc<FileStatus>), String> {
@@ -102,7 +105,10 @@ fn replay(
     tx: &mpsc::Sender<Envelope>,
     status: &FileStatus,
 ) -> std::io::Result<()> {
-    let mut block = BytesMut::with_capacity(1 << 20);
+    const BLOCK: usize = 1 << 20;
+    // Unconsumed bytes of the file: `block[pos..]`; read into the spare room after them.
+    let mut block: Vec<u8> = vec![0; BLOCK];
+    let (mut pos, mut filled) = (0usize, 0usize);
     let mut header: Option<Bytes> = None;
     let mut chunk = BytesMut::with_capacity(CHUNK_BYTES + 4096);
     let mut lines_in_chunk = 0;
@@ -110,26 +116,50 @@ fn replay(
     let chunk_lines = if paced.is_some() { 1 } else { config.chunk_lines.max(1) };
     let mut first: Option<(i64, Instant)> = None;
     let mut eof = false;
+    // Inside a line longer than MAX_LINE, already refused.
+    let mut skipping = false;
     let send = |chunk: &mut BytesMut, lines: &mut usize| -> bool {
         *lines = 0;
         let payload = chunk.split().freeze();
         tx.blocking_send(envelope(config, payload, false)).is_ok()
     };
-    loop {
-        // Fill the block to at least one line (or the end of the file).
+    while !(eof && pos == filled) {
         if !eof {
-            let start = block.len();
-            block.resize(start + (1 << 20), 0);
-            let n = file.read(&mut block[start..])?;
-            block.truncate(start + n);
+            // Keep the partial line, make room, read on.
+            block.copy_within(pos..filled, 0);
+            filled -= pos;
+            pos = 0;
+            if filled >= MAX_LINE {
+                // One line this long is no reading: keep its start as a dead letter and
+                // skip to the next line.
+                let mut letter = envelope(config, Bytes::copy_from_slice(&block[..4096]), false);
+                letter.oversize = Some((filled, MAX_LINE));
+                if tx.blocking_send(letter).is_err() {
+                    return Ok(());
+                }
+                skipping = true;
+                filled = 0;
+            }
+            if block.len() - filled < BLOCK / 2 {
+                block.resize(block.len() * 2, 0);
+            }
+            let n = file.read(&mut block[filled..])?;
+            filled += n;
             status.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
             eof = n == 0;
         }
-        while let Some(end) =
-            block.iter().position(|&b| b == b'\n').or(if eof && !block.is_empty() { Some(block.len()) } else { None })
-        {
-            let line = block.split_to((end + 1).min(block.len()));
-            let text = trim_line(&line);
+        loop {
+            let rest = &block[pos..filled];
+            let end = match rest.iter().position(|&b| b == b'\n') {
+                Some(end) => end,
+                None if eof && !rest.is_empty() => rest.len(),
+                None => break,
+            };
+            let text = trim_line(&rest[..end]);
+            pos += (end + 1).min(rest.len());
+            if std::mem::take(&mut skipping) {
+                continue; // the end of the line too long to take
+            }
             if text.is_empty() {
                 continue;
             }
@@ -161,9 +191,6 @@ fn replay(
                 return Ok(());
             }
         }
-        if eof {
-            break;
-        }
     }
     if lines_in_chunk > 0 {
         send(&mut chunk, &mut lines_in_chunk);
@@ -177,4 +204,54 @@ fn trim_line(line: &[u8]) -> &[u8] {
         end -= 1;
     }
     &line[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(path: PathBuf, header: bool) -> Vec<Envelope> {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        rt.block_on(async {
+            let (tx, mut rx) = mpsc::channel(16);
+            let config = FileSourceConfig { name: "f", path, header, speed: None, time_of: None, chunk_lines: 3 };
+            let (_running, status) = start(config, tx).unwrap();
+            let mut out = Vec::new();
+            while let Some(e) = rx.recv().await {
+                let last = e.last;
+                out.push(e);
+                if last {
+                    break;
+                }
+            }
+            assert!(status.finished.load(Ordering::Relaxed));
+            out
+        })
+    }
+
+    #[test]
+    fn lines_come_in_chunks_each_starting_with_the_header_and_the_last_is_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        std::fs::write(&path, "a,b\r\n1,2\n\n3,4\n5,6\n7,8").unwrap();
+        let out = collect(path, true);
+        let payloads: Vec<&[u8]> = out.iter().map(|e| &e.payload[..]).collect();
+        assert_eq!(payloads, [&b"a,b\n1,2\n3,4\n5,6\n"[..], b"a,b\n7,8\n", b""]);
+        assert!(out.last().unwrap().last && !out[0].last);
+    }
+
+    #[test]
+    fn a_line_too_long_to_hold_is_refused_and_the_next_lines_still_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let mut text = b"first\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_LINE + (3 << 20)));
+        text.extend_from_slice(b"\nsecond\n");
+        std::fs::write(&path, text).unwrap();
+        let out = collect(path, false);
+        let oversize: Vec<_> = out.iter().filter_map(|e| e.oversize).collect();
+        assert!(!oversize.is_empty() && oversize.iter().all(|(n, limit)| *n >= *limit), "{oversize:?}");
+        let lines: Vec<u8> = out.iter().filter(|e| e.oversize.is_none()).flat_map(|e| e.payload.to_vec()).collect();
+        assert_eq!(lines, b"first\nsecond\n");
+    }
 }

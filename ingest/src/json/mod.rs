@@ -118,6 +118,11 @@ impl JsonDecoder {
         visitor::decode(&self.mapping, self.zone, payload, emit)
     }
 
+    /// As [`JsonDecoder::decode`], for a payload already checked to be UTF-8.
+    pub fn decode_str<'a>(&'a self, payload: &'a str, emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>)) {
+        visitor::decode_str(&self.mapping, self.zone, payload, emit)
+    }
+
     /// Decodes CSV: a header line naming the columns, then one record per line; the
     /// mapping names columns as it names JSON fields. Empty cells are absent fields.
     pub fn decode_csv<'a>(&'a self, payload: &'a [u8], emit: &mut dyn FnMut(Result<RawReading<'a>, Rejection>)) {

@@ -13,7 +13,22 @@ use crate::time;
 type Emit<'e, 'a> = &'e mut dyn FnMut(Result<RawReading<'a>, Rejection>);
 
 pub(super) fn decode<'a>(mapping: &'a JsonMapping, zone: chrono_tz::Tz, payload: &'a [u8], emit: Emit<'_, 'a>) {
-    let mut de = serde_json::Deserializer::from_slice(payload);
+    let de = serde_json::Deserializer::from_slice(payload);
+    decode_with(mapping, zone, de, emit)
+}
+
+/// As [`decode`], for text already known to be UTF-8 (its strings are not checked again).
+pub(super) fn decode_str<'a>(mapping: &'a JsonMapping, zone: chrono_tz::Tz, payload: &'a str, emit: Emit<'_, 'a>) {
+    let de = serde_json::Deserializer::from_str(payload);
+    decode_with(mapping, zone, de, emit)
+}
+
+fn decode_with<'a, R: serde_json::de::Read<'a>>(
+    mapping: &'a JsonMapping,
+    zone: chrono_tz::Tz,
+    mut de: serde_json::Deserializer<R>,
+    emit: Emit<'_, 'a>,
+) {
     let ctx = Ctx { mapping, zone };
     let result = DocSeed { ctx: &ctx, emit: &mut *emit }.deserialize(&mut de).and_then(|()| de.end());
     if let Err(e) = result {
