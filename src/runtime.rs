@@ -504,10 +504,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     // Every alert event is out of the engine: store them and send what is waiting.
     alerting.finish().await;
     dead.flush();
-    drop(dead);
-    if let Ok(sinks) = Arc::try_unwrap(sinks) {
-        sinks.close(Duration::from_secs(5)).await;
-    }
+    sinks.close(Duration::from_secs(5)).await;
     let _ = stop_http.send(());
     let _ = http.await;
     tracing::info!("stopped");

@@ -394,17 +394,15 @@ impl Sinks {
         self.sinks.iter().map(|s| (s.name.clone(), s.kind, s.counts.clone())).collect()
     }
 
-    /// Writes out what is buffered, for at most `timeout` per sink.
-    pub async fn close(self, timeout: Duration) {
-        for sink in self.sinks {
-            match sink.out {
+    /// Writes out what is buffered, for at most `timeout` per sink (at shutdown, after the
+    /// last alert and dead letter).
+    pub async fn close(&self, timeout: Duration) {
+        for sink in &self.sinks {
+            match &sink.out {
                 Out::Influx(influx) => influx.close(timeout).await,
-                Out::Kafka(kafka) => {
-                    let _ = tokio::task::spawn_blocking(move || kafka.flush(timeout)).await;
-                }
+                Out::Kafka(kafka) => tokio::task::block_in_place(|| kafka.flush(timeout)),
                 Out::Jsonl(file) => {
-                    let mut file = file.into_inner().unwrap_or_else(|e| e.into_inner());
-                    if let Err(e) = file.writer.flush() {
+                    if let Err(e) = file.lock().unwrap_or_else(|e| e.into_inner()).writer.flush() {
                         tracing::error!(sink = %sink.name, error = %e, "cannot flush a sink's file");
                     }
                 }

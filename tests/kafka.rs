@@ -201,3 +201,65 @@ send = "readings"
     let log = t.log();
     assert!(log.contains("reading log replayed"), "{log}");
 }
+
+/// The station and time of every reading a `jsonl` readings sink wrote.
+fn archived(dir: &std::path::Path) -> BTreeSet<(String, String)> {
+    std::fs::read_to_string(dir.join("archive/readings.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|r| (r["station"].as_str().unwrap().to_owned(), r["time"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn two_members_share_the_partitions_and_one_takes_over_when_the_other_dies() {
+    let kafka = Kafka::start();
+    let gauges: usize = 40;
+    let minutes = 300;
+    let batch = |from: i64, to: i64| -> Vec<(String, String)> {
+        (from..to).flat_map(|m| (0..gauges).map(move |g| reading(&format!("G{g:03}"), m, 27.0))).collect()
+    };
+    // The topic and its four partitions exist before anyone joins.
+    kafka.produce("readings", &batch(0, 10));
+    let extra = r#"[alerting]
+store = "sqlite://alerts.db"
+[[sink]]
+kind = "jsonl"
+name = "archive"
+path = "archive/readings.jsonl"
+send = "readings"
+"#;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = config(&kafka, extra);
+    let mut a = Tidewatch::start_config(dir_a.path(), &stations(gauges), LX_YELLOW_RULE, &config, assigned);
+    let b = Tidewatch::start_config(dir_b.path(), &stations(gauges), LX_YELLOW_RULE, &config, assigned);
+    let partitions = |t: &Tidewatch| t.health()["sources"]["gauges"]["partitions"].as_u64().unwrap_or(0);
+    b.wait_until("a share of the partitions", Duration::from_secs(30), |h| h["sources"]["gauges"]["partitions"] == 2);
+    assert_eq!(partitions(&a), 2, "{}", a.log());
+
+    // A stream while both run, then A dies mid-stream and the stream goes on.
+    for step in 0..10 {
+        kafka.produce("readings", &batch(10 + step * 20, 30 + step * 20));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let a_saw = archived(dir_a.path()).len();
+    let b_saw = archived(dir_b.path()).len();
+    assert!(a_saw > 0 && b_saw > 0, "both members read: {a_saw} and {b_saw}");
+    a.kill9();
+    kafka.produce("readings", &batch(210, minutes));
+    b.wait_until("all four partitions", Duration::from_secs(30), |h| h["sources"]["gauges"]["partitions"] == 4);
+
+    let total = gauges * minutes as usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut union = BTreeSet::new();
+    while Instant::now() < deadline {
+        union = archived(dir_a.path());
+        union.extend(archived(dir_b.path()));
+        if union.len() == total {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(union.len(), total, "readings skipped across the rebalance; B's log:\n{}", b.log());
+}

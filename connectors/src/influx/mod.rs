@@ -60,11 +60,12 @@ struct Shared {
     counts: Arc<SinkCounts>,
 }
 
-/// A running InfluxDB sink. Dropping it does not flush: call [`InfluxSink::close`].
+/// A running InfluxDB sink. Dropping it does not write what is buffered: call
+/// [`InfluxSink::close`].
 pub struct InfluxSink {
     shared: Arc<Shared>,
     config: InfluxSinkConfig,
-    task: tokio::task::JoinHandle<()>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub counts: Arc<SinkCounts>,
 }
 
@@ -77,7 +78,7 @@ impl InfluxSink {
         let shared =
             Arc::new(Shared { buffer: Mutex::default(), wake: tokio::sync::Notify::new(), counts: counts.clone() });
         let task = tokio::spawn(write(client, config.clone(), shared.clone()));
-        Ok(InfluxSink { shared, config, task, counts })
+        Ok(InfluxSink { shared, config, task: Mutex::new(Some(task)), counts })
     }
 
     /// Adds points to the open batch; a point over the bound is dropped and counted.
@@ -114,15 +115,16 @@ impl InfluxSink {
         self.shared.buffer.lock().unwrap_or_else(|e| e.into_inner()).points
     }
 
-    /// Writes what is buffered (for at most `timeout`), then stops.
-    pub async fn close(self, timeout: Duration) {
+    /// Writes what is buffered (for at most `timeout`), then stops; what is left then is
+    /// counted as dropped.
+    pub async fn close(&self, timeout: Duration) {
         {
             let mut b = self.shared.buffer.lock().unwrap_or_else(|e| e.into_inner());
             b.seal();
             b.closed = true;
         }
         self.shared.wake.notify_one();
-        let mut task = self.task;
+        let Some(mut task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
         if tokio::time::timeout(timeout, &mut task).await.is_err() {
             task.abort();
             let left = self.shared.buffer.lock().unwrap_or_else(|e| e.into_inner()).points;

@@ -24,6 +24,8 @@ pub struct MqttStatus {
     /// Connections established, including the first.
     pub connections: AtomicU64,
     pub connection_errors: AtomicU64,
+    /// Set when the source is being stopped.
+    pub stopping: AtomicBool,
 }
 
 impl crate::source::Health for MqttStatus {
@@ -99,7 +101,7 @@ impl MqttSource {
 
     /// A handle that stops the connection.
     pub fn task_handle(&self) -> SourceHandle {
-        SourceHandle { client: self.client.clone(), task: self.task.abort_handle() }
+        SourceHandle { client: self.client.clone(), task: self.task.abort_handle(), status: self.status.clone() }
     }
 }
 
@@ -107,12 +109,15 @@ impl MqttSource {
 pub struct SourceHandle {
     client: AsyncClient,
     task: tokio::task::AbortHandle,
+    status: Arc<MqttStatus>,
 }
 
 impl SourceHandle {
     /// Disconnects cleanly and stops the event loop. Unacknowledged messages stay with the
     /// broker's persistent session and are delivered again on the next connection.
     pub async fn stop(self) {
+        // The broker closing the connection after our DISCONNECT is no reason to reconnect.
+        self.status.stopping.store(true, Ordering::Relaxed);
         let _ = self.client.try_disconnect();
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.task.abort();
@@ -203,6 +208,10 @@ async fn run(
                 }
             }
             Ok(_) => {}
+            Err(_) if status.stopping.load(Ordering::Relaxed) => {
+                status.connected.store(false, Ordering::Relaxed);
+                return;
+            }
             Err(e) => {
                 let was_connected = status.connected.swap(false, Ordering::Relaxed);
                 status.connection_errors.fetch_add(1, Ordering::Relaxed);
