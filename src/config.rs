@@ -253,12 +253,16 @@ pub struct Listener {
     /// Zone of the devices' clocks.
     #[serde(default = "default_zone")]
     pub time_zone: chrono_tz::Tz,
-    /// A connection silent this long is closed (seconds).
+    /// A connection that completes no frame for this long is closed (seconds), however
+    /// many bytes it trickles.
     #[serde(default = "default_idle")]
     pub idle_timeout_s: u64,
-    /// Connections accepted at once; more wait.
+    /// Connections open at once; more are closed as soon as they are accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections open at once from one address (a gateway may carry many devices).
+    #[serde(default = "default_max_per_address")]
+    pub max_connections_per_address: usize,
     /// As a route's `reorder`: devices here may deliver a sensor's readings out of order.
     #[serde(default)]
     pub reorder: bool,
@@ -274,6 +278,10 @@ fn default_idle() -> u64 {
 
 fn default_max_connections() -> usize {
     1024
+}
+
+fn default_max_per_address() -> usize {
+    64
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -292,11 +300,29 @@ pub struct HttpSection {
     pub listen: SocketAddr,
     /// Whether reading alerts and silences needs no login (changes always need one).
     pub open_reads: bool,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Connections open at once from one address.
+    pub max_connections_per_address: usize,
+    /// A request's headers must arrive within this.
+    pub header_timeout: String,
+    /// A connection that moves no byte for this long is closed.
+    pub idle_timeout: String,
+    /// A request (its body included) is answered within this, or with 408.
+    pub request_timeout: String,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
-        HttpSection { listen: "127.0.0.1:8080".parse().expect("valid address"), open_reads: true }
+        HttpSection {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            open_reads: true,
+            max_connections: 512,
+            max_connections_per_address: 64,
+            header_timeout: "10s".into(),
+            idle_timeout: "60s".into(),
+            request_timeout: "30s".into(),
+        }
     }
 }
 
@@ -341,6 +367,9 @@ pub struct EngineTiming {
     pub checkpoint_ms: i64,
     pub shutdown_ms: i64,
     pub max_silence_ms: i64,
+    pub http_header_ms: i64,
+    pub http_idle_ms: i64,
+    pub http_request_ms: i64,
 }
 
 impl Config {
@@ -437,6 +466,9 @@ impl Config {
             checkpoint_ms: duration("state.checkpoint_interval", &self.state.checkpoint_interval),
             shutdown_ms: duration("engine.shutdown_timeout", &self.engine.shutdown_timeout),
             max_silence_ms: duration("alerting.max_silence", &self.alerting.max_silence),
+            http_header_ms: duration("http.header_timeout", &self.http.header_timeout),
+            http_idle_ms: duration("http.idle_timeout", &self.http.idle_timeout),
+            http_request_ms: duration("http.request_timeout", &self.http.request_timeout),
         };
         if timing.checkpoint_ms < 100 && self.state.dir.is_some() {
             problems.push(format!(

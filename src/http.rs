@@ -96,9 +96,25 @@ pub fn router(state: Arc<AppState>) -> Router {
                 "this endpoint does not take that method; see /api/openapi.json",
             )
         })
-        // A body's size is checked against its Content-Length before it is read.
+        // A body is refused by its declared Content-Length before any of it is read, and
+        // one without (chunked) is cut off at the limit as it is read.
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+async fn refuse_declared_oversize(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body too large",
+            "request bodies are limited to 64 KiB (by Content-Length; nothing was read)",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// The largest request body accepted.

@@ -8,6 +8,7 @@ mod decode_tool;
 mod demo;
 mod durable;
 mod http;
+mod http_server;
 mod load;
 mod load_kafka;
 mod metrics;

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub source_up: Family<SourceLabels, Gauge>,
     /// Records each sink delivered, failed or dropped (over its bound).
     pub sink_records: Family<SinkLabels, Counter>,
+    /// HTTP connections the server closed by its limits (refused at accept, idle).
+    pub http_connections_closed: Family<OutcomeLabels, Counter>,
     pub notifications: Family<ChannelLabels, Counter>,
     pub notification_messages: Family<ChannelLabels, Counter>,
     pub notifications_suppressed: Counter,
@@ -169,6 +171,12 @@ impl Metrics {
         registry.register("mqtt_connected", "1 while connected to the MQTT broker", mqtt_connected.clone());
         let source_up = Family::<SourceLabels, Gauge>::default();
         registry.register("source_up", "1 while a source can take messages, by source", source_up.clone());
+        let http_connections_closed = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "http_connections_closed",
+            "HTTP connections closed by the server's limits: refused (over http.max_connections or per address) or idle_closed",
+            http_connections_closed.clone(),
+        );
         let sink_records = Family::<SinkLabels, Counter>::default();
         registry.register(
             "sink_records",
@@ -193,6 +201,7 @@ impl Metrics {
             mqtt_connected,
             source_up,
             sink_records,
+            http_connections_closed,
             notifications,
             notification_messages,
             notifications_suppressed,

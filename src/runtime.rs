@@ -74,6 +74,8 @@ pub struct AppState {
     pub watermark: Arc<Watermark>,
     pub sources: Vec<SourceInfo>,
     pub sinks: Vec<(String, &'static str, Arc<SinkCounts>)>,
+    /// What the HTTP server's limits refused.
+    pub http: Arc<crate::http_server::HttpCounts>,
     pub readings_total: AtomicU64,
     pub dead_letters_total: AtomicU64,
     /// Newest simulated time published (demo only), ms.
@@ -100,6 +102,14 @@ impl AppState {
         self.metrics.mqtt_connected.set(i64::from(mqtt_up));
         for s in &self.sources {
             self.metrics.source_up.get_or_create(&SourceLabels { source: s.name.into() }).set(i64::from(s.health.up()));
+        }
+        let http = [
+            ("refused", self.http.refused.load(Ordering::Relaxed)),
+            ("idle_closed", self.http.idle_closed.load(Ordering::Relaxed)),
+        ];
+        for (outcome, n) in http {
+            let labels = crate::metrics::OutcomeLabels { outcome: outcome.into() };
+            self.metrics.http_connections_closed.get_or_create(&labels).inner().store(n, Ordering::Relaxed);
         }
         for (name, _, counts) in &self.sinks {
             for (outcome, n) in
@@ -336,6 +346,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         watermark: watermark.clone(),
         sources: running.iter().map(|r| SourceInfo { name: r.name, kind: r.kind, health: r.health.clone() }).collect(),
         sinks: sinks.counts(),
+        http: Default::default(),
         readings_total: AtomicU64::new(0),
         dead_letters_total: AtomicU64::new(0),
         sim_clock: AtomicI64::new(i64::MIN),
@@ -363,17 +374,22 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         .with_context(|| format!("cannot listen for HTTP on {} (set http.listen or --http)", config.http.listen))?;
     let http_addr = listener.local_addr()?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn({
-        let app = crate::http::router(state.clone());
-        async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = http_stopped.await;
-            });
-            if let Err(e) = served.await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }
-    });
+    let limits = crate::http_server::HttpLimits {
+        max_connections: config.http.max_connections,
+        max_per_address: config.http.max_connections_per_address,
+        header_timeout: Duration::from_millis(timing.http_header_ms.max(100) as u64),
+        idle_timeout: Duration::from_millis(timing.http_idle_ms.max(100) as u64),
+        request_timeout: Duration::from_millis(timing.http_request_ms.max(100) as u64),
+    };
+    let http = tokio::spawn(crate::http_server::serve(
+        listener,
+        crate::http::router(state.clone()),
+        limits,
+        state.http.clone(),
+        async {
+            let _ = http_stopped.await;
+        },
+    ));
     tracing::info!(%http_addr, "HTTP API at http://{http_addr}/api/alerts (also /healthz, /metrics)");
 
     // Rules whose state was discarded cannot resolve their open alerts: say so and close them.

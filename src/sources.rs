@@ -290,6 +290,7 @@ pub async fn start(config: &SourceConfig, tx: mpsc::Sender<Envelope>) -> anyhow:
                 listen: l.listen,
                 idle_timeout: Duration::from_secs(l.idle_timeout_s.max(1)),
                 max_connections: l.max_connections,
+                max_per_address: l.max_connections_per_address,
                 max_buffer: 64 * 1024,
             };
             let source = tidewatch_connectors::tcp::start(listener, protocol, tx)

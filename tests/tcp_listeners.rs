@@ -40,6 +40,8 @@ impl Running {
                 }
                 assert!(Instant::now() < deadline, "timed out waiting for {what}: {h}");
             }
+            // A process that never answers (it exited at start) fails the test, not hangs it.
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: no answer from the API");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -118,6 +120,7 @@ name = "loggers"
 protocol = "hj212"
 listen = "127.0.0.1:{hj_port}"
 idle_timeout_s = 2
+max_connections_per_address = 2
 [[listener]]
 name = "stations"
 protocol = "sl651"
@@ -331,4 +334,60 @@ fn a_logger_with_a_wrong_password_or_address_is_refused_and_not_answered() {
     running.wait_until("the reading", |h| h["readings"] == 1);
     let metrics = reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", running.http)).unwrap().text().unwrap();
     assert!(metrics.contains("tidewatch_dead_letters_total{reason=\"auth\"} 1"), "{metrics}");
+}
+
+/// A device cannot hold a connection by trickling bytes that never make a frame (only a
+/// whole frame moves the idle deadline), and one address cannot take every connection.
+#[test]
+fn a_trickle_cannot_hold_a_connection_and_one_address_cannot_take_them_all() {
+    let (hj_port, sl_port) = (support::free_port(), support::free_port());
+    let running = start(hj_port, sl_port);
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let packet = hj212::encode(&format!(
+        "QN={}000;ST=22;CN=2011;PW=123456;MN=JLYP01_AIR01_0001;Flag=5;CP=&&DataTime={};a34004-Rtd=35.0,a34004-Flag=N&&",
+        now.format("%Y%m%d%H%M%S"),
+        now.format("%Y%m%d%H%M%S")
+    ));
+    let closed = |stream: &mut TcpStream, within: Duration| {
+        stream.set_read_timeout(Some(within)).unwrap();
+        let mut byte = [0u8; 1];
+        matches!(stream.read(&mut byte), Ok(0))
+            || matches!(stream.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+    };
+
+    // Two connections from this address are its limit (max_connections_per_address = 2).
+    let mut trickle = TcpStream::connect(("127.0.0.1", hj_port)).unwrap();
+    let mut second = TcpStream::connect(("127.0.0.1", hj_port)).unwrap();
+    running.wait_until("two open", |h| h["listeners"]["loggers"]["open"] == 2);
+    let mut third = TcpStream::connect(("127.0.0.1", hj_port)).unwrap();
+    assert!(closed(&mut third, Duration::from_secs(2)), "the third is closed at once");
+    running.wait_until("the refusal counted", |h| h["listeners"]["loggers"]["refused"] == 1);
+
+    // A whole packet every second keeps the second one open past the idle timeout (2 s),
+    // while the first trickles a packet byte by byte and is closed at its timeout anyway.
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut answer = [0u8; 256];
+    second.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    while started.elapsed() < Duration::from_secs(4) {
+        if trickle.write_all(&packet.as_bytes()[sent..sent + 1]).is_err() {
+            break;
+        }
+        sent += 1;
+        if sent % 3 == 0 {
+            second.write_all(packet.as_bytes()).unwrap();
+            let n = second.read(&mut answer).unwrap();
+            assert!(n > 0, "answered while it sends whole packets");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(sent < packet.len(), "the trickle never finished its packet");
+    assert!(closed(&mut trickle, Duration::from_secs(1)), "the trickle was closed");
+    let health = running.wait_until("the idle close", |h| h["listeners"]["loggers"]["idle_closed"] == 1);
+    assert_eq!(health["listeners"]["loggers"]["open"], 1, "{health}");
+    // Its place is free again.
+    let mut again = TcpStream::connect(("127.0.0.1", hj_port)).unwrap();
+    again.write_all(packet.as_bytes()).unwrap();
+    again.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(again.read(&mut answer).unwrap() > 0);
 }

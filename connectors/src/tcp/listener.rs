@@ -1,8 +1,9 @@
 //! Accepting connections and cutting their byte streams into frames.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -19,10 +20,12 @@ pub struct TcpListenerConfig {
     /// Name used as the envelopes' source.
     pub name: &'static str,
     pub listen: SocketAddr,
-    /// A connection silent this long is closed.
+    /// A connection that completes no frame for this long is closed, whatever it trickles.
     pub idle_timeout: Duration,
-    /// Connections beyond this wait to be accepted.
+    /// Connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Connections open at once from one address; more are closed likewise.
+    pub max_per_address: usize,
     /// Bytes buffered per connection without a complete frame before they are dropped as
     /// garbage (a device can not make the platform buffer without bound).
     pub max_buffer: usize,
@@ -36,6 +39,8 @@ pub struct TcpStatus {
     pub idle_closed: AtomicU64,
     pub frames: AtomicU64,
     pub garbage_bytes: AtomicU64,
+    /// Connections closed at once: over `max_connections` or `max_per_address`.
+    pub refused: AtomicU64,
 }
 
 impl crate::source::Health for TcpStatus {
@@ -50,6 +55,7 @@ impl crate::source::Health for TcpStatus {
             "idle_closed": self.idle_closed.load(Ordering::Relaxed),
             "frames": self.frames.load(Ordering::Relaxed),
             "garbage_bytes": self.garbage_bytes.load(Ordering::Relaxed),
+            "refused": self.refused.load(Ordering::Relaxed),
         })
     }
 }
@@ -81,12 +87,14 @@ pub async fn start(
     let local_addr = listener.local_addr()?;
     let status = Arc::new(TcpStatus::default());
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let (shutdown, stopping) = tokio::sync::watch::channel(false);
     let task = tokio::spawn({
         let status = status.clone();
         async move {
             loop {
-                let Ok(permit) = limit.clone().acquire_owned().await else { return };
+                // Accept first, then decide: a full listener answers at once (closes) rather
+                // than leaving devices waiting in the kernel's queue.
                 let (stream, peer) = match listener.accept().await {
                     Ok(c) => c,
                     Err(e) => {
@@ -95,6 +103,12 @@ pub async fn start(
                         continue;
                     }
                 };
+                let Some(slot) = Slot::take(&limit, &per_address, peer.ip(), config.max_per_address.max(1)) else {
+                    status.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(listener = config.name, %peer, "connection refused: over the connection limits");
+                    drop(stream);
+                    continue;
+                };
                 status.accepted.fetch_add(1, Ordering::Relaxed);
                 status.open.fetch_add(1, Ordering::Relaxed);
                 let (config, protocol, tx, status) = (config.clone(), protocol.clone(), tx.clone(), status.clone());
@@ -102,12 +116,49 @@ pub async fn start(
                 tokio::spawn(async move {
                     connection(stream, peer, &config, &*protocol, tx, &status, stopping).await;
                     status.open.fetch_sub(1, Ordering::Relaxed);
-                    drop(permit);
+                    drop(slot);
                 });
             }
         }
     });
     Ok(TcpSource { local_addr, status, task, shutdown })
+}
+
+/// A connection's place under both limits, given back when dropped.
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Slot {
+    fn take(
+        limit: &Arc<Semaphore>,
+        per_address: &Arc<Mutex<HashMap<IpAddr, usize>>>,
+        ip: IpAddr,
+        max_per_address: usize,
+    ) -> Option<Slot> {
+        let permit = limit.clone().try_acquire_owned().ok()?;
+        let mut open = per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(ip).or_default();
+        if *count >= max_per_address {
+            return None;
+        }
+        *count += 1;
+        Some(Slot { _permit: permit, per_address: per_address.clone(), ip })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 async fn connection(
@@ -141,9 +192,11 @@ async fn connection(
         oversize: None,
         last: false,
     };
+    // Only a complete frame moves the deadline: a trickle of bytes cannot hold a connection.
+    let mut deadline = tokio::time::Instant::now() + config.idle_timeout;
     loop {
         let read = tokio::select! {
-            read = tokio::time::timeout(config.idle_timeout, reader.read_buf(&mut buf)) => read,
+            read = tokio::time::timeout_at(deadline, reader.read_buf(&mut buf)) => read,
             _ = stopping.changed() => break,
         };
         let n = match read {
@@ -163,6 +216,7 @@ async fn connection(
                 Framing::Frame(len) => {
                     let frame = buf.split_to(len).freeze();
                     status.frames.fetch_add(1, Ordering::Relaxed);
+                    deadline = tokio::time::Instant::now() + config.idle_timeout;
                     let ack = match protocol.answer(&frame) {
                         Some(answer) => Ack::Reply { to: reply_tx.clone(), bytes: Bytes::from(answer) },
                         None => Ack::None,

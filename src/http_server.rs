@@ -1,0 +1,186 @@
+//! Serving the HTTP API with bounds a hostile client cannot stretch: connections in all and
+//! per address (refused at accept), headers within `header_timeout`, a connection that moves
+//! no byte for `idle_timeout` closed, and each request answered within `request_timeout`
+//! (a body dribbled slowly included: 408). Bodies are limited to 64 KiB in [`crate::http`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub max_per_address: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+/// What the limits refused, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct HttpCounts {
+    pub refused: AtomicU64,
+    pub idle_closed: AtomicU64,
+}
+
+/// Serves `app` on `listener` until `stop` resolves; then lets requests in flight finish
+/// (for at most 5 s).
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: HttpLimits,
+    counts: Arc<HttpCounts>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout,
+    ));
+    let open: Arc<Mutex<(usize, HashMap<IpAddr, usize>)>> = Arc::default();
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    tokio::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait rather than spin.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let Some(slot) = Slot::take(&open, peer.ip(), &limits) else {
+            counts.refused.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let (counts, mut closed) = (counts.clone(), closed.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let activity = Arc::new(AtomicI64::new(0));
+            let started = Instant::now();
+            let io = TokioIo::new(Watched { inner: stream, activity: activity.clone(), started });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+            let connection = builder.serve_connection(io, service);
+            tokio::pin!(connection);
+            let mut check = tokio::time::interval(Duration::from_secs(1).min(limits.idle_timeout));
+            let mut shutting = false;
+            loop {
+                tokio::select! {
+                    _ = &mut connection => break,
+                    _ = check.tick(), if !shutting => {
+                        let idle = started.elapsed().as_millis() as i64 - activity.load(Ordering::Relaxed);
+                        if idle >= limits.idle_timeout.as_millis() as i64 {
+                            counts.idle_closed.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                    _ = closed.changed(), if !shutting => {
+                        shutting = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        });
+    }
+    let _ = closing.send(true);
+    // Connections finish what they are answering; the open count falls to zero.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open.lock().unwrap_or_else(|e| e.into_inner()).0 > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A connection's place under both limits, given back when dropped.
+struct Slot {
+    open: Arc<Mutex<(usize, HashMap<IpAddr, usize>)>>,
+    ip: IpAddr,
+}
+
+impl Slot {
+    fn take(open: &Arc<Mutex<(usize, HashMap<IpAddr, usize>)>>, ip: IpAddr, limits: &HttpLimits) -> Option<Slot> {
+        let mut guard = open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_address) = &mut *guard;
+        let here = per_address.entry(ip).or_default();
+        if *total >= limits.max_connections.max(1) || *here >= limits.max_per_address.max(1) {
+            if *here == 0 {
+                per_address.remove(&ip);
+            }
+            return None;
+        }
+        *here += 1;
+        *total += 1;
+        Some(Slot { open: open.clone(), ip })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut guard = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_address) = &mut *guard;
+        *total -= 1;
+        if let Some(here) = per_address.get_mut(&self.ip) {
+            *here -= 1;
+            if *here == 0 {
+                per_address.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A stream that notes when it last moved a byte (ms since `started`).
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<AtomicI64>,
+    started: Instant,
+}
+
+impl Watched {
+    fn moved(&self) {
+        self.activity.store(self.started.elapsed().as_millis() as i64, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.moved();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.moved();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
