@@ -154,6 +154,12 @@ pub struct MqttSection {
     pub broker: Option<String>,
     /// Address of the embedded broker, when `broker` is not set.
     pub embedded_listen: SocketAddr,
+    /// The embedded broker's users (`[users] name = "password"`), generated on first start
+    /// (readable by this user only): `tidewatch` for Tidewatch itself, `device` for publishers.
+    pub embedded_credentials: PathBuf,
+    /// Let clients without credentials into the embedded broker (never with Tidewatch's
+    /// client id).
+    pub embedded_anonymous: bool,
     /// Stable client id for the persistent session.
     pub client_id: String,
     pub keep_alive_s: u64,
@@ -174,6 +180,8 @@ impl Default for MqttSection {
             name: "mqtt".into(),
             broker: None,
             embedded_listen: "127.0.0.1:1883".parse().expect("valid address"),
+            embedded_credentials: "var/mqtt-credentials.toml".into(),
+            embedded_anonymous: false,
             client_id: "tidewatch".into(),
             keep_alive_s: 30,
             max_backoff_s: 10,
@@ -431,9 +439,14 @@ impl Config {
             fix(p);
         }
         for source in &mut self.source {
-            if let SourceConfig::File(f) = source {
-                fix(&mut f.path);
+            match source {
+                SourceConfig::File(f) => fix(&mut f.path),
+                SourceConfig::Mqtt(m) => fix(&mut m.embedded_credentials),
+                _ => {}
             }
+        }
+        if let Some(m) = self.mqtt.as_mut() {
+            fix(&mut m.embedded_credentials);
         }
         for sink in &mut self.sink {
             if let SinkConfig::Jsonl(j) = sink {

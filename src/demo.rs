@@ -42,12 +42,16 @@ pub struct SimulatorOptions {
 pub async fn simulate(
     host: String,
     port: u16,
+    login: Option<(String, String)>,
     registry: Arc<Registry>,
     options: SimulatorOptions,
     state: Arc<AppState>,
 ) {
     let mut mqtt = MqttOptions::new("tidewatch-simulator", host, port);
     mqtt.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(1 << 20, 1 << 20);
+    if let Some((user, password)) = login {
+        mqtt.set_credentials(user, password);
+    }
     let (client, mut eventloop) = AsyncClient::new(mqtt, 1024);
     tokio::spawn(async move {
         loop {

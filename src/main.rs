@@ -279,6 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 Some(a) => a,
                 None => SocketAddr::from(([127, 0, 0, 1], tidewatch_connectors::mqtt::embedded::free_local_port()?)),
             };
+            let credentials = out.join("mqtt-credentials.toml").display().to_string().replace('\\', "/");
             let mut config: Config = toml::from_str(&format!(
                 r#"stations = "<built-in>"
 rules = ["<built-in>"]
@@ -286,6 +287,7 @@ rules = ["<built-in>"]
 workers = {workers}
 [mqtt]
 embedded_listen = "{mqtt_listen}"
+embedded_credentials = "{credentials}"
 client_id = "tidewatch-demo"
 [[mqtt.route]]
 name = "json"

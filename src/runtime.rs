@@ -475,8 +475,8 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     });
 
     let simulator = match (options.simulate, broker) {
-        (Some(sim), Some((host, port))) => {
-            Some(tokio::spawn(crate::demo::simulate(host, port, registry.clone(), sim, state.clone())))
+        (Some(sim), Some((host, port, login))) => {
+            Some(tokio::spawn(crate::demo::simulate(host, port, login, registry.clone(), sim, state.clone())))
         }
         _ => None,
     };

@@ -229,11 +229,15 @@ impl SourceConfig {
     }
 }
 
+/// An MQTT broker's host and port, and the publishers' login (username, password) on the
+/// embedded one.
+pub type Broker = (String, u16, Option<(String, String)>);
+
 /// A started source, with what the rest of the process needs of it.
 pub struct Started {
     pub running: Running,
-    /// Where its MQTT broker is (for the demo's simulator).
-    pub broker: Option<(String, u16)>,
+    /// Where its MQTT broker is, and (embedded) the publishers' login (for the demo's simulator).
+    pub broker: Option<Broker>,
     pub file: Option<Arc<FileStatus>>,
 }
 
@@ -244,14 +248,25 @@ pub async fn start(config: &SourceConfig, tx: mpsc::Sender<Envelope>) -> anyhow:
     let at = || format!("source {name:?} ({})", config.kind());
     match config {
         SourceConfig::Mqtt(c) => {
+            let mut login = (c.username.clone(), c.password.clone());
+            let mut devices = None;
             let (host, port) = match &c.broker {
                 Some(broker) => {
                     parse_host_port(broker).with_context(|| format!("{}: broker must be host:port", at()))?
                 }
                 None => {
                     let listen = c.embedded_listen;
-                    embedded::start(listen).with_context(|| format!("{}: starting the embedded MQTT broker", at()))?;
-                    tracing::info!(%listen, "embedded MQTT broker started");
+                    let users = embedded_users(&c.embedded_credentials).with_context(at)?;
+                    login = (Some("tidewatch".into()), users.get("tidewatch").cloned());
+                    devices = users.get("device").map(|p| ("device".to_owned(), p.clone()));
+                    let access = embedded::Access {
+                        users,
+                        reserved: vec![c.client_id.clone()],
+                        anonymous: c.embedded_anonymous,
+                    };
+                    embedded::start(listen, access)
+                        .with_context(|| format!("{}: starting the embedded MQTT broker", at()))?;
+                    tracing::info!(%listen, credentials = %c.embedded_credentials.display(), "embedded MQTT broker started");
                     (listen.ip().to_string(), listen.port())
                 }
             };
@@ -260,10 +275,9 @@ pub async fn start(config: &SourceConfig, tx: mpsc::Sender<Envelope>) -> anyhow:
             mqtt.keep_alive_s = c.keep_alive_s;
             mqtt.max_backoff_s = c.max_backoff_s;
             mqtt.max_payload = c.max_message_kb.max(1) * 1024;
-            mqtt.username = c.username.clone();
-            mqtt.password = c.password.clone();
+            (mqtt.username, mqtt.password) = login;
             let source = MqttSource::start(&mqtt, name, tx);
-            Ok(Started { running: Running::mqtt(name, &source), broker: Some((host, port)), file: None })
+            Ok(Started { running: Running::mqtt(name, &source), broker: Some((host, port, devices)), file: None })
         }
         SourceConfig::Kafka(c) => {
             let ms = |text: &str| parse_duration(text).unwrap_or(0).max(0) as u64;
@@ -327,4 +341,45 @@ pub async fn start(config: &SourceConfig, tx: mpsc::Sender<Envelope>) -> anyhow:
             Ok(Started { running, broker: None, file: Some(status) })
         }
     }
+}
+
+/// The embedded broker's users from its credentials file, which is made (readable by this
+/// user only) with generated passwords for `tidewatch` and `device` when it is missing.
+fn embedded_users(path: &std::path::Path) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Credentials {
+        users: std::collections::HashMap<String, String>,
+    }
+    if !path.exists() {
+        let text = format!(
+            "# Users of Tidewatch's embedded MQTT broker (username = \"password\"), generated on\n\
+             # first start. \"tidewatch\" is Tidewatch's own connection (its client id is reserved\n\
+             # for it); give publishers \"device\" or add users of their own, then restart.\n\
+             [users]\ntidewatch = \"{}\"\ndevice = \"{}\"\n",
+            tidewatch_alerting::users::random_secret(""),
+            tidewatch_alerting::users::random_secret("")
+        );
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!(
+            "Created the embedded MQTT broker's users in {} (publishers log in as \"device\" with the password there)",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let credentials: Credentials = tidewatch_ingest::toml_all::parse(&text, &path.display().to_string())
+        .map_err(|p| anyhow::anyhow!("{}", p.join("\n  ")))?;
+    if !credentials.users.contains_key("tidewatch") {
+        anyhow::bail!("{}: needs a user \"tidewatch\" (Tidewatch's own connection)", path.display());
+    }
+    Ok(credentials.users)
 }
