@@ -170,6 +170,9 @@ pub struct MqttSection {
     pub max_message_kb: usize,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// TLS to an external broker: `tls = { ca = "ca.pem" }`, with `cert` and `key` for a
+    /// client certificate (PEM files, relative to this file).
+    pub tls: Option<TlsFiles>,
     /// Topic filters and how to decode what arrives on them; the first match wins.
     pub route: Vec<Route>,
 }
@@ -188,6 +191,7 @@ impl Default for MqttSection {
             max_message_kb: 1024,
             username: None,
             password: None,
+            tls: None,
             route: vec![Route {
                 name: "json".into(),
                 filter: "tidewatch/json/#".into(),
@@ -198,6 +202,34 @@ impl Default for MqttSection {
                 reorder: false,
             }],
         }
+    }
+}
+
+/// PEM files for a TLS connection: the CA to trust, and optionally our own certificate.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn resolve(&mut self, fix: &impl Fn(&mut PathBuf)) {
+        fix(&mut self.ca);
+        self.cert.iter_mut().for_each(fix);
+        self.key.iter_mut().for_each(fix);
+    }
+
+    /// The files' bytes, or which one could not be read.
+    pub fn load(&self) -> anyhow::Result<tidewatch_connectors::mqtt::MqttTls> {
+        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()));
+        let client = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            (None, None) => None,
+            _ => anyhow::bail!("tls: cert and key go together"),
+        };
+        Ok(tidewatch_connectors::mqtt::MqttTls { ca: read(&self.ca)?, client })
     }
 }
 
@@ -318,6 +350,16 @@ pub struct HttpSection {
     pub idle_timeout: String,
     /// A request (its body included) is answered within this, or with 408.
     pub request_timeout: String,
+    /// Serve HTTPS: `tls = { cert = "server.pem", key = "server.key" }` (PEM, relative to
+    /// this file).
+    pub tls: Option<HttpTls>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for HttpSection {
@@ -330,6 +372,7 @@ impl Default for HttpSection {
             header_timeout: "10s".into(),
             idle_timeout: "60s".into(),
             request_timeout: "30s".into(),
+            tls: None,
         }
     }
 }
@@ -441,12 +484,24 @@ impl Config {
         for source in &mut self.source {
             match source {
                 SourceConfig::File(f) => fix(&mut f.path),
-                SourceConfig::Mqtt(m) => fix(&mut m.embedded_credentials),
+                SourceConfig::Mqtt(m) => {
+                    fix(&mut m.embedded_credentials);
+                    if let Some(tls) = m.tls.as_mut() {
+                        tls.resolve(&fix);
+                    }
+                }
                 _ => {}
             }
         }
+        if let Some(tls) = self.http.tls.as_mut() {
+            fix(&mut tls.cert);
+            fix(&mut tls.key);
+        }
         if let Some(m) = self.mqtt.as_mut() {
             fix(&mut m.embedded_credentials);
+            if let Some(tls) = m.tls.as_mut() {
+                tls.resolve(&fix);
+            }
         }
         for sink in &mut self.sink {
             if let SinkConfig::Jsonl(j) = sink {

@@ -220,6 +220,9 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> std::process::ExitCode {
+    // Two TLS crypto providers are built in (rumqttc brings aws-lc-rs, reqwest ring):
+    // rustls then wants the process to pick one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -381,16 +381,22 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         idle_timeout: Duration::from_millis(timing.http_idle_ms.max(100) as u64),
         request_timeout: Duration::from_millis(timing.http_request_ms.max(100) as u64),
     };
+    let tls = match &config.http.tls {
+        Some(t) => Some(crate::http_server::tls_acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let http = tokio::spawn(crate::http_server::serve(
         listener,
         crate::http::router(state.clone()),
+        tls,
         limits,
         state.http.clone(),
         async {
             let _ = http_stopped.await;
         },
     ));
-    tracing::info!(%http_addr, "HTTP API at http://{http_addr}/api/alerts (also /healthz, /metrics)");
+    tracing::info!(%http_addr, "HTTP API at {scheme}://{http_addr}/api/alerts (also /healthz, /metrics)");
 
     // Rules whose state was discarded cannot resolve their open alerts: say so and close them.
     if let Some(r) = &recovered {

@@ -179,8 +179,18 @@ impl SourceConfig {
         let routes = match self {
             SourceConfig::Mqtt(c) => {
                 if let Some(broker) = &c.broker {
-                    if parse_host_port(broker).is_none() {
+                    if broker.starts_with("mqtts://") || broker.starts_with("ssl://") {
+                        problems.push(format!("{at}: broker {broker:?}: write host:port and a tls table for TLS"));
+                    } else if parse_host_port(broker).is_none() {
                         problems.push(format!("{at}: broker {broker:?} must be host:port"));
+                    }
+                }
+                if let Some(tls) = &c.tls {
+                    if c.broker.is_none() {
+                        problems.push(format!("{at}: tls is for an external broker (set broker)"));
+                    }
+                    if tls.cert.is_some() != tls.key.is_some() {
+                        problems.push(format!("{at}: tls: cert and key go together"));
                     }
                 }
                 &c.route[..]
@@ -276,6 +286,10 @@ pub async fn start(config: &SourceConfig, tx: mpsc::Sender<Envelope>) -> anyhow:
             mqtt.max_backoff_s = c.max_backoff_s;
             mqtt.max_payload = c.max_message_kb.max(1) * 1024;
             (mqtt.username, mqtt.password) = login;
+            if let Some(tls) = &c.tls {
+                anyhow::ensure!(c.broker.is_some(), "{}: tls is for an external broker", at());
+                mqtt.tls = Some(tls.load().with_context(at)?);
+            }
             let source = MqttSource::start(&mqtt, name, tx);
             Ok(Started { running: Running::mqtt(name, &source), broker: Some((host, port, devices)), file: None })
         }

@@ -33,6 +33,24 @@ pub struct MqttSourceConfig {
     /// so the broker does not send them again.
     #[serde(default = "default_max_payload")]
     pub max_payload: usize,
+    /// TLS to the broker: the CA certificates to trust (PEM), and optionally a client
+    /// certificate chain and its key (PEM).
+    #[serde(skip)]
+    pub tls: Option<MqttTls>,
+}
+
+/// PEM bytes for a TLS connection to the broker.
+#[derive(Clone, PartialEq)]
+pub struct MqttTls {
+    pub ca: Vec<u8>,
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for MqttTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        write!(f, "MqttTls {{ ca: {} bytes, client certificate: {} }}", self.ca.len(), self.client.is_some())
+    }
 }
 
 fn default_max_payload() -> usize {
@@ -66,6 +84,7 @@ impl MqttSourceConfig {
             username: None,
             password: None,
             max_payload: default_max_payload(),
+            tls: None,
         }
     }
 

@@ -4,5 +4,5 @@ mod config;
 pub mod embedded;
 mod source;
 
-pub use config::MqttSourceConfig;
+pub use config::{MqttSourceConfig, MqttTls};
 pub use source::{MqttAcker, MqttSource, MqttStatus, SourceHandle};

@@ -93,6 +93,13 @@ impl MqttSource {
         if let (Some(user), Some(pass)) = (&config.username, &config.password) {
             options.set_credentials(user, pass);
         }
+        if let Some(tls) = &config.tls {
+            options.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Simple {
+                ca: tls.ca.clone(),
+                alpn: None,
+                client_auth: tls.client.clone(),
+            }));
+        }
         let (client, eventloop) = AsyncClient::new(options, 4096);
         let status = Arc::new(MqttStatus::default());
         let task = tokio::spawn(run(eventloop, client.clone(), config.clone(), source, tx, status.clone()));
@@ -214,9 +221,15 @@ async fn run(
             }
             Err(e) => {
                 let was_connected = status.connected.swap(false, Ordering::Relaxed);
-                status.connection_errors.fetch_add(1, Ordering::Relaxed);
+                let failures = status.connection_errors.fetch_add(1, Ordering::Relaxed) + 1;
                 if was_connected {
                     tracing::warn!(host = %config.host, port = config.port, error = %e, "MQTT connection lost; reconnecting");
+                } else if status.connections.load(Ordering::Relaxed) == 0
+                    && (failures == 1 || failures.is_multiple_of(100))
+                {
+                    // Never connected: say so (a wrong address, certificate or password
+                    // otherwise looks like silence), then again now and then.
+                    tracing::warn!(host = %config.host, port = config.port, error = %e, failures, "cannot connect to the MQTT broker; retrying");
                 } else {
                     tracing::debug!(host = %config.host, port = config.port, error = %e, retry_in = ?backoff, "MQTT connect failed");
                 }
