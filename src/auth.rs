@@ -58,7 +58,7 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         };
         let store = &state.alerting.store;
         let user = if let Some(token) = value.strip_prefix("Bearer ") {
-            store.check_token(token.trim()).await?
+            store.check_token(token.trim(), tidewatch_alerting::manager::now_ms()).await?
         } else if let Some(basic) = value.strip_prefix("Basic ") {
             // Checking a password is slow by design (argon2): a check that passed is
             // remembered for a minute, by a digest of the credentials.

@@ -35,7 +35,8 @@ const MAX_COMMENT: usize = 2000;
         handle them, silence notifications."),
     modifiers(&Security),
     tags((name = "alerts", description = "Alerts and their lifecycle"), (name = "silences", description = "Silences and maintenance windows"),
-        (name = "engine", description = "The rules engine's progress"))
+        (name = "engine", description = "The rules engine's progress"),
+        (name = "users", description = "Users and their tokens (admin)"))
 )]
 struct ApiDoc;
 
@@ -76,6 +77,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(list_silences, create_silence))
         .routes(routes!(delete_silence))
         .routes(routes!(input_complete))
+        .routes(routes!(crate::http_users::list_users))
+        .routes(routes!(crate::http_users::put_user))
+        .routes(routes!(crate::http_users::make_token, crate::http_users::list_tokens))
+        .routes(routes!(crate::http_users::revoke_token))
         .split_for_parts();
     let spec = Arc::new(spec);
     api.route("/api/openapi.json", get(move || async move { Json(spec.as_ref().clone()) }))
@@ -205,7 +210,7 @@ fn bad_query(e: QueryRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad query", e.body_text())
 }
 
-fn bad_body(e: JsonRejection) -> ApiError {
+pub(crate) fn bad_body(e: JsonRejection) -> ApiError {
     ApiError::new(e.status(), "bad body", e.body_text())
 }
 

@@ -9,6 +9,7 @@ mod demo;
 mod durable;
 mod http;
 mod http_server;
+mod http_users;
 mod load;
 mod load_kafka;
 mod metrics;
@@ -173,7 +174,14 @@ enum UsersCommand {
         /// What the token is for (e.g. the machine that uses it).
         #[arg(long, default_value = "")]
         label: String,
+        /// It stops working after this long (e.g. 90d); default never.
+        #[arg(long, value_parser = duration)]
+        expires: Option<Duration>,
     },
+    /// List a user's tokens (their ids, labels and expiry; never the tokens).
+    Tokens { name: String },
+    /// Revoke a token by its id (from `tokens`).
+    Revoke { id: String },
 }
 
 fn users(config: &std::path::Path, command: UsersCommand) -> anyhow::Result<std::process::ExitCode> {
@@ -202,10 +210,31 @@ fn users(config: &std::path::Path, command: UsersCommand) -> anyhow::Result<std:
                     println!("{}\t{}\t{} token(s)", u.name, u.role.name(), u.tokens);
                 }
             }
-            UsersCommand::Token { name, label } => match store.new_token(&name, &label, now).await? {
-                Some(token) => println!("{token}"),
-                None => anyhow::bail!("no user {name:?}: add it first with `tidewatch users add`"),
+            UsersCommand::Token { name, label, expires } => {
+                let expires_at = expires.map(|d| now + d.as_millis() as i64);
+                match store.new_token(&name, &label, now, expires_at).await? {
+                    Some(new) => {
+                        println!("{}", new.token);
+                        eprintln!("token id {} (revoke with `tidewatch users revoke {}`)", new.id, new.id);
+                    }
+                    None => anyhow::bail!("no user {name:?}: add it first with `tidewatch users add`"),
+                }
+            }
+            UsersCommand::Tokens { name } => match store.tokens(&name).await? {
+                Some(tokens) => {
+                    for t in tokens {
+                        let expires = t.expires_at.map_or("never".to_owned(), tidewatch_ingest::time::to_rfc3339);
+                        println!("{}\t{}\texpires {expires}", t.id, t.label);
+                    }
+                }
+                None => anyhow::bail!("no user {name:?}"),
             },
+            UsersCommand::Revoke { id } => {
+                if !store.revoke_token(&id).await? {
+                    anyhow::bail!("no token {id:?} (ids are 16 hex digits; see `tidewatch users tokens NAME`)");
+                }
+                println!("token {id} revoked");
+            }
         }
         Ok(std::process::ExitCode::SUCCESS)
     })

@@ -127,3 +127,59 @@ fn reads_can_need_a_login_too() {
     assert_eq!(response.status(), 200);
     tidewatch.stop();
 }
+
+#[test]
+fn users_and_tokens_are_managed_over_the_api_and_a_revoked_or_expired_token_stops_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.jsonl"), "").unwrap();
+    let config = "stations = \"stations.toml\"\nrules = [\"rules\"]\n[[source]]\nkind = \"file\"\npath = \"empty.jsonl\"\nformat = \"jsonl\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n[alerting]\nstore = \"sqlite://alerts.db\"\n";
+    let t = Tidewatch::start_config(dir.path(), STATIONS, RULES, config, |_| true);
+    let client = Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", t.http);
+    let admin = |r: RequestBuilder| r.basic_auth("admin", Some(support::ADMIN_PASSWORD));
+    let silences = |r: RequestBuilder| r.send().unwrap().status().as_u16();
+
+    // An admin adds an analyst and gives the analyst's machine a token that expires.
+    let put = admin(client.put(url("/api/users/li"))).json(&json!({"role": "analyst", "password": "analyst-password"}));
+    let user: Value = put.send().unwrap().json().unwrap();
+    assert_eq!(user["role"], "analyst");
+    let made = admin(client.post(url("/api/users/li/tokens"))).json(&json!({"label": "gateway", "expires_in": "2s"}));
+    let made: Value = made.send().unwrap().json().unwrap();
+    let (token, token_id) = (made["token"].as_str().unwrap().to_owned(), made["id"].as_str().unwrap().to_owned());
+    let listed: Value = admin(client.get(url("/api/users/li/tokens"))).send().unwrap().json().unwrap();
+    assert_eq!(listed[0]["id"], token_id.as_str());
+    assert_eq!(listed[0]["label"], "gateway");
+    assert!(!listed.to_string().contains(&token), "a listing never shows the token");
+    let by_token = || client.get(url("/api/users")).bearer_auth(&token);
+    assert_eq!(silences(by_token()), 403, "an analyst's token does not manage users");
+    let ends = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let silence = json!({"station": "LX", "ends_at": ends, "created_by": "li", "comment": "works"});
+    assert_eq!(silences(client.post(url("/api/silences")).bearer_auth(&token).json(&silence)), 201);
+    // After its two seconds it stops.
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(silences(client.post(url("/api/silences")).bearer_auth(&token).json(&silence)), 401, "expired");
+
+    // A token without expiry works until it is revoked, then not at all.
+    let made: Value = admin(client.post(url("/api/users/li/tokens")))
+        .json(&json!({"label": "laptop"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = made["token"].as_str().unwrap().to_owned();
+    assert_eq!(silences(client.get(url("/api/silences")).bearer_auth(&token)), 200);
+    let revoke = admin(client.delete(url(&format!("/api/tokens/{}", made["id"].as_str().unwrap()))));
+    assert_eq!(silences(revoke), 204);
+    assert_eq!(silences(client.post(url("/api/silences")).bearer_auth(&token).json(&silence)), 401, "revoked");
+
+    // A changed password takes effect at once, though the old one was just used.
+    let by_password = |pw: &str| client.post(url("/api/silences")).basic_auth("li", Some(pw)).json(&silence);
+    assert_eq!(silences(by_password("analyst-password")), 201);
+    let put = admin(client.put(url("/api/users/li"))).json(&json!({"role": "analyst", "password": "another-password"}));
+    assert_eq!(silences(put), 200);
+    assert_eq!(silences(by_password("analyst-password")), 401);
+    assert_eq!(silences(by_password("another-password")), 201);
+    // Too short a password is refused.
+    let put = admin(client.put(url("/api/users/li"))).json(&json!({"role": "analyst", "password": "short"}));
+    assert_eq!(silences(put), 400);
+}

@@ -82,6 +82,9 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
         }
         request.send().unwrap()
     };
+    // A token to revoke.
+    let made: Value = tidewatch.post("/api/users/admin/tokens", &json!({"label": "to revoke"})).json().unwrap();
+    let token_id = made["id"].as_str().unwrap().to_owned();
     // A silence to delete.
     let ends = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let silence = format!(r#"{{"station": "LX", "ends_at": "{ends}", "created_by": "张伟"}}"#);
@@ -159,6 +162,57 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
                 probe(Method::POST, "/api/input/complete").as_(As::Nobody),
                 probe(Method::POST, "/api/input/complete").as_(As::Viewer),
                 probe(Method::POST, "/api/input/complete"),
+            ],
+        ),
+        (
+            ("get", "/api/users"),
+            vec![
+                probe(Method::GET, "/api/users").as_(As::Nobody),
+                probe(Method::GET, "/api/users").as_(As::Viewer),
+                probe(Method::GET, "/api/users"),
+            ],
+        ),
+        (
+            ("put", "/api/users/{name}"),
+            vec![
+                json_probe(Method::PUT, "/api/users/ops", r#"{"role": "duty"}"#).as_(As::Nobody),
+                json_probe(Method::PUT, "/api/users/ops", r#"{"role": "duty"}"#).as_(As::Viewer),
+                text_probe(Method::PUT, "/api/users/ops", r#"{"role": "duty"}"#),
+                json_probe(Method::PUT, "/api/users/ops", &"x".repeat(70_000)),
+                json_probe(Method::PUT, "/api/users/ops", r#"{"role": "boss"}"#),
+                json_probe(Method::PUT, "/api/users/ops", r#"{"role": 7}"#),
+                json_probe(Method::PUT, "/api/users/ops", r#"{"role": "duty", "password": "a long password"}"#),
+            ],
+        ),
+        (
+            ("post", "/api/users/{name}/tokens"),
+            vec![
+                json_probe(Method::POST, "/api/users/admin/tokens", "{}").as_(As::Nobody),
+                json_probe(Method::POST, "/api/users/admin/tokens", "{}").as_(As::Viewer),
+                text_probe(Method::POST, "/api/users/admin/tokens", "{}"),
+                json_probe(Method::POST, "/api/users/admin/tokens", &"x".repeat(70_000)),
+                json_probe(Method::POST, "/api/users/admin/tokens", r#"{"expires_in": "soon"}"#),
+                json_probe(Method::POST, "/api/users/admin/tokens", r#"{"label": 7}"#),
+                json_probe(Method::POST, "/api/users/nobody/tokens", "{}"),
+                json_probe(Method::POST, "/api/users/admin/tokens", r#"{"label": "probe", "expires_in": "1d"}"#),
+            ],
+        ),
+        (
+            ("get", "/api/users/{name}/tokens"),
+            vec![
+                probe(Method::GET, "/api/users/admin/tokens").as_(As::Nobody),
+                probe(Method::GET, "/api/users/admin/tokens").as_(As::Viewer),
+                probe(Method::GET, "/api/users/nobody/tokens"),
+                probe(Method::GET, "/api/users/admin/tokens"),
+            ],
+        ),
+        (
+            ("delete", "/api/tokens/{id}"),
+            vec![
+                probe(Method::DELETE, &format!("/api/tokens/{token_id}")).as_(As::Nobody),
+                probe(Method::DELETE, &format!("/api/tokens/{token_id}")).as_(As::Viewer),
+                probe(Method::DELETE, "/api/tokens/0000000000000000"),
+                probe(Method::DELETE, &format!("/api/tokens/{token_id}")),
             ],
         ),
         (

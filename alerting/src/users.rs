@@ -53,7 +53,7 @@ pub struct User {
 }
 
 /// A user as `users list` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct UserRecord {
     pub name: String,
     pub role: Role,
@@ -67,6 +67,29 @@ fn hash_password(password: &str) -> std::io::Result<String> {
     let salt = SaltString::encode_b64(&salt).map_err(|e| std::io::Error::other(e.to_string()))?;
     let hash = Argon2::default().hash_password(password.as_bytes(), &salt);
     hash.map(|h| h.to_string()).map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// A token's public name: the first hex digits of its hash.
+const TOKEN_ID_LEN: usize = 16;
+
+/// A token just made: shown once.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct NewToken {
+    /// Names the token (to list and revoke it).
+    pub id: String,
+    /// `Authorization: Bearer <token>`; not stored, not shown again.
+    pub token: String,
+    /// ms since the epoch, if it expires.
+    pub expires_at: Option<i64>,
+}
+
+/// A token as listed: never the token itself.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenRecord {
+    pub id: String,
+    pub label: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
 }
 
 fn token_hash(token: &str) -> String {
@@ -127,21 +150,72 @@ impl Store {
             .collect()
     }
 
-    /// Makes a bearer token for `user`; the token itself is returned once and not kept.
-    pub async fn new_token(&self, user: &str, label: &str, now: i64) -> Result<Option<String>, StoreError> {
+    /// Makes a bearer token for `user`, valid until `expires_at` (ms) if given; the token
+    /// itself is returned once and not kept. `None` when there is no such user.
+    pub async fn new_token(
+        &self,
+        user: &str,
+        label: &str,
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<Option<NewToken>, StoreError> {
         if self.user(user).await?.is_none() {
             return Ok(None);
         }
         let token = random_secret("tw_");
-        sqlx::query("INSERT INTO api_tokens (token_hash, user_name, label, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(token_hash(&token))
-            .bind(user)
-            .bind(label)
-            .bind(now)
+        let hash = token_hash(&token);
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, user_name, label, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&hash)
+        .bind(user)
+        .bind(label)
+        .bind(now)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await
+        .doing("writing a token")?;
+        Ok(Some(NewToken { id: hash[..TOKEN_ID_LEN].to_owned(), token, expires_at }))
+    }
+
+    /// A user's tokens (never the tokens themselves). `None` when there is no such user.
+    pub async fn tokens(&self, user: &str) -> Result<Option<Vec<TokenRecord>>, StoreError> {
+        if self.user(user).await?.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT token_hash, label, created_at, expires_at FROM api_tokens WHERE user_name = $1 ORDER BY created_at",
+        )
+        .bind(user)
+        .fetch_all(self.pool())
+        .await
+        .doing("listing tokens")?;
+        let tokens = rows
+            .iter()
+            .map(|r| {
+                let hash: String = r.try_get(0).doing("reading a token")?;
+                Ok(TokenRecord {
+                    id: hash[..TOKEN_ID_LEN.min(hash.len())].to_owned(),
+                    label: r.try_get(1).doing("reading a token")?,
+                    created_at: r.try_get(2).doing("reading a token")?,
+                    expires_at: r.try_get(3).doing("reading a token")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Some(tokens))
+    }
+
+    /// Revokes the token with this id; false when there is none.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        if id.len() != TOKEN_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            return Ok(false);
+        }
+        let done = sqlx::query("DELETE FROM api_tokens WHERE token_hash LIKE $1")
+            .bind(format!("{id}%"))
             .execute(self.pool())
             .await
-            .doing("writing a token")?;
-        Ok(Some(token))
+            .doing("revoking a token")?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn user(&self, name: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
@@ -165,14 +239,18 @@ impl Store {
         Ok(ok.then_some(user))
     }
 
-    /// The user a bearer token belongs to.
-    pub async fn check_token(&self, token: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT user_name FROM api_tokens WHERE token_hash = $1")
+    /// The user a bearer token belongs to, unless it has expired by `now` (ms).
+    pub async fn check_token(&self, token: &str, now: i64) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT user_name, expires_at FROM api_tokens WHERE token_hash = $1")
             .bind(token_hash(token))
             .fetch_optional(self.pool())
             .await
             .doing("reading a token")?;
         let Some(row) = row else { return Ok(None) };
+        let expires_at: Option<i64> = row.try_get(1).doing("reading a token")?;
+        if expires_at.is_some_and(|at| at <= now) {
+            return Ok(None);
+        }
         let name: String = row.try_get(0).doing("reading a token")?;
         Ok(self.user(&name).await?.map(|(u, _)| u))
     }

@@ -1,0 +1,173 @@
+//! Users and their tokens over the API (admin only): list and put users, make, list and
+//! revoke bearer tokens. The same as `tidewatch users`, for an operator without a shell.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use tidewatch_alerting::users::{NewToken, Role, TokenRecord, UserRecord};
+use utoipa::ToSchema;
+
+use crate::auth::Principal;
+use crate::http::{bad_body, ApiError};
+use crate::runtime::AppState;
+
+/// A user's role and, optionally, a new password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutUser {
+    /// viewer, duty, analyst or admin.
+    pub role: String,
+    /// Leave out to keep the current one (or to make a token-only user).
+    pub password: Option<String>,
+}
+
+/// A token to make.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MakeToken {
+    /// What it is for (e.g. the machine that uses it).
+    #[serde(default)]
+    pub label: String,
+    /// It stops working after this long (e.g. `90d`); default never.
+    pub expires_in: Option<String>,
+}
+
+fn no_user(name: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such user", format!("no user {name:?}"))
+}
+
+fn now() -> i64 {
+    tidewatch_alerting::manager::now_ms()
+}
+
+/// The users, with their roles and how many tokens each has.
+#[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = [UserRecord]),
+        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
+pub async fn list_users(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<Vec<UserRecord>>, ApiError> {
+    principal.require(Role::Admin)?;
+    Ok(Json(state.alerting.store.users().await?))
+}
+
+/// Add a user, or change one's role and password.
+#[utoipa::path(put, path = "/api/users/{name}", tag = "users", request_body = PutUser,
+    params(("name" = String, Path, description = "User name")), security(("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = UserRecord),
+        (status = 400, body = ApiError, description = "broken JSON, an unknown role, or a bad name or password"),
+        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
+        (status = 415, body = ApiError, description = "the body is not `application/json`"),
+        (status = 422, body = ApiError, description = "a field missing, unknown or of the wrong type"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
+pub async fn put_user(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(name): Path<String>,
+    body: Result<Json<PutUser>, JsonRejection>,
+) -> Result<Json<UserRecord>, ApiError> {
+    principal.require(Role::Admin)?;
+    let Json(put) = body.map_err(bad_body)?;
+    let invalid = |reason: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid user", reason);
+    let role = Role::parse(&put.role)
+        .ok_or_else(|| invalid(format!("role {:?}: viewer, duty, analyst or admin", put.role)))?;
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c == ':') {
+        return Err(invalid("a name is 1 to 64 characters, without ':' or control characters".into()));
+    }
+    if put.password.as_deref().is_some_and(|p| p.chars().count() < 12) {
+        return Err(invalid("a password has at least 12 characters".into()));
+    }
+    let store = &state.alerting.store;
+    store.put_user(&name, role, put.password.as_deref(), now()).await?;
+    // A changed password or role takes effect now, not when the login memory expires.
+    state.logins.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    tracing::info!(user = %name, role = role.name(), by = %principal.0.name, "user put over the API");
+    let users = store.users().await?;
+    users.into_iter().find(|u| u.name == name).map(Json).ok_or_else(|| no_user(&name))
+}
+
+/// Make a bearer token for a user: shown once, in this answer only.
+#[utoipa::path(post, path = "/api/users/{name}/tokens", tag = "users", request_body = MakeToken,
+    params(("name" = String, Path, description = "User name")), security(("bearer" = []), ("basic" = [])),
+    responses((status = 201, body = NewToken),
+        (status = 400, body = ApiError, description = "broken JSON, or an expiry that is not a duration"),
+        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        (status = 404, body = ApiError, description = "no such user"),
+        (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
+        (status = 415, body = ApiError, description = "the body is not `application/json`"),
+        (status = 422, body = ApiError, description = "a field unknown or of the wrong type"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
+pub async fn make_token(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(name): Path<String>,
+    body: Result<Json<MakeToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<NewToken>), ApiError> {
+    principal.require(Role::Admin)?;
+    let Json(make) = body.map_err(bad_body)?;
+    let expires_at = match &make.expires_in {
+        Some(text) => match tidewatch_rules::duration::parse_duration(text) {
+            Ok(ms) if ms > 0 => Some(now() + ms),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid token",
+                    format!("expires_in {text:?} is not a duration such as 90d"),
+                ))
+            }
+        },
+        None => None,
+    };
+    let made = state.alerting.store.new_token(&name, &make.label, now(), expires_at).await?;
+    let made = made.ok_or_else(|| no_user(&name))?;
+    tracing::info!(user = %name, token = %made.id, by = %principal.0.name, "token made over the API");
+    Ok((StatusCode::CREATED, Json(made)))
+}
+
+/// A user's tokens: ids, labels, expiry — never the tokens.
+#[utoipa::path(get, path = "/api/users/{name}/tokens", tag = "users",
+    params(("name" = String, Path, description = "User name")), security(("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = [TokenRecord]),
+        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        (status = 404, body = ApiError, description = "no such user"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
+pub async fn list_tokens(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<TokenRecord>>, ApiError> {
+    principal.require(Role::Admin)?;
+    state.alerting.store.tokens(&name).await?.map(Json).ok_or_else(|| no_user(&name))
+}
+
+/// Revoke a token: it stops working at once.
+#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "users",
+    params(("id" = String, Path, description = "Token id (16 hex digits)")), security(("bearer" = []), ("basic" = [])),
+    responses((status = 204),
+        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        (status = 404, body = ApiError, description = "no token with this id"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
+pub async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(Role::Admin)?;
+    if !state.alerting.store.revoke_token(&id).await? {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such token", format!("no token {id:?}")));
+    }
+    tracing::info!(token = %id, by = %principal.0.name, "token revoked over the API");
+    Ok(StatusCode::NO_CONTENT)
+}
