@@ -53,10 +53,17 @@ impl FromRequestParts<Arc<AppState>> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Principal, ApiError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-            return Err(unauthorized("log in: Authorization: Bearer <token>, or Basic with a user's password"));
-        };
         let store = &state.alerting.store;
+        let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+            // A console session (SameSite=Strict: other sites' pages cannot send it).
+            if let Some(token) = session_cookie(&parts.headers) {
+                let user = store.check_token(token, tidewatch_alerting::manager::now_ms()).await?;
+                return user.map(Principal).ok_or_else(|| unauthorized("the session has ended; log in again"));
+            }
+            return Err(unauthorized(
+                "log in: Authorization: Bearer <token>, Basic with a user's password, or a session (POST /api/session)",
+            ));
+        };
         let user = if let Some(token) = value.strip_prefix("Bearer ") {
             store.check_token(token.trim(), tidewatch_alerting::manager::now_ms()).await?
         } else if let Some(basic) = value.strip_prefix("Basic ") {
@@ -88,6 +95,17 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         };
         user.map(Principal).ok_or_else(|| unauthorized("unknown token, or wrong user or password"))
     }
+}
+
+/// The console session's token from the `Cookie` header, if any.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(crate::http_users::SESSION_COOKIE)?.strip_prefix('='))
+        .filter(|t| !t.is_empty())
 }
 
 /// A reader: anyone while reads are open, else a logged-in user of any role.

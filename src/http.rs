@@ -81,6 +81,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(crate::http_users::put_user))
         .routes(routes!(crate::http_users::make_token, crate::http_users::list_tokens))
         .routes(routes!(crate::http_users::revoke_token))
+        .routes(routes!(crate::http_users::login, crate::http_users::logout))
         .split_for_parts();
     let spec = Arc::new(spec);
     api.route("/api/openapi.json", get(move || async move { Json(spec.as_ref().clone()) }))

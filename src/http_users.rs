@@ -171,3 +171,83 @@ pub async fn revoke_token(
     tracing::info!(token = %id, by = %principal.0.name, "token revoked over the API");
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The cookie a console session lives in.
+pub const SESSION_COOKIE: &str = "tidewatch_session";
+
+/// How long a console session lasts.
+const SESSION_MS: i64 = 12 * 3_600_000;
+
+/// A person logging in to the console.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub name: String,
+    pub password: String,
+}
+
+/// Who is logged in, and until when (ms since the epoch).
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Session {
+    pub name: String,
+    pub role: Role,
+    pub expires_at: i64,
+}
+
+/// Log in with a password: a session cookie (HttpOnly, SameSite=Strict, 12 h) that the API
+/// then takes in place of an Authorization header. Each session is a token of the user's,
+/// labelled `console session`: an admin sees and revokes it like any other.
+#[utoipa::path(post, path = "/api/session", tag = "users", request_body = Login,
+    responses((status = 200, body = Session, description = "logged in; the answer sets the session cookie"),
+        (status = 400, body = ApiError, description = "broken JSON"),
+        (status = 401, body = ApiError, description = "wrong user or password"),
+        (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
+        (status = 415, body = ApiError, description = "the body is not `application/json`"),
+        (status = 422, body = ApiError, description = "a field missing, unknown or of the wrong type"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<Login>, JsonRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let Json(login) = body.map_err(bad_body)?;
+    let store = &state.alerting.store;
+    let Some(user) = store.check_password(&login.name, &login.password).await? else {
+        tracing::info!(user = %login.name, "console login refused");
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong user or password"));
+    };
+    let expires_at = now() + SESSION_MS;
+    let made = store.new_token(&user.name, "console session", now(), Some(expires_at)).await?;
+    let made = made.ok_or_else(|| no_user(&user.name))?;
+    let secure = if state.https { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        made.token,
+        SESSION_MS / 1000
+    );
+    tracing::info!(user = %user.name, session = %made.id, "console login");
+    let session = Session { name: user.name, role: user.role, expires_at };
+    Ok(([(axum::http::header::SET_COOKIE, cookie)], Json(session)).into_response())
+}
+
+/// Log out: the session's token is revoked and the cookie cleared.
+#[utoipa::path(delete, path = "/api/session", tag = "users",
+    responses((status = 204, description = "logged out; the cookie is cleared"),
+        (status = 401, body = ApiError, description = "no session to end"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let Some(token) = crate::auth::session_cookie(&headers) else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "no session cookie"));
+    };
+    let store = &state.alerting.store;
+    if store.check_token(token, now()).await?.is_none() {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the session has ended"));
+    }
+    store.revoke_session(token).await?;
+    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    Ok((StatusCode::NO_CONTENT, [(axum::http::header::SET_COOKIE, cookie)]).into_response())
+}

@@ -76,6 +76,8 @@ pub struct AppState {
     pub sinks: Vec<(String, &'static str, Arc<SinkCounts>)>,
     /// What the HTTP server's limits refused.
     pub http: Arc<crate::http_server::HttpCounts>,
+    /// The API is served over TLS (session cookies are then `Secure`).
+    pub https: bool,
     pub readings_total: AtomicU64,
     pub dead_letters_total: AtomicU64,
     /// Newest simulated time published (demo only), ms.
@@ -347,6 +349,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         sources: running.iter().map(|r| SourceInfo { name: r.name, kind: r.kind, health: r.health.clone() }).collect(),
         sinks: sinks.counts(),
         http: Default::default(),
+        https: config.http.tls.is_some(),
         readings_total: AtomicU64::new(0),
         dead_letters_total: AtomicU64::new(0),
         sim_clock: AtomicI64::new(i64::MIN),

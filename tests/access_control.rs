@@ -183,3 +183,43 @@ fn users_and_tokens_are_managed_over_the_api_and_a_revoked_or_expired_token_stop
     let put = admin(client.put(url("/api/users/li"))).json(&json!({"role": "analyst", "password": "short"}));
     assert_eq!(silences(put), 400);
 }
+
+#[test]
+fn a_console_session_is_a_cookie_that_logs_out_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.jsonl"), "").unwrap();
+    let config = "stations = \"stations.toml\"\nrules = [\"rules\"]\n[[source]]\nkind = \"file\"\npath = \"empty.jsonl\"\nformat = \"jsonl\"\n[http]\nlisten = \"127.0.0.1:{http}\"\nopen_reads = false\n[alerting]\nstore = \"sqlite://alerts.db\"\n";
+    let t = Tidewatch::start_config(dir.path(), STATIONS, RULES, config, |_| true);
+    let client = Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", t.http);
+    let status = |r: RequestBuilder| r.send().unwrap().status().as_u16();
+
+    let wrong = client.post(url("/api/session")).json(&json!({"name": "admin", "password": "guess"}));
+    assert_eq!(status(wrong), 401);
+    let login = client.post(url("/api/session")).json(&json!({"name": "admin", "password": support::ADMIN_PASSWORD}));
+    let answer = login.send().unwrap();
+    let set_cookie = answer.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    let session: Value = answer.json().unwrap();
+    assert_eq!(session["role"], "admin");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    // The cookie is a login: reads (closed here) and changes, recorded as the user.
+    assert_eq!(status(client.get(url("/api/alerts"))), 401);
+    assert_eq!(status(client.get(url("/api/alerts")).header("cookie", &cookie)), 200);
+    let ends = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let silence = json!({"station": "LX", "ends_at": ends, "created_by": "", "comment": "from the console"});
+    let made: Value =
+        client.post(url("/api/silences")).header("cookie", &cookie).json(&silence).send().unwrap().json().unwrap();
+    assert_eq!(made["created_by"], "admin", "{made}");
+    // An admin sees the session among the user's tokens.
+    let tokens: Value =
+        client.get(url("/api/users/admin/tokens")).header("cookie", &cookie).send().unwrap().json().unwrap();
+    assert!(tokens.as_array().unwrap().iter().any(|t| t["label"] == "console session"), "{tokens}");
+
+    // Logging out ends it for good, even for a copy of the cookie kept elsewhere.
+    let logout = client.delete(url("/api/session")).header("cookie", &cookie).send().unwrap();
+    assert_eq!(logout.status().as_u16(), 204);
+    assert!(logout.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(status(client.get(url("/api/alerts")).header("cookie", &cookie)), 401);
+}

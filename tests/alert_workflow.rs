@@ -380,8 +380,13 @@ fn notifications_reach_every_channel_escalate_until_acknowledged_and_respect_sil
             "/api/alerts/{id}/ack",
             "/api/alerts/{id}/resolve",
             "/api/input/complete",
+            "/api/session",
             "/api/silences",
-            "/api/silences/{id}"
+            "/api/silences/{id}",
+            "/api/tokens/{id}",
+            "/api/users",
+            "/api/users/{name}",
+            "/api/users/{name}/tokens"
         ]
     );
     let text = spec.to_string();

@@ -27,6 +27,7 @@ struct Probe {
     content_type: Option<&'static str>,
     body: Option<String>,
     login: As,
+    cookie: Option<String>,
 }
 
 impl Probe {
@@ -37,7 +38,7 @@ impl Probe {
 }
 
 fn probe(method: Method, path: &str) -> Probe {
-    Probe { method, path: path.to_owned(), content_type: None, body: None, login: As::Admin }
+    Probe { method, path: path.to_owned(), content_type: None, body: None, login: As::Admin, cookie: None }
 }
 
 fn json_probe(method: Method, path: &str, body: &str) -> Probe {
@@ -74,6 +75,9 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
             As::Viewer => request.basic_auth("watcher", Some("watcher-password")),
             As::Nobody => request,
         };
+        if let Some(cookie) = &p.cookie {
+            request = request.header("cookie", cookie);
+        }
         if let Some(ct) = p.content_type {
             request = request.header("content-type", ct);
         }
@@ -82,6 +86,10 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
         }
         request.send().unwrap()
     };
+    // A console session to end.
+    let login = json!({"name": "admin", "password": support::ADMIN_PASSWORD});
+    let session = client.post(format!("{base}/api/session")).json(&login).send().unwrap();
+    let cookie = session.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
     // A token to revoke.
     let made: Value = tidewatch.post("/api/users/admin/tokens", &json!({"label": "to revoke"})).json().unwrap();
     let token_id = made["id"].as_str().unwrap().to_owned();
@@ -162,6 +170,24 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
                 probe(Method::POST, "/api/input/complete").as_(As::Nobody),
                 probe(Method::POST, "/api/input/complete").as_(As::Viewer),
                 probe(Method::POST, "/api/input/complete"),
+            ],
+        ),
+        (
+            ("post", "/api/session"),
+            vec![
+                text_probe(Method::POST, "/api/session", &login.to_string()).as_(As::Nobody),
+                json_probe(Method::POST, "/api/session", &"x".repeat(70_000)).as_(As::Nobody),
+                json_probe(Method::POST, "/api/session", "{").as_(As::Nobody),
+                json_probe(Method::POST, "/api/session", r#"{"name": "admin"}"#).as_(As::Nobody),
+                json_probe(Method::POST, "/api/session", r#"{"name": "admin", "password": "wrong"}"#).as_(As::Nobody),
+                json_probe(Method::POST, "/api/session", &login.to_string()).as_(As::Nobody),
+            ],
+        ),
+        (
+            ("delete", "/api/session"),
+            vec![
+                probe(Method::DELETE, "/api/session").as_(As::Nobody),
+                Probe { cookie: Some(cookie.clone()), ..probe(Method::DELETE, "/api/session").as_(As::Nobody) },
             ],
         ),
         (

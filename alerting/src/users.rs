@@ -205,6 +205,16 @@ impl Store {
         Ok(Some(tokens))
     }
 
+    /// Revokes a token given itself (a console session at logout).
+    pub async fn revoke_session(&self, token: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash(token))
+            .execute(self.pool())
+            .await
+            .doing("ending a session")?;
+        Ok(())
+    }
+
     /// Revokes the token with this id; false when there is none.
     pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         if id.len() != TOKEN_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
