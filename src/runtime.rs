@@ -577,6 +577,8 @@ async fn ingest(
     sinks: Arc<Sinks>,
     all_ended: Option<Arc<tokio::sync::Notify>>,
 ) {
+    // Envelopes taken per batch at most.
+    let mut take = 1024;
     // When a replay's first envelope arrived.
     let mut first_envelope: Option<std::time::Instant> = None;
     // Envelopes of the batch whose device was refused: no protocol answer for them.
@@ -604,7 +606,7 @@ async fn ingest(
     let mut newest: Vec<(&'static str, i64)> = Vec::new();
     loop {
         let received = tokio::select! {
-            n = envelopes.recv_many(&mut batch, 1024) => n,
+            n = envelopes.recv_many(&mut batch, take) => n,
             _ = expire_tick.tick(), if reassembler.waiting() > 0 => {
                 for set in reassembler.expire(now_ms()) {
                     dead.push(incomplete_letter(&set));
@@ -769,6 +771,9 @@ async fn ingest(
             }
         }
         tracing::trace!(envelopes = batch.len(), readings = readings.len(), "handing a batch to the engine");
+        // Envelopes of many readings (recorded files) come fewer to a batch: a batch stays
+        // within a few MB instead of reallocating (and page-faulting) tens of MB each time.
+        take = if readings.len() > 65_536 { (take / 2).max(8) } else { (take * 2).min(1024) };
         let handed = std::mem::replace(&mut readings, Vec::with_capacity(4096));
         let handed_held = std::mem::take(&mut held);
         let send = || input.send(handed).and_then(|()| input.send_held(handed_held));

@@ -148,9 +148,26 @@ fn replay(
             status.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
             eof = n == 0;
         }
+        // Unpaced JSON lines: whole runs of lines are copied at once (the decoder skips blank
+        // lines and trailing `\r`); a chunk ends at a line break.
+        if paced.is_none() && !config.header && !skipping {
+            while pos < filled {
+                let room = CHUNK_BYTES.saturating_sub(chunk.len()).max(1);
+                let window = &block[pos..filled.min(pos + room)];
+                let Some(last) = memchr::memrchr(b'\n', window) else { break };
+                let lines = memchr::memchr_iter(b'\n', &window[..=last]).count();
+                chunk.extend_from_slice(&window[..=last]);
+                status.lines.fetch_add(lines as u64, Ordering::Relaxed);
+                pos += last + 1;
+                lines_in_chunk += lines;
+                if chunk.len() >= CHUNK_BYTES / 2 && !send(&mut chunk, &mut lines_in_chunk) {
+                    return Ok(());
+                }
+            }
+        }
         loop {
             let rest = &block[pos..filled];
-            let end = match rest.iter().position(|&b| b == b'\n') {
+            let end = match memchr::memchr(b'\n', rest) {
                 Some(end) => end,
                 None if eof && !rest.is_empty() => rest.len(),
                 None => break,
@@ -238,6 +255,27 @@ mod tests {
         let payloads: Vec<&[u8]> = out.iter().map(|e| &e.payload[..]).collect();
         assert_eq!(payloads, [&b"a,b\n1,2\n3,4\n5,6\n"[..], b"a,b\n7,8\n", b""]);
         assert!(out.last().unwrap().last && !out[0].last);
+    }
+
+    #[test]
+    fn json_lines_come_whole_in_chunks_and_every_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let lines: Vec<String> = (0..20_000).map(|i| format!("{{\"n\":{i}}}")).collect();
+        let mut text = lines.join("\n\n");
+        text.push_str("\r\n{\"n\":\"last, no line break\"}");
+        std::fs::write(&path, &text).unwrap();
+        let out = collect(path, false);
+        assert!(out.len() > 3, "chunked: {} envelopes", out.len());
+        let mut got = Vec::new();
+        for e in &out {
+            assert!(e.payload.is_empty() || e.payload.ends_with(b"\n"), "whole lines only");
+            let text = std::str::from_utf8(&e.payload).unwrap();
+            got.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned));
+        }
+        let mut expected = lines.clone();
+        expected.push("{\"n\":\"last, no line break\"}".to_owned());
+        assert_eq!(got, expected);
     }
 
     #[test]
