@@ -110,6 +110,14 @@ pub fn start(listen: SocketAddr, access: Access) -> Result<(), EmbeddedBrokerErr
             }
         })
         .expect("spawning a thread");
+    // Ready once it accepts: clients started right after (Tidewatch's own) then connect at
+    // the first try instead of logging a refused connection.
+    for _ in 0..100 {
+        if std::net::TcpStream::connect_timeout(&listen, std::time::Duration::from_millis(50)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     Ok(())
 }
 
