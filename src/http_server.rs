@@ -4,16 +4,15 @@
 //! no byte for `idle_timeout` closed, and each request answered within `request_timeout`
 //! (a body dribbled slowly included: 408). Bodies are limited to 64 KiB in [`crate::http`].
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tidewatch_connectors::limits::ConnectionLimits;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 
@@ -62,7 +61,7 @@ pub async fn serve(
         axum::http::StatusCode::REQUEST_TIMEOUT,
         limits.request_timeout,
     ));
-    let open: Arc<Mutex<(usize, HashMap<IpAddr, usize>)>> = Arc::default();
+    let connections = ConnectionLimits::new(limits.max_connections, limits.max_per_address);
     let (closing, closed) = tokio::sync::watch::channel(false);
     tokio::pin!(stop);
     loop {
@@ -78,7 +77,7 @@ pub async fn serve(
             },
             _ = &mut stop => break,
         };
-        let Some(slot) = Slot::take(&open, peer.ip(), &limits) else {
+        let Some(slot) = connections.take(peer.ip()) else {
             counts.refused.fetch_add(1, Ordering::Relaxed);
             drop(stream);
             continue;
@@ -102,7 +101,7 @@ pub async fn serve(
     let _ = closing.send(true);
     // Connections finish what they are answering; the open count falls to zero.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while open.lock().unwrap_or_else(|e| e.into_inner()).0 > 0 && Instant::now() < deadline {
+    while connections.open() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -139,43 +138,6 @@ async fn connection<S>(
             _ = closed.changed(), if !shutting => {
                 shutting = true;
                 connection.as_mut().graceful_shutdown();
-            }
-        }
-    }
-}
-
-/// A connection's place under both limits, given back when dropped.
-struct Slot {
-    open: Arc<Mutex<(usize, HashMap<IpAddr, usize>)>>,
-    ip: IpAddr,
-}
-
-impl Slot {
-    fn take(open: &Arc<Mutex<(usize, HashMap<IpAddr, usize>)>>, ip: IpAddr, limits: &HttpLimits) -> Option<Slot> {
-        let mut guard = open.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, per_address) = &mut *guard;
-        let here = per_address.entry(ip).or_default();
-        if *total >= limits.max_connections.max(1) || *here >= limits.max_per_address.max(1) {
-            if *here == 0 {
-                per_address.remove(&ip);
-            }
-            return None;
-        }
-        *here += 1;
-        *total += 1;
-        Some(Slot { open: open.clone(), ip })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut guard = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, per_address) = &mut *guard;
-        *total -= 1;
-        if let Some(here) = per_address.get_mut(&self.ip) {
-            *here -= 1;
-            if *here == 0 {
-                per_address.remove(&self.ip);
             }
         }
     }

@@ -82,32 +82,10 @@ enum Command {
     /// decoding, engine and alert workflow as a live feed, with a fresh alert store in
     /// `--out`; nobody is notified unless `--notify`.
     Replay {
-        /// The recording: JSON lines (`.jsonl`) or CSV with a header (`.csv`).
-        file: PathBuf,
         #[arg(long, default_value = "config/tidewatch.toml")]
         config: PathBuf,
-        /// jsonl or csv (default: by the file's extension).
-        #[arg(long, value_parser = file_format)]
-        format: Option<sources::FileFormat>,
-        /// Which fields or columns hold what: a TOML file with a route's `json` fields
-        /// (station, quantity, value, unit, time, time_format, time_zone, fixed_quantity, fixed_unit).
-        #[arg(long)]
-        mapping: Option<PathBuf>,
-        /// Event time per wall-clock time (60: an hour a minute); default as fast as it goes.
-        #[arg(long)]
-        speed: Option<f64>,
-        /// Directory for alerts.jsonl, dead_letters.jsonl and the replay's alert store.
-        #[arg(long, default_value = "var/replay")]
-        out: PathBuf,
-        /// Send notifications to the duty roster (default: only print and record them).
-        #[arg(long)]
-        notify: bool,
-        /// Also feed the configuration's sinks.
-        #[arg(long)]
-        sinks: bool,
-        /// Do not print each transition.
-        #[arg(long)]
-        quiet: bool,
+        #[command(flatten)]
+        args: replay::ReplayArgs,
     },
     /// Decode raw device traffic and print readings and rejections as JSON lines.
     Decode {
@@ -294,8 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             block_on(runtime::run(settings, RunOptions { duration, ..Default::default() }))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Replay { file, config, format, mapping, speed, out, notify, sinks, quiet } => {
-            let args = replay::ReplayArgs { file, format, mapping, speed, out, notify, sinks, quiet };
+        Command::Replay { config, args } => {
             let config = replay::configure(Config::load(&config)?, &args)?;
             let settings = settings(config, None)?;
             let options = RunOptions {
@@ -401,14 +378,6 @@ fn settings(config: Config, given: Option<(Registry, Vec<RuleSource>)>) -> anyho
         anyhow::anyhow!("rule files rejected ({} errors):\n  {}", lines.len(), lines.join("\n  "))
     })?;
     Ok(Settings { config, timing, registry: Arc::new(registry), rules: Arc::new(rules) })
-}
-
-fn file_format(s: &str) -> Result<sources::FileFormat, String> {
-    match s {
-        "jsonl" => Ok(sources::FileFormat::Jsonl),
-        "csv" => Ok(sources::FileFormat::Csv),
-        other => Err(format!("{other:?}: jsonl or csv")),
-    }
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {

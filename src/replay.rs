@@ -13,15 +13,40 @@ use crate::config::Config;
 use crate::sources::{FileFormat, FileSource, SourceConfig};
 
 /// What `tidewatch replay` was asked.
+#[derive(clap::Args)]
 pub struct ReplayArgs {
+    /// The recording: JSON lines (`.jsonl`) or CSV with a header (`.csv`).
     pub file: PathBuf,
+    /// jsonl or csv (default: by the file's extension).
+    #[arg(long, value_parser = file_format)]
     pub format: Option<FileFormat>,
+    /// Which fields or columns hold what: a TOML file with a route's `json` fields
+    /// (station, quantity, value, unit, time, time_format, time_zone, fixed_quantity, fixed_unit).
+    #[arg(long)]
     pub mapping: Option<PathBuf>,
+    /// Event time per wall-clock time (60: an hour a minute); default as fast as it goes.
+    #[arg(long)]
     pub speed: Option<f64>,
+    /// Directory for alerts.jsonl, dead_letters.jsonl and the replay's alert store.
+    #[arg(long, default_value = "var/replay")]
     pub out: PathBuf,
+    /// Send notifications to the duty roster (default: only print and record them).
+    #[arg(long)]
     pub notify: bool,
+    /// Also feed the configuration's sinks.
+    #[arg(long)]
     pub sinks: bool,
+    /// Do not print each transition.
+    #[arg(long)]
     pub quiet: bool,
+}
+
+fn file_format(s: &str) -> Result<FileFormat, String> {
+    match s {
+        "jsonl" => Ok(FileFormat::Jsonl),
+        "csv" => Ok(FileFormat::Csv),
+        other => Err(format!("{other:?}: jsonl or csv")),
+    }
 }
 
 /// The deployment's configuration, turned into a replay of one file.

@@ -375,16 +375,14 @@ impl Sinks {
         if !self.dead_letters {
             return;
         }
+        // InfluxDB takes no dead letters (`check` refuses that configuration).
+        let mut line = serde_json::to_vec(letter).unwrap_or_default();
+        line.push(b'\n');
         for sink in self.sinks.iter().filter(|s| s.sends.contains(&SinkData::DeadLetters)) {
-            let payload = serde_json::to_vec(letter).unwrap_or_default();
             match &sink.out {
                 Out::Influx(_) => {}
-                Out::Kafka(kafka) => kafka.send(letter.source.as_bytes(), &payload),
-                Out::Jsonl(file) => {
-                    let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-                    file.append(&payload, &sink.counts);
-                    file.append(b"\n", &SinkCounts::default());
-                }
+                Out::Kafka(kafka) => kafka.send(letter.source.as_bytes(), &line[..line.len() - 1]),
+                Out::Jsonl(file) => file.lock().unwrap_or_else(|e| e.into_inner()).append(&line, &sink.counts),
             }
         }
     }

@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod file;
 pub mod influx;
 pub mod kafka;
+pub mod limits;
 pub mod mqtt;
 pub mod sink;
 pub mod source;

@@ -1,18 +1,18 @@
 //! Accepting connections and cutting their byte streams into frames.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use super::{Framing, StreamProtocol};
 use crate::envelope::{now_ms, Ack, Envelope};
+use crate::limits::ConnectionLimits;
 
 /// One listener, as configured.
 #[derive(Clone, Debug)]
@@ -86,8 +86,7 @@ pub async fn start(
     let listener = TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
     let status = Arc::new(TcpStatus::default());
-    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let limits = ConnectionLimits::new(config.max_connections, config.max_per_address);
     let (shutdown, stopping) = tokio::sync::watch::channel(false);
     let task = tokio::spawn({
         let status = status.clone();
@@ -103,7 +102,7 @@ pub async fn start(
                         continue;
                     }
                 };
-                let Some(slot) = Slot::take(&limit, &per_address, peer.ip(), config.max_per_address.max(1)) else {
+                let Some(slot) = limits.take(peer.ip()) else {
                     status.refused.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(listener = config.name, %peer, "connection refused: over the connection limits");
                     drop(stream);
@@ -122,43 +121,6 @@ pub async fn start(
         }
     });
     Ok(TcpSource { local_addr, status, task, shutdown })
-}
-
-/// A connection's place under both limits, given back when dropped.
-struct Slot {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl Slot {
-    fn take(
-        limit: &Arc<Semaphore>,
-        per_address: &Arc<Mutex<HashMap<IpAddr, usize>>>,
-        ip: IpAddr,
-        max_per_address: usize,
-    ) -> Option<Slot> {
-        let permit = limit.clone().try_acquire_owned().ok()?;
-        let mut open = per_address.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(ip).or_default();
-        if *count >= max_per_address {
-            return None;
-        }
-        *count += 1;
-        Some(Slot { _permit: permit, per_address: per_address.clone(), ip })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
 }
 
 async fn connection(
