@@ -19,6 +19,7 @@ DURATION=${DURATION:-10}
 EVERY=${EVERY:-997}   # prime: crossings visit every station, and a station's next reading falls back
 WORKERS=${WORKERS:-2}
 QOS=${QOS:-1}
+SAMPLES=${SAMPLES:+--samples $SAMPLES}   # SAMPLES=FILE: every timed crossing, to see when slow ones happen
 N=$((RATE * DURATION))
 cargo build --release --quiet
 BIN=target/release/tidewatch
@@ -97,5 +98,5 @@ done
 
 echo "publishing $N readings at $RATE/s (QoS $QOS), one in $EVERY crossing the warning level; $WORKERS workers"
 $BIN load --broker "127.0.0.1:$port" --count "$N" --stations 1000 --qos "$QOS" --rate "$RATE" \
-  --crossing-every "$EVERY" --alerts-topic 'tidewatch/alerts/#'
+  --crossing-every "$EVERY" --alerts-topic 'tidewatch/alerts/#' $SAMPLES
 curl -s "http://127.0.0.1:$http/healthz" | python3 -c 'import json,sys; h=json.load(sys.stdin); print("tidewatch:", h["readings"], "readings,", h["dead_letters"], "dead letters")'

@@ -57,6 +57,10 @@ pub struct LoadOptions {
     /// The Kafka topic.
     #[arg(long, default_value = "readings")]
     pub kafka_topic: String,
+    /// Latency mode: also write every timed crossing to this file, one line each:
+    /// seconds since the start, `broker` or `alert`, milliseconds (to find when slow ones happen).
+    #[arg(long)]
+    pub samples: Option<PathBuf>,
     /// With `--kafka`: instead of producing, consume `--count` records from the topic's
     /// start with a fresh group and report the rate: rdkafka alone, no decoding.
     #[arg(long)]
@@ -69,6 +73,12 @@ struct Pending {
     sent: HashMap<u32, Instant>,
     broker: Vec<Duration>,
     alert: Vec<Duration>,
+    /// Broker-only time of each crossing whose alert is still awaited, by station.
+    delivered: HashMap<u32, Duration>,
+    /// Alert time minus broker-only time of the same crossing: what Tidewatch adds.
+    added: Vec<Duration>,
+    /// (when sent, which, how long) for `--samples`.
+    log: Vec<(Instant, &'static str, Duration)>,
 }
 
 pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
@@ -96,9 +106,12 @@ pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
     };
     let pending = Arc::new(Mutex::new(Pending::default()));
     // Crossings alone make alerts (e.g. for a recovery run); with an alert topic they are timed.
-    let watchers = match (&o.alerts_topic, o.crossing_every) {
-        (Some(alerts), Some(_)) => Some(watch(&o, &broker, alerts, pending.clone()).await?),
-        (None, _) => None,
+    let timed = match (&o.alerts_topic, o.crossing_every) {
+        (Some(alerts), Some(_)) => {
+            watch(&o, &broker, alerts, pending.clone()).await?;
+            true
+        }
+        (None, _) => false,
         (Some(_), None) => anyhow::bail!("--alerts-topic needs --crossing-every: the crossings are what is timed"),
     };
 
@@ -168,66 +181,102 @@ pub async fn run(o: LoadOptions) -> anyhow::Result<()> {
     let secs = start.elapsed().as_secs_f64();
     println!("published {} readings in {secs:.2} s: {:.0} readings/s", o.count, o.count as f64 / secs);
 
-    if let Some(watchers) = watchers {
+    if timed {
         // The last alerts may still be on their way.
         let expected = o.count.div_ceil(crossing_every.max(1)) as usize;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && pending.lock().unwrap_or_else(|e| e.into_inner()).alert.len() < expected {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        watchers.abort();
         let p = pending.lock().unwrap_or_else(|e| e.into_inner());
         report("broker only (publish → delivered to a subscriber)", &p.broker, expected);
         report("reading → alert (publish → fire notice on the alert topic)", &p.alert, expected);
+        report("added by Tidewatch (each crossing's alert time minus its broker-only time)", &p.added, expected);
+        if let Some(path) = &o.samples {
+            let lines: String = p
+                .log
+                .iter()
+                .map(|(sent, what, took)| {
+                    format!("{:.4} {what} {:.3}\n", (*sent - start).as_secs_f64(), took.as_secs_f64() * 1000.0)
+                })
+                .collect();
+            std::fs::write(path, lines)?;
+        }
     }
     Ok(())
 }
 
-/// Subscribes to the readings and the alert topic and times crossings.
+/// Subscribes to the readings and the alert topic and times crossings, on a thread and
+/// runtime of its own: a publisher busy on the shared runtime must not delay the clock.
+/// The thread ends with the process.
 async fn watch(
     o: &LoadOptions,
     broker: &(String, u16),
     alerts: &str,
     pending: Arc<Mutex<Pending>>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<()> {
     let mut options = MqttOptions::new(format!("tidewatch-watch-{}", std::process::id()), &broker.0, broker.1);
     options.set_keep_alive(Duration::from_secs(60)).set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut eventloop) = AsyncClient::new(options, 1000);
-    no_delay(&mut eventloop);
-    client.subscribe(format!("{}/crossing/#", o.topic_prefix), QoS::AtMostOnce).await?;
-    client.subscribe(alerts, QoS::AtMostOnce).await?;
-    // Wait for both subscriptions before publishing anything.
-    let mut acked = 0;
-    while acked < 2 {
-        if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await? {
-            acked += 1;
-        }
-    }
     let prefix = o.topic_prefix.clone();
-    Ok(tokio::spawn(async move {
-        loop {
-            let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await else { continue };
-            let now = Instant::now();
-            let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
-            if p.topic.starts_with(&prefix) {
-                if is_crossing(&p.payload) {
-                    if let Some(station) = station_of(&p.payload) {
-                        if let Some(&sent) = pending.sent.get(&station) {
-                            pending.broker.push(now - sent);
+    let alerts = alerts.to_string();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+    std::thread::Builder::new().name("load-watch".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => return drop(ready_tx.send(Err(e.into()))),
+        };
+        runtime.block_on(async move {
+            let (client, mut eventloop) = AsyncClient::new(options, 1000);
+            no_delay(&mut eventloop);
+            let subscribed = async {
+                client.subscribe(format!("{prefix}/crossing/#"), QoS::AtMostOnce).await?;
+                client.subscribe(alerts, QoS::AtMostOnce).await?;
+                // Wait for both subscriptions before anything is published.
+                let mut acked = 0;
+                while acked < 2 {
+                    if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await? {
+                        acked += 1;
+                    }
+                }
+                anyhow::Ok(())
+            }
+            .await;
+            let failed = subscribed.is_err();
+            let _ = ready_tx.send(subscribed);
+            if failed {
+                return;
+            }
+            loop {
+                let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await else { continue };
+                let now = Instant::now();
+                let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+                if p.topic.starts_with(&prefix) {
+                    if is_crossing(&p.payload) {
+                        if let Some(station) = station_of(&p.payload) {
+                            if let Some(&sent) = pending.sent.get(&station) {
+                                pending.broker.push(now - sent);
+                                pending.delivered.insert(station, now - sent);
+                                pending.log.push((sent, "broker", now - sent));
+                            }
+                        }
+                    }
+                } else if let Ok(notice) = serde_json::from_slice::<serde_json::Value>(&p.payload) {
+                    let fire = notice["transition"] == "fire";
+                    let station = notice["station"].as_str().and_then(|s| s.strip_prefix('L')?.parse::<u32>().ok());
+                    if let (true, Some(station)) = (fire, station) {
+                        if let Some(sent) = pending.sent.remove(&station) {
+                            pending.alert.push(now - sent);
+                            if let Some(broker) = pending.delivered.remove(&station) {
+                                pending.added.push((now - sent).saturating_sub(broker));
+                            }
+                            pending.log.push((sent, "alert", now - sent));
                         }
                     }
                 }
-            } else if let Ok(notice) = serde_json::from_slice::<serde_json::Value>(&p.payload) {
-                let fire = notice["transition"] == "fire";
-                let station = notice["station"].as_str().and_then(|s| s.strip_prefix('L')?.parse::<u32>().ok());
-                if let (true, Some(station)) = (fire, station) {
-                    if let Some(sent) = pending.sent.remove(&station) {
-                        pending.alert.push(now - sent);
-                    }
-                }
             }
-        }
-    }))
+        });
+    })?;
+    ready_rx.await.map_err(|_| anyhow::anyhow!("the watcher thread ended"))?
 }
 
 /// Timing tools must not measure Nagle's algorithm.
