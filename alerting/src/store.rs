@@ -228,6 +228,9 @@ impl Store {
             .max_connections(if is_sqlite { 4 } else { 8 })
             // A database that is not there fails the start in seconds, not half a minute.
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // A ping before each use is a round trip to sqlx's SQLite worker thread on every
+            // commit, on the reading→alert path; a local file does not drop connections.
+            .test_before_acquire(!is_sqlite)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
