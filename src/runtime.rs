@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use tidewatch_alerting::notify::ChannelKind;
 use tidewatch_alerting::{render, Alerting, AlertingHandle, AlertingSettings, Duty, EventSender, Notice, Store};
 use tidewatch_connectors::envelope::now_ms;
 use tidewatch_connectors::sink::SinkCounts;
@@ -252,6 +253,23 @@ impl DeadLetters {
     }
 }
 
+/// MQTT alert-topic channels pointed at the embedded broker without a login of their own log
+/// in as Tidewatch: the embedded broker refuses anonymous clients, and its generated
+/// password is not something to copy into the duty file.
+fn log_in_to_embedded(duty: &mut Duty, listen: std::net::SocketAddr, password: &str) {
+    for (name, channel) in &mut duty.file.channel {
+        let Some((host, port)) = channel.broker.as_deref().and_then(crate::config::parse_host_port) else { continue };
+        let same_host = host == listen.ip().to_string()
+            || (host == "localhost" && listen.ip().is_loopback())
+            || (listen.ip().is_unspecified() && (host == "localhost" || host.starts_with("127.")));
+        if channel.kind == ChannelKind::Mqtt && port == listen.port() && same_host && channel.username.is_none() {
+            tracing::info!(channel = %name, "MQTT channel logs in to the embedded broker as \"tidewatch\"");
+            channel.username = Some("tidewatch".to_owned());
+            channel.password = Some(password.to_owned());
+        }
+    }
+}
+
 pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> {
     let Settings { config, timing, registry, rules } = settings;
 
@@ -284,6 +302,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     let mut decodings = Vec::new();
     let mut running = Vec::new();
     let mut broker = None;
+    let mut embedded = None;
     let mut files = Vec::new();
     for source in &source_configs {
         let started = crate::sources::start(source, envelopes_tx.clone()).await?;
@@ -291,6 +310,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         sources.push(IngestSource { name, id: watermark.register(name), finite: source.finite(), ended: false });
         decodings.push((name, source.decoding()?));
         broker = broker.or(started.broker);
+        embedded = embedded.or(started.embedded);
         files.extend(started.file.map(|status| (name, status)));
         running.push(started.running);
     }
@@ -314,7 +334,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
             durable.first_checkpoint(next.event).await.context("writing the first checkpoint")?;
         }
     }
-    let duty = match &config.alerting.duty {
+    let mut duty = match &config.alerting.duty {
         Some(path) => Duty::load(path)
             .map_err(|problems| anyhow::anyhow!("duty roster rejected:\n  {}", problems.join("\n  ")))?,
         None => {
@@ -322,6 +342,9 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
             Duty::default()
         }
     };
+    if let Some((listen, password)) = &embedded {
+        log_in_to_embedded(&mut duty, *listen, password);
+    }
     let metrics = Arc::new(Metrics::new());
     let observer = Arc::new(RunObserver {
         metrics: metrics.clone(),

@@ -14,6 +14,7 @@
 //! No sink holds anything up: each has a bound (queue, buffer, file size), and what it
 //! refuses is counted in `tidewatch_sink_records_total{outcome="dropped"}`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -86,6 +87,9 @@ pub struct KafkaSinkEntry {
     /// Records waiting for the broker at most; more are dropped (counted).
     #[serde(default = "default_max_points")]
     pub queue_messages: usize,
+    /// librdkafka settings passed through (TLS, SASL: `security.protocol`, `sasl.*`, `ssl.*`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -245,6 +249,7 @@ impl Sinks {
                         topic: c.topic.clone(),
                         queue_messages: c.queue_messages,
                         linger_ms: 5,
+                        options: c.options.clone(),
                     })
                     .map_err(anyhow::Error::msg)?;
                     let counts = sink.counts.clone();

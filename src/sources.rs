@@ -248,6 +248,9 @@ pub struct Started {
     pub running: Running,
     /// Where its MQTT broker is, and (embedded) the publishers' login (for the demo's simulator).
     pub broker: Option<Broker>,
+    /// The embedded broker's address and Tidewatch's own password on it, when this source
+    /// started one: MQTT alert-topic channels pointed at it log in with them.
+    pub embedded: Option<(std::net::SocketAddr, String)>,
     pub file: Option<Arc<FileStatus>>,
 }
 
@@ -260,6 +263,7 @@ pub async fn start(config: &SourceConfig, tx: mpsc::Sender<Envelope>) -> anyhow:
         SourceConfig::Mqtt(c) => {
             let mut login = (c.username.clone(), c.password.clone());
             let mut devices = None;
+            let mut embedded = None;
             let (host, port) = match &c.broker {
                 Some(broker) => {
                     parse_host_port(broker).with_context(|| format!("{}: broker must be host:port", at()))?
@@ -269,6 +273,7 @@ pub async fn start(config: &SourceConfig, tx: mpsc::Sender<Envelope>) -> anyhow:
                     let users = embedded_users(&c.embedded_credentials).with_context(at)?;
                     login = (Some("tidewatch".into()), users.get("tidewatch").cloned());
                     devices = users.get("device").map(|p| ("device".to_owned(), p.clone()));
+                    embedded = users.get("tidewatch").map(|p| (listen, p.clone()));
                     let access = embedded::Access {
                         users,
                         reserved: vec![c.client_id.clone()],
@@ -291,7 +296,12 @@ pub async fn start(config: &SourceConfig, tx: mpsc::Sender<Envelope>) -> anyhow:
                 mqtt.tls = Some(tls.load().with_context(at)?);
             }
             let source = MqttSource::start(&mqtt, name, tx);
-            Ok(Started { running: Running::mqtt(name, &source), broker: Some((host, port, devices)), file: None })
+            Ok(Started {
+                running: Running::mqtt(name, &source),
+                broker: Some((host, port, devices)),
+                embedded,
+                file: None,
+            })
         }
         SourceConfig::Kafka(c) => {
             let ms = |text: &str| parse_duration(text).unwrap_or(0).max(0) as u64;
@@ -306,7 +316,7 @@ pub async fn start(config: &SourceConfig, tx: mpsc::Sender<Envelope>) -> anyhow:
                 options: c.options.clone(),
             };
             let running = tidewatch_connectors::kafka::start(kafka, tx).map_err(anyhow::Error::msg)?;
-            Ok(Started { running, broker: None, file: None })
+            Ok(Started { running, broker: None, embedded: None, file: None })
         }
         SourceConfig::Hj212Tcp(l) | SourceConfig::Sl651Tcp(l) => {
             let protocol: Arc<dyn StreamProtocol> = match config {
@@ -325,7 +335,7 @@ pub async fn start(config: &SourceConfig, tx: mpsc::Sender<Envelope>) -> anyhow:
                 .await
                 .with_context(|| format!("{}: cannot listen on {}", at(), l.listen))?;
             tracing::info!(source = name, addr = %source.local_addr, kind = config.kind(), "listening");
-            Ok(Started { running: Running::tcp(name, config.kind(), source), broker: None, file: None })
+            Ok(Started { running: Running::tcp(name, config.kind(), source), broker: None, embedded: None, file: None })
         }
         SourceConfig::File(f) => {
             let time_of = f.speed.map(|_| -> tidewatch_connectors::file::TimeOf {
@@ -352,7 +362,7 @@ pub async fn start(config: &SourceConfig, tx: mpsc::Sender<Envelope>) -> anyhow:
                 chunk_lines: 512,
             };
             let (running, status) = tidewatch_connectors::file::start(file, tx).map_err(anyhow::Error::msg)?;
-            Ok(Started { running, broker: None, file: Some(status) })
+            Ok(Started { running, broker: None, embedded: None, file: Some(status) })
         }
     }
 }

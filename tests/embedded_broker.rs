@@ -1,5 +1,6 @@
 //! The embedded broker is not open: users from a credentials file made on first start
-//! (readable by its owner only), and Tidewatch's own client id reserved for Tidewatch.
+//! (readable by its owner only), and Tidewatch's own client id reserved for Tidewatch. An
+//! alert-topic channel pointed at it logs in as Tidewatch without a password in the duty file.
 
 mod support;
 
@@ -50,10 +51,24 @@ format = "json"
 listen = "127.0.0.1:{{http}}"
 [alerting]
 store = "sqlite://alerts.db"
+duty = "duty.toml"
+group_wait = "0s"
 [output]
 console = false
 "#
     );
+    std::fs::write(
+        dir.path().join("duty.toml"),
+        format!(
+            r#"broadcast = ["alert-topic"]
+[channel.alert-topic]
+kind = "mqtt"
+broker = "127.0.0.1:{port}"
+topic = "alerts/{{station}}"
+"#
+        ),
+    )
+    .unwrap();
     let t = Tidewatch::start_config(dir.path(), LX_STATION, LX_YELLOW_RULE, &config, |h| h["mqtt_connected"] == true);
 
     let path = dir.path().join("secret/mqtt-credentials.toml");
@@ -67,7 +82,7 @@ console = false
     let users: toml::Table = toml::from_str::<toml::Table>(&text).unwrap()["users"].as_table().unwrap().clone();
     let device = users["device"].as_str().unwrap();
     assert!(device.len() >= 16, "a generated password");
-    let reading = r#"{"station":"LX","quantity":"water_level","value":27.5}"#;
+    let reading = r#"{"station":"LX","quantity":"water_level","value":28.5}"#;
 
     let (ok, why) = publish(port, None, "anonymous", reading);
     assert!(!ok, "an anonymous client got in: {why}");
@@ -76,9 +91,21 @@ console = false
     let (ok, why) = publish(port, Some(("device", device)), "tidewatch-e2e", reading);
     assert!(!ok, "a device took Tidewatch's client id: {why}");
 
+    let notices = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", "device", "-P", device])
+        .args(["-t", "alerts/#", "-C", "1", "-W", "15"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500)); // subscribed before the alert exists
     let (ok, why) = publish(port, Some(("device", device)), "gauge-1", reading);
     assert!(ok, "{why}");
     t.wait_until("the device's reading", Duration::from_secs(10), |h| h["readings"] == 1);
+    let notices = notices.wait_with_output().unwrap();
+    let notice: serde_json::Value = serde_json::from_slice(&notices.stdout)
+        .unwrap_or_else(|e| panic!("no notice on the alert topic ({e}): {}", String::from_utf8_lossy(&notices.stderr)));
+    assert_eq!(notice["transition"], "fire", "{notice}");
     let health = t.health();
     assert_eq!(health["sources"]["mqtt"]["connections"], 1, "Tidewatch was never kicked off: {health}");
     assert_eq!(health["mqtt_connected"], true);

@@ -1,5 +1,6 @@
-//! TLS on both edges: MQTT to a real Mosquitto that demands client certificates, and the HTTP
-//! API over HTTPS; the CA, server and client certificates are made by the test (openssl).
+//! TLS on both edges: MQTT (readings in, alert notices out) to a real Mosquitto that demands
+//! client certificates and passwords, and the HTTP API over HTTPS; the CA, server and client
+//! certificates are made by the test (openssl).
 
 mod support;
 
@@ -90,6 +91,8 @@ rules = ["rules"]
 [mqtt]
 broker = "127.0.0.1:{port}"
 client_id = "tidewatch-tls"
+username = "tidewatch"
+password = "tw-Secret-1"
 max_backoff_s = 1
 tls = {tls}
 [[mqtt.route]]
@@ -100,21 +103,53 @@ format = "json"
 listen = "127.0.0.1:{{http}}"
 [alerting]
 store = "sqlite://alerts.db"
+duty = "duty.toml"
+group_wait = "0s"
 [output]
 console = false
 "#
     )
 }
 
+/// An MQTT alert topic over TLS with a client certificate and a login; paths relative to
+/// the duty file.
+const DUTY: &str = r#"
+broadcast = ["alert-topic"]
+
+[channel.alert-topic]
+kind = "mqtt"
+broker = "127.0.0.1:{port}"
+topic = "alerts/{station}"
+ca = "tls/ca.pem"
+cert = "tls/client.pem"
+key = "tls/client.key"
+username = "tidewatch"
+password = "tw-Secret-1"
+"#;
+
+fn write_duty(dir: &Path, certs: &Path, port: u16) {
+    std::fs::create_dir_all(dir.join("tls")).unwrap();
+    for file in ["ca.pem", "client.pem", "client.key"] {
+        std::fs::copy(certs.join(file), dir.join("tls").join(file)).unwrap();
+    }
+    std::fs::write(dir.join("duty.toml"), DUTY.replace("{port}", &port.to_string())).unwrap();
+}
+
 #[test]
-fn readings_arrive_over_tls_with_a_client_certificate_and_not_without_one() {
+fn readings_arrive_and_alerts_leave_over_tls_with_a_client_certificate_and_not_without_one() {
     let certs = tempfile::tempdir().unwrap();
     certificates(certs.path());
     let c = certs.path().display();
     let port = free_port();
+    let passwords = certs.path().join("passwords");
+    std::fs::write(&passwords, "").unwrap();
+    for (user, password) in [("tidewatch", "tw-Secret-1"), ("device", "dev-Secret-2")] {
+        let out = Command::new("mosquitto_passwd").arg("-b").arg(&passwords).args([user, password]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
     std::fs::write(
         certs.path().join("mosquitto.conf"),
-        format!("user root\nlistener {port} 127.0.0.1\ncafile {c}/ca.pem\ncertfile {c}/server.pem\nkeyfile {c}/server.key\nrequire_certificate true\nallow_anonymous true\n"),
+        format!("user root\nlistener {port} 127.0.0.1\ncafile {c}/ca.pem\ncertfile {c}/server.pem\nkeyfile {c}/server.key\nrequire_certificate true\nallow_anonymous false\npassword_file {}\n", passwords.display()),
     )
     .unwrap();
     let mosquitto = std::env::var("PATH").map(|p| format!("{p}:/usr/sbin")).unwrap_or_default();
@@ -130,30 +165,53 @@ fn readings_arrive_over_tls_with_a_client_certificate_and_not_without_one() {
     );
     std::thread::sleep(Duration::from_millis(500));
 
-    // With the client certificate: connected, and a reading published over TLS arrives.
+    let client_tls = [
+        "--cafile".to_owned(),
+        format!("{c}/ca.pem"),
+        "--cert".to_owned(),
+        format!("{c}/client.pem"),
+        "--key".to_owned(),
+        format!("{c}/client.key"),
+        "-u".to_owned(),
+        "device".to_owned(),
+        "-P".to_owned(),
+        "dev-Secret-2".to_owned(),
+    ];
+
+    // With the client certificate: connected, a reading published over TLS arrives, and its
+    // alert leaves on the alert topic over TLS with the channel's own certificate and login.
     let dir = tempfile::tempdir().unwrap();
+    write_duty(dir.path(), certs.path(), port);
     let tls = format!(r#"{{ ca = "{c}/ca.pem", cert = "{c}/client.pem", key = "{c}/client.key" }}"#);
     let t = Tidewatch::start_config(dir.path(), LX_STATION, LX_YELLOW_RULE, &config(port, &tls), |h| {
         h["mqtt_connected"] == true
     });
+    let notices = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "alerts/#", "-C", "1", "-W", "20"])
+        .args(&client_tls)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500)); // subscribed before the alert exists
     let out = Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", "sensors/lx"])
-        .args([
-            "--cafile",
-            &format!("{c}/ca.pem"),
-            "--cert",
-            &format!("{c}/client.pem"),
-            "--key",
-            &format!("{c}/client.key"),
-        ])
+        .args(&client_tls)
         .args(["-m", r#"{"station":"LX","quantity":"water_level","value":28.5}"#])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     t.wait_until("the reading and its alert", Duration::from_secs(10), |h| h["readings"] == 1 && h["open_alerts"] == 1);
+    let notices = notices.wait_with_output().unwrap();
+    let notice: serde_json::Value = serde_json::from_slice(&notices.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {:?} {}", notices.stdout, String::from_utf8_lossy(&notices.stderr)));
+    assert_eq!(notice["transition"], "fire", "{notice}");
+    assert_eq!(notice["station"], "LX", "{notice}");
+    assert!(!t.log().contains("tw-Secret-1"), "the password is in the log");
 
     // Without one the broker refuses, and the log says so at once (not only at debug).
     let dir = tempfile::tempdir().unwrap();
+    write_duty(dir.path(), certs.path(), port);
     let tls = format!(r#"{{ ca = "{c}/ca.pem" }}"#);
     let refused = Tidewatch::start_config(dir.path(), LX_STATION, LX_YELLOW_RULE, &config(port, &tls), |_| true);
     std::thread::sleep(Duration::from_secs(2));

@@ -186,7 +186,9 @@ impl Duty {
     pub fn load(path: &Path) -> Result<Duty, Vec<String>> {
         let text = std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
         let name = path.display().to_string();
-        let file: DutyFile = tidewatch_ingest::toml_all::parse(&text, &name)?;
+        let mut file: DutyFile = tidewatch_ingest::toml_all::parse(&text, &name)?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        file.channel.values_mut().for_each(|channel| channel.resolve_paths(dir));
         Duty::check(file).map_err(|problems| problems.into_iter().map(|p| format!("{name}: {p}")).collect())
     }
 
@@ -584,5 +586,36 @@ mod tests {
         .unwrap_err();
         assert_eq!(problems.len(), 10, "{problems:#?}");
         assert!(problems.iter().any(|p| p.contains("channel \"x\": kind dingtalk needs url")), "{problems:#?}");
+    }
+
+    #[test]
+    fn transport_settings_belong_to_their_kinds() {
+        let problems = Duty::from_toml_str(
+            r#"
+            [channel.topic]
+            kind = "mqtt"
+            broker = "127.0.0.1:1883"
+            topic = "alerts"
+            cert = "client.pem"
+            username = "tidewatch"
+            options = { "security.protocol" = "SSL" }
+            [channel.hook]
+            kind = "webhook"
+            url = "https://example.cn/hook"
+            ca = "ca.pem"
+            "#,
+        )
+        .unwrap_err();
+        for expected in [
+            "channel \"topic\": cert client.pem:",
+            "channel \"topic\": cert and key go together",
+            "channel \"topic\": cert needs ca (TLS)",
+            "channel \"topic\": username and password go together",
+            "channel \"topic\": options is for kind kafka",
+            "channel \"hook\": ca is for kind mqtt",
+        ] {
+            assert!(problems.iter().any(|p| p.starts_with(expected)), "{expected}: {problems:#?}");
+        }
+        assert_eq!(problems.len(), 6, "{problems:#?}");
     }
 }

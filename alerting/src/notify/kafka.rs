@@ -26,16 +26,20 @@ impl KafkaTopic {
     pub fn new(name: &str, config: &ChannelConfig, timeout: Duration) -> Result<KafkaTopic, String> {
         let brokers = config.brokers.clone().ok_or_else(|| format!("channel {name:?} needs brokers"))?;
         let topic = config.topic.clone().ok_or_else(|| format!("channel {name:?} needs topic"))?;
-        let producer = ClientConfig::new()
+        let mut client = ClientConfig::new();
+        client
             .set("bootstrap.servers", &brokers)
             .set("client.id", format!("tidewatch-alerts-{name}"))
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // Alerts are few and urgent: no batching delay.
             .set("linger.ms", "0")
-            .set("message.timeout.ms", timeout.as_millis().max(1000).to_string())
-            .create::<FutureProducer>()
-            .map_err(|e| format!("channel {name:?}: {e}"))?;
+            .set("message.timeout.ms", timeout.as_millis().max(1000).to_string());
+        // TLS and SASL settings, as librdkafka names them.
+        for (key, value) in &config.options {
+            client.set(key, value);
+        }
+        let producer = client.create::<FutureProducer>().map_err(|e| format!("channel {name:?}: {e}"))?;
         Ok(KafkaTopic { producer, brokers, topic, timeout })
     }
 

@@ -14,6 +14,7 @@ mod webhook;
 mod wecom;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -76,8 +77,17 @@ pub struct ChannelConfig {
     /// email: none, starttls or tls.
     #[serde(default)]
     pub tls: SmtpTls,
+    /// email, mqtt: the login.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// mqtt: TLS to the broker, trusting this CA (PEM; relative to the duty file).
+    pub ca: Option<PathBuf>,
+    /// mqtt: a client certificate chain and its key (PEM), for brokers that demand one.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// kafka: librdkafka settings passed through (e.g. `security.protocol`, `sasl.*`, `ssl.*`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
     /// email: the sender, e.g. `Tidewatch <alerts@example.cn>`.
     pub from: Option<String>,
     /// mqtt: broker as `host:port`.
@@ -149,6 +159,26 @@ impl ChannelConfig {
                 problems.push(format!("from {from:?} is not an e-mail address"));
             }
         }
+        let files = [("ca", &self.ca), ("cert", &self.cert), ("key", &self.key)];
+        for (field, path) in files.iter().filter_map(|(field, path)| Some((field, path.as_ref()?))) {
+            if self.kind != ChannelKind::Mqtt {
+                problems.push(format!("{field} is for kind mqtt"));
+            } else if let Err(e) = std::fs::metadata(path) {
+                problems.push(format!("{field} {}: {e}", path.display()));
+            }
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            problems.push("cert and key go together".into());
+        }
+        if self.cert.is_some() && self.ca.is_none() {
+            problems.push("cert needs ca (TLS)".into());
+        }
+        if self.username.is_some() != self.password.is_some() {
+            problems.push("username and password go together".into());
+        }
+        if !self.options.is_empty() && self.kind != ChannelKind::Kafka {
+            problems.push("options is for kind kafka".into());
+        }
         for (field, value) in [("smtp", &self.smtp), ("broker", &self.broker)] {
             if let Some(Err(e)) = value.as_deref().map(|v| host_port(field, v)) {
                 problems.push(e);
@@ -161,6 +191,15 @@ impl ChannelConfig {
             problems.push("rate_per_minute must be at least 1".into());
         }
         problems
+    }
+
+    /// Makes the file paths in it relative to `dir` (the duty file's folder).
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        for path in [&mut self.ca, &mut self.cert, &mut self.key].into_iter().flatten() {
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
+        }
     }
 
     /// Whether it takes notifications of this kind.

@@ -24,6 +24,9 @@ pub struct MqttTopic {
     topic: String,
     qos: QoS,
     timeout: Duration,
+    /// Login and TLS, as configured.
+    credentials: Option<(String, String)>,
+    tls: Option<rumqttc::TlsConfiguration>,
     /// The open connection, if any; held while publishing so that messages enter the
     /// connection in the order their waiters are queued.
     link: tokio::sync::Mutex<Option<Link>>,
@@ -81,12 +84,30 @@ impl MqttTopic {
     pub fn new(name: &str, config: &ChannelConfig, timeout: Duration) -> Result<MqttTopic, String> {
         let broker = config.broker.as_deref().ok_or_else(|| format!("channel {name:?} needs broker"))?;
         let (host, port) = super::host_port("broker", broker).map_err(|e| format!("channel {name:?}: {e}"))?;
+        let read = |path: &std::path::PathBuf| {
+            std::fs::read(path).map_err(|e| format!("channel {name:?}: cannot read {}: {e}", path.display()))
+        };
+        let tls = match (&config.ca, &config.cert, &config.key) {
+            (None, None, None) => None,
+            (Some(ca), cert, key) => Some(rumqttc::TlsConfiguration::Simple {
+                ca: read(ca)?,
+                alpn: None,
+                client_auth: match (cert, key) {
+                    (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+                    (None, None) => None,
+                    _ => return Err(format!("channel {name:?}: cert and key go together")),
+                },
+            }),
+            (None, ..) => return Err(format!("channel {name:?}: a client certificate needs ca (TLS)")),
+        };
         Ok(MqttTopic {
             host: host.to_owned(),
             port,
             topic: config.topic.clone().unwrap_or_default(),
             qos: if config.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce },
             timeout,
+            credentials: config.username.clone().zip(config.password.clone()),
+            tls,
             link: tokio::sync::Mutex::new(None),
         })
     }
@@ -136,6 +157,12 @@ impl MqttTopic {
         let id = format!("tidewatch-alerts-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let mut options = MqttOptions::new(id, &self.host, self.port);
         options.set_keep_alive(Duration::from_secs(30));
+        if let Some((user, password)) = &self.credentials {
+            options.set_credentials(user, password);
+        }
+        if let Some(tls) = &self.tls {
+            options.set_transport(rumqttc::Transport::tls_with_config(tls.clone()));
+        }
         let (client, mut events) = AsyncClient::new(options, 1024);
         // Alerts are small and urgent: no Nagle delay waiting for the previous segment's ACK.
         let mut network = events.network_options();

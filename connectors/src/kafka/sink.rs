@@ -4,6 +4,7 @@
 //! finds it full is dropped and counted, never waited for: a slow Kafka must not hold up
 //! alerting. Delivery reports count what the broker acknowledged and what it refused.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -25,6 +26,8 @@ pub struct KafkaSinkConfig {
     pub queue_messages: usize,
     /// How long librdkafka gathers records into one request.
     pub linger_ms: u64,
+    /// librdkafka settings passed through (TLS, SASL).
+    pub options: BTreeMap<String, String>,
 }
 
 struct Counting {
@@ -50,12 +53,17 @@ pub struct KafkaSink {
 impl KafkaSink {
     pub fn new(config: &KafkaSinkConfig) -> Result<KafkaSink, String> {
         let counts = Arc::new(SinkCounts::default());
-        let producer = ClientConfig::new()
+        let mut client = ClientConfig::new();
+        client
             .set("bootstrap.servers", &config.brokers)
             .set("client.id", format!("tidewatch-sink-{}", config.name))
             .set("linger.ms", config.linger_ms.to_string())
             .set("queue.buffering.max.messages", config.queue_messages.max(1).to_string())
-            .set("compression.type", "lz4")
+            .set("compression.type", "lz4");
+        for (key, value) in &config.options {
+            client.set(key, value);
+        }
+        let producer = client
             .create_with_context(Counting { counts: counts.clone() })
             .map_err(|e| format!("sink {:?}: {e}", config.name))?;
         Ok(KafkaSink { producer, topic: config.topic.clone(), counts })
