@@ -2,6 +2,7 @@
 //! with a user's password (people, scripts). Every mutating call needs a role and records
 //! who made it; reads are open unless `http.open_reads = false`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -18,6 +19,54 @@ const LOGIN_MEMORY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Logins checked recently: digest of the credentials → (user, when).
 pub type Logins = std::sync::Mutex<std::collections::HashMap<[u8; 32], (User, std::time::Instant)>>;
+
+/// The address a request came from (put in each request by the HTTP server).
+pub struct Peer(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(Peer(peer.unwrap_or(IpAddr::from([0, 0, 0, 0]))))
+    }
+}
+
+/// Checks a user's password, unless `peer` has failed too often lately (429 with
+/// `Retry-After`; see [`crate::login_throttle`]). Every check and refusal is counted.
+pub async fn check_password(
+    state: &AppState,
+    peer: IpAddr,
+    name: &str,
+    password: &str,
+) -> Result<Option<User>, ApiError> {
+    let count = |outcome: &str| {
+        state.metrics.http_logins.get_or_create(&crate::metrics::OutcomeLabels { outcome: outcome.into() }).inc();
+    };
+    if let Some(wait) = state.login_throttle.wait(peer, name, std::time::Instant::now()) {
+        count("throttled");
+        let seconds = wait.as_secs().max(1);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins",
+            format!("too many wrong passwords from this address: try again in {seconds} s"),
+        )
+        .retry_after(seconds));
+    }
+    let user = state.alerting.store.check_password(name, password).await?;
+    match &user {
+        Some(_) => {
+            count("ok");
+            state.login_throttle.succeeded(peer, name);
+        }
+        None => {
+            count("failed");
+            state.login_throttle.failed(peer, name, std::time::Instant::now());
+            tracing::info!(user = %name, %peer, "wrong user or password");
+        }
+    }
+    Ok(user)
+}
 
 /// An authenticated caller.
 pub struct Principal(pub User);
@@ -76,8 +125,9 @@ impl FromRequestParts<Arc<AppState>> for Principal {
                 None => {
                     let decoded = base64::engine::general_purpose::STANDARD.decode(basic.trim()).unwrap_or_default();
                     let text = String::from_utf8(decoded).unwrap_or_default();
+                    let Peer(peer) = Peer::from_request_parts(parts, state).await.unwrap_or_else(|e| match e {});
                     let user = match text.split_once(':') {
-                        Some((name, password)) => store.check_password(name, password).await?,
+                        Some((name, password)) => check_password(state, peer, name, password).await?,
                         None => None,
                     };
                     if let Some(user) = &user {

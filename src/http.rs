@@ -154,17 +154,28 @@ pub struct ApiError {
     status: StatusCode,
     pub error: String,
     pub reason: String,
+    /// Seconds, sent as `Retry-After` (429).
+    #[serde(skip)]
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, error: &str, reason: impl Into<String>) -> ApiError {
-        ApiError { status, error: error.into(), reason: reason.into() }
+        ApiError { status, error: error.into(), reason: reason.into(), retry_after: None }
+    }
+
+    pub(crate) fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self)).into_response()
+        match self.retry_after {
+            Some(s) => (self.status, [(axum::http::header::RETRY_AFTER, s.to_string())], Json(self)).into_response(),
+            None => (self.status, Json(self)).into_response(),
+        }
     }
 }
 

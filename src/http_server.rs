@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tower::ServiceExt;
+
+type Request = axum::http::Request<hyper::body::Incoming>;
 use tidewatch_connectors::limits::ConnectionLimits;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
@@ -83,7 +86,11 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // Each request carries its peer's address (login throttling counts by it).
+        let service = TowerToHyperService::new(app.clone().map_request(move |mut request: Request| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            request
+        }));
         let (counts, closed, tls) = (counts.clone(), closed.clone(), tls.clone());
         tokio::spawn(async move {
             let _slot = slot;
@@ -109,7 +116,12 @@ pub async fn serve(
 /// Serves one connection until it ends, goes idle, or the server stops.
 async fn connection<S>(
     stream: S,
-    service: TowerToHyperService<axum::Router>,
+    service: TowerToHyperService<
+        impl tower::Service<Request, Response = axum::response::Response, Error = std::convert::Infallible, Future: Send>
+            + Clone
+            + Send
+            + 'static,
+    >,
     limits: HttpLimits,
     counts: Arc<HttpCounts>,
     mut closed: tokio::sync::watch::Receiver<bool>,

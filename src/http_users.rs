@@ -204,15 +204,17 @@ pub struct Session {
         (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
         (status = 415, body = ApiError, description = "the body is not `application/json`"),
         (status = 422, body = ApiError, description = "a field missing, unknown or of the wrong type"),
+        (status = 429, body = ApiError, description = "too many wrong passwords from this address lately; `Retry-After` says when to try again"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 pub async fn login(
     State(state): State<Arc<AppState>>,
+    crate::auth::Peer(peer): crate::auth::Peer,
     body: Result<Json<Login>, JsonRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let Json(login) = body.map_err(bad_body)?;
     let store = &state.alerting.store;
-    let Some(user) = store.check_password(&login.name, &login.password).await? else {
+    let Some(user) = crate::auth::check_password(&state, peer, &login.name, &login.password).await? else {
         tracing::info!(user = %login.name, "console login refused");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong user or password"));
     };

@@ -12,6 +12,7 @@ mod http_server;
 mod http_users;
 mod load;
 mod load_kafka;
+mod login_throttle;
 mod metrics;
 mod protocols;
 mod replay;

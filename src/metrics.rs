@@ -58,6 +58,8 @@ pub struct Metrics {
     pub sink_records: Family<SinkLabels, Counter>,
     /// HTTP connections the server closed by its limits (refused at accept, idle).
     pub http_connections_closed: Family<OutcomeLabels, Counter>,
+    /// Password checks: ok, failed, or throttled (not checked: the address must wait).
+    pub http_logins: Family<OutcomeLabels, Counter>,
     pub notifications: Family<ChannelLabels, Counter>,
     pub notification_messages: Family<ChannelLabels, Counter>,
     pub notifications_suppressed: Counter,
@@ -177,6 +179,12 @@ impl Metrics {
             "HTTP connections closed by the server's limits: refused (over http.max_connections or per address) or idle_closed",
             http_connections_closed.clone(),
         );
+        let http_logins = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "http_logins",
+            "Password logins (HTTP Basic, console sessions) by outcome: ok, failed, throttled (too many failures from the address)",
+            http_logins.clone(),
+        );
         let sink_records = Family::<SinkLabels, Counter>::default();
         registry.register(
             "sink_records",
@@ -202,6 +210,7 @@ impl Metrics {
             source_up,
             sink_records,
             http_connections_closed,
+            http_logins,
             notifications,
             notification_messages,
             notifications_suppressed,

@@ -89,6 +89,8 @@ pub struct AppState {
     pub open_reads: bool,
     /// Password logins checked recently.
     pub logins: crate::auth::Logins,
+    /// Addresses that got passwords wrong lately.
+    pub login_throttle: crate::login_throttle::LoginThrottle,
     /// Longest silence the API accepts (ms).
     pub max_silence_ms: i64,
 }
@@ -379,6 +381,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         watermark_moved: tokio::sync::Notify::new(),
         open_reads: config.http.open_reads,
         logins: Default::default(),
+        login_throttle: Default::default(),
         max_silence_ms: timing.max_silence_ms,
     });
     let dead = Arc::new(DeadLetters {

@@ -223,3 +223,44 @@ fn a_console_session_is_a_cookie_that_logs_out_for_good() {
     assert!(logout.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
     assert_eq!(status(client.get(url("/api/alerts")).header("cookie", &cookie)), 401);
 }
+
+#[test]
+fn guessing_passwords_is_slowed_down_per_address_and_a_token_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.jsonl"), "").unwrap();
+    let config = "stations = \"stations.toml\"\nrules = [\"rules\"]\n[[source]]\nkind = \"file\"\npath = \"empty.jsonl\"\nformat = \"jsonl\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n[alerting]\nstore = \"sqlite://alerts.db\"\n";
+    let t = Tidewatch::start_config(dir.path(), STATIONS, RULES, config, |_| true);
+    let token = t.token("admin");
+    let client = Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", t.http);
+    let users = |password: &str| client.get(url("/api/users")).basic_auth("admin", Some(password)).send().unwrap();
+
+    // Five wrong passwords are answered as such; then even the right one waits.
+    for i in 0..5 {
+        assert_eq!(users(&format!("guess-{i}")).status().as_u16(), 401);
+    }
+    let held = users(support::ADMIN_PASSWORD);
+    assert_eq!(held.status().as_u16(), 429);
+    let retry_after: u64 = held.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // The console login is the same door.
+    let session = client.post(url("/api/session")).json(&json!({"name": "admin", "password": support::ADMIN_PASSWORD}));
+    assert_eq!(session.send().unwrap().status().as_u16(), 429);
+    // A token is not a password: it goes on working.
+    assert_eq!(client.get(url("/api/users")).bearer_auth(&token).send().unwrap().status().as_u16(), 200);
+
+    // After the wait the right password gets in and the address starts afresh.
+    std::thread::sleep(Duration::from_millis(retry_after * 1000 + 200));
+    assert_eq!(users(support::ADMIN_PASSWORD).status().as_u16(), 200);
+    assert_eq!(users("guess-again").status().as_u16(), 401);
+
+    let metrics = client.get(url("/metrics")).send().unwrap().text().unwrap();
+    for (outcome, at_least) in [("failed", 6), ("throttled", 2), ("ok", 1)] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("tidewatch_http_logins_total{{outcome=\"{outcome}\"}}")))
+            .unwrap_or_else(|| panic!("no {outcome} count in /metrics"));
+        let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n >= at_least as f64, "{line}");
+    }
+}
