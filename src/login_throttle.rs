@@ -87,16 +87,18 @@ impl LoginThrottle {
     }
 }
 
-/// Forgets records older than [`MAX_WAIT`]; if none is, the stalest.
+/// Forgets records older than [`MAX_WAIT`]; if that is not enough, the stalest tenth (at
+/// once, so that a flood of new addresses costs one scan per thousand, not one each).
 fn make_room(records: &mut HashMap<Key, Failures>, now: Instant) {
     if records.len() < MAX_ENTRIES {
         return;
     }
     records.retain(|_, f| now.duration_since(f.last) <= MAX_WAIT);
     if records.len() >= MAX_ENTRIES {
-        if let Some(stalest) = records.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| k.clone()) {
-            records.remove(&stalest);
-        }
+        let mut lasts: Vec<Instant> = records.values().map(|f| f.last).collect();
+        let (_, cutoff, _) = lasts.select_nth_unstable(MAX_ENTRIES / 10);
+        let cutoff = *cutoff;
+        records.retain(|_, f| f.last > cutoff);
     }
 }
 
