@@ -340,7 +340,10 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         Some(path) => Duty::load(path)
             .map_err(|problems| anyhow::anyhow!("duty roster rejected:\n  {}", problems.join("\n  ")))?,
         None => {
-            tracing::warn!("no alerting.duty roster configured: alerts are stored and shown, nobody is notified");
+            // A replay notifies nobody unless asked to (`--notify`): nothing to warn about.
+            if !options.until_sources_end {
+                tracing::warn!("no alerting.duty roster configured: alerts are stored and shown, nobody is notified");
+            }
             Duty::default()
         }
     };
