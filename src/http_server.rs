@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tower::ServiceExt;
-
-type Request = axum::http::Request<hyper::body::Incoming>;
 use tidewatch_connectors::limits::ConnectionLimits;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+type Request = axum::http::Request<hyper::body::Incoming>;
 
 /// Loads a PEM certificate chain and its key for serving TLS.
 pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
