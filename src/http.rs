@@ -436,6 +436,7 @@ fn duty_action(
     request_body = Action, security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = Alert),
         (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 400, body = ApiError, description = "broken JSON, an id that is not a number, or `by` empty"),
         (status = 404, body = ApiError, description = "no open alert with this id"),
@@ -459,6 +460,7 @@ async fn acknowledge(
     request_body = Action, security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = Alert),
         (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 400, body = ApiError, description = "broken JSON, an id that is not a number, or `by` empty"),
         (status = 404, body = ApiError, description = "no open alert with this id"),
@@ -488,6 +490,7 @@ async fn list_silences(State(state): State<Arc<AppState>>, _: Reader) -> Result<
     security(("bearer" = []), ("basic" = [])),
     responses((status = 201, body = Silence),
         (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 400, body = ApiError, description = "broken JSON, or a silence that matches nothing, has no future, lasts too long, or matches everything without a reason"),
         (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
@@ -529,7 +532,7 @@ async fn create_silence(
 /// End a silence created over the API.
 #[utoipa::path(delete, path = "/api/silences/{id}", tag = "silences", params(("id" = i64, Path, description = "Silence id")),
     security(("bearer" = []), ("basic" = [])),
-    responses((status = 204), (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+    responses((status = 204), (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"), (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 400, body = ApiError, description = "the id is not a number"),
         (status = 404, body = ApiError, description = "no silence with this id (maintenance windows are the duty file's)"),
@@ -558,7 +561,7 @@ struct Decided {
 /// which arrive later are late.
 #[utoipa::path(post, path = "/api/input/complete", tag = "engine",
     security(("bearer" = []), ("basic" = [])),
-    responses((status = 200, body = Decided, description = "the new watermark"), (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+    responses((status = 200, body = Decided, description = "the new watermark"), (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"), (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),))]
 async fn input_complete(State(state): State<Arc<AppState>>, principal: Principal) -> Result<Json<Decided>, ApiError> {
     principal.require(Role::Admin)?;

@@ -48,6 +48,7 @@ fn now() -> i64 {
 #[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = [UserRecord]),
         (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 pub async fn list_users(
@@ -64,6 +65,7 @@ pub async fn list_users(
     responses((status = 200, body = UserRecord),
         (status = 400, body = ApiError, description = "broken JSON, an unknown role, or a bad name or password"),
         (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
         (status = 415, body = ApiError, description = "the body is not `application/json`"),
@@ -101,6 +103,7 @@ pub async fn put_user(
     responses((status = 201, body = NewToken),
         (status = 400, body = ApiError, description = "broken JSON, or an expiry that is not a duration"),
         (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 404, body = ApiError, description = "no such user"),
         (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
@@ -139,6 +142,7 @@ pub async fn make_token(
     params(("name" = String, Path, description = "User name")), security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = [TokenRecord]),
         (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 404, body = ApiError, description = "no such user"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
@@ -156,6 +160,7 @@ pub async fn list_tokens(
     params(("id" = String, Path, description = "Token id (16 hex digits)")), security(("bearer" = []), ("basic" = [])),
     responses((status = 204),
         (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
+        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
         (status = 403, body = ApiError, description = "the caller's role does not allow this"),
         (status = 404, body = ApiError, description = "no token with this id"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]

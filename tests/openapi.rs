@@ -18,6 +18,8 @@ enum As {
     Admin,
     Viewer,
     Nobody,
+    /// A password login from an address that got too many wrong (429).
+    Guesser,
 }
 
 /// A request: method, path, content type, body and login.
@@ -74,6 +76,7 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
             As::Admin => request.basic_auth("admin", Some(support::ADMIN_PASSWORD)),
             As::Viewer => request.basic_auth("watcher", Some("watcher-password")),
             As::Nobody => request,
+            As::Guesser => request.basic_auth("guesser", Some("wrong")),
         };
         if let Some(cookie) = &p.cookie {
             request = request.header("cookie", cookie);
@@ -86,6 +89,13 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
         }
         request.send().unwrap()
     };
+    // Guessing: fifteen wrong passwords for one name make this address wait (a quarter of an
+    // hour) before that name's next password is checked; other names are not held up.
+    for _ in 0..15 {
+        let status =
+            client.get(format!("{base}/api/users")).basic_auth("guesser", Some("wrong")).send().unwrap().status();
+        assert!(matches!(status.as_u16(), 401 | 429), "{status}");
+    }
     // A console session to end.
     let login = json!({"name": "admin", "password": support::ADMIN_PASSWORD});
     let session = client.post(format!("{base}/api/session")).json(&login).send().unwrap();
@@ -98,7 +108,7 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
     let silence = format!(r#"{{"station": "LX", "ends_at": "{ends}", "created_by": "张伟"}}"#);
 
     // (operation as in the description, probes in order: later ones may rely on earlier ones)
-    let operations: Vec<((&str, &str), Vec<Probe>)> = vec![
+    let mut operations: Vec<((&str, &str), Vec<Probe>)> = vec![
         (
             ("get", "/api/alerts"),
             vec![
@@ -181,6 +191,7 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
                 json_probe(Method::POST, "/api/session", r#"{"name": "admin"}"#).as_(As::Nobody),
                 json_probe(Method::POST, "/api/session", r#"{"name": "admin", "password": "wrong"}"#).as_(As::Nobody),
                 json_probe(Method::POST, "/api/session", &login.to_string()).as_(As::Nobody),
+                json_probe(Method::POST, "/api/session", r#"{"name": "guesser", "password": "wrong"}"#).as_(As::Nobody),
             ],
         ),
         (
@@ -252,6 +263,13 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
             ],
         ),
     ];
+    // Every operation that takes a password answers a throttled guesser 429.
+    for (_, probes) in operations.iter_mut().filter(|((_, path), _)| *path != "/api/session") {
+        if probes.iter().any(|p| matches!(p.login, As::Nobody)) {
+            let throttled = probe(probes[0].method.clone(), &probes[0].path).as_(As::Guesser);
+            probes.push(throttled);
+        }
+    }
 
     let spec: Value = tidewatch.get("/api/openapi.json").json().unwrap();
     let mut described: BTreeSet<(String, String)> = BTreeSet::new();
