@@ -194,6 +194,8 @@ pub struct NextIds {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite takes a commit as one script (see [`Store::commit`]).
+    sqlite: bool,
 }
 
 impl Store {
@@ -248,7 +250,7 @@ impl Store {
             .await
             .doing(&format!("connecting to {url}"))?;
         MIGRATIONS.run(&pool).await.doing("migrating")?;
-        Ok(Store { pool })
+        Ok(Store { pool, sqlite: is_sqlite })
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
@@ -278,85 +280,43 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
+        let writes = writes(changes);
+        if self.sqlite {
+            return self.commit_script(&writes).await;
+        }
         let mut tx = self.pool.begin().await.doing("beginning a transaction")?;
-        for s in &changes.alerts {
-            let a = &s.alert;
-            let body = alert_body(a);
-            sqlx::query(
-                "INSERT INTO alerts (id, rule, station, quantity, region, state, severity, severity_rank, fired_at, \
-                 changed_at, escalation_level, next_escalation_at, team, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, severity = excluded.severity, \
-                 severity_rank = excluded.severity_rank, changed_at = excluded.changed_at, \
-                 escalation_level = excluded.escalation_level, next_escalation_at = excluded.next_escalation_at, \
-                 team = excluded.team, body = excluded.body",
-            )
-            .bind(a.id)
-            .bind(&a.rule)
-            .bind(&a.subject.station)
-            .bind(&a.subject.quantity)
-            .bind(&a.subject.region)
-            .bind(a.state.name())
-            .bind(a.severity.name())
-            .bind(a.severity as i64)
-            .bind(a.fired_ms)
-            .bind(s.changed_at)
-            .bind(i64::from(a.escalation_level))
-            .bind(s.next_escalation_at)
-            .bind(a.team.clone())
-            .bind(body)
-            .execute(&mut *tx)
-            .await
-            .doing("writing an alert")?;
-        }
-        for (seq, alert_id, entry, at) in &changes.events {
-            sqlx::query("INSERT INTO alert_events (alert_id, seq, happening, at, body) VALUES ($1, $2, $3, $4, $5)")
-                .bind(alert_id)
-                .bind(seq)
-                .bind(entry.happening.name())
-                .bind(at)
-                .bind(serde_json::to_string(entry).unwrap_or_default())
-                .execute(&mut *tx)
-                .await
-                .doing("writing an alert event")?;
-        }
-        for row in &changes.outbox {
-            sqlx::query(
-                "INSERT INTO outbox (id, alert_id, channel, group_key, recipients, happening, notice, created_at, \
-                 due_at, status, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0)",
-            )
-            .bind(row.id)
-            .bind(row.alert_id)
-            .bind(&row.channel)
-            .bind(&row.group_key)
-            .bind(serde_json::to_string(&row.recipients).unwrap_or_default())
-            .bind(row.happening.name())
-            .bind(serde_json::to_string(&row.notice).unwrap_or_default())
-            .bind(row.created_at)
-            .bind(row.due_at)
-            .execute(&mut *tx)
-            .await
-            .doing("writing to the outbox")?;
-        }
-        for s in &changes.silences {
-            sqlx::query("INSERT INTO silences (id, starts_at, ends_at, body) VALUES ($1, $2, $3, $4)")
-                .bind(s.id)
-                .bind(s.starts_ms)
-                .bind(s.ends_ms)
-                .bind(serde_json::to_string(s).unwrap_or_default())
-                .execute(&mut *tx)
-                .await
-                .doing("writing a silence")?;
-        }
-        for (id, at) in &changes.deleted_silences {
-            sqlx::query("UPDATE silences SET deleted_at = $1 WHERE id = $2")
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .doing("deleting a silence")?;
+        for write in &writes {
+            write.query().execute(&mut *tx).await.doing(write.what)?;
         }
         tx.commit().await.doing("committing")
+    }
+
+    /// SQLite: the whole transaction as one script, one round trip to sqlx's worker thread
+    /// for the connection instead of one per statement (this commit is on the path from a
+    /// reading to its alert notice). Positional `?` parameters run on across the statements.
+    async fn commit_script(&self, writes: &[Write]) -> Result<(), StoreError> {
+        let mut script = String::from("BEGIN IMMEDIATE;\n");
+        for write in writes {
+            positional(write.sql, &mut script);
+            script.push_str(";\n");
+        }
+        script.push_str("COMMIT;");
+        let mut query = sqlx::query(&script);
+        for write in writes {
+            for value in &write.values {
+                query = value.bind(query);
+            }
+        }
+        let mut conn = self.pool.acquire().await.doing("taking a connection")?;
+        if let Err(e) = query.execute(&mut *conn).await {
+            // The script stopped at the failing statement: undo what it did, or let the
+            // connection go rather than hand it on inside a transaction.
+            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                drop(conn.detach());
+            }
+            return Err(e).doing("committing alert changes");
+        }
+        Ok(())
     }
 
     /// Transitions the rules caused, stored with alert-event sequence numbers from `seq` on:
@@ -728,4 +688,185 @@ fn read_alert(row: &AnyRow) -> Result<Alert, StoreError> {
     alert.state = AlertState::parse(&state).unwrap_or(alert.state);
     alert.fired_ms = row.try_get("fired_at").doing("reading an alert")?;
     Ok(alert)
+}
+
+/// One statement of a commit: what it does (for errors), its SQL with `$1`, `$2`, … in order
+/// of appearance, and its values.
+struct Write {
+    what: &'static str,
+    sql: &'static str,
+    values: Vec<Value>,
+}
+
+enum Value {
+    Int(i64),
+    MaybeInt(Option<i64>),
+    Text(String),
+    MaybeText(Option<String>),
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+impl Value {
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        match self {
+            Value::Int(v) => query.bind(*v),
+            Value::MaybeInt(v) => query.bind(*v),
+            Value::Text(v) => query.bind(v.as_str()),
+            Value::MaybeText(v) => query.bind(v.as_deref()),
+        }
+    }
+}
+
+impl Write {
+    /// The statement alone, with its values bound.
+    fn query(&self) -> AnyQuery<'_> {
+        self.values.iter().fold(sqlx::query(self.sql), |query, value| value.bind(query))
+    }
+}
+
+/// `sql` with its `$N` parameters as `?` (they appear in order), appended to `out`.
+fn positional(sql: &str, out: &mut String) {
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// The statements that store `changes`, in order.
+fn writes(changes: &Changes) -> Vec<Write> {
+    let mut writes = Vec::new();
+    for s in &changes.alerts {
+        let a = &s.alert;
+        writes.push(Write {
+            what: "writing an alert",
+            sql: "INSERT INTO alerts (id, rule, station, quantity, region, state, severity, severity_rank, fired_at, \
+                  changed_at, escalation_level, next_escalation_at, team, body) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                  ON CONFLICT (id) DO UPDATE SET state = excluded.state, severity = excluded.severity, \
+                  severity_rank = excluded.severity_rank, changed_at = excluded.changed_at, \
+                  escalation_level = excluded.escalation_level, next_escalation_at = excluded.next_escalation_at, \
+                  team = excluded.team, body = excluded.body",
+            values: vec![
+                Value::Int(a.id),
+                Value::Text(a.rule.clone()),
+                Value::Text(a.subject.station.clone()),
+                Value::Text(a.subject.quantity.clone()),
+                Value::Text(a.subject.region.clone()),
+                Value::Text(a.state.name().to_owned()),
+                Value::Text(a.severity.name().to_owned()),
+                Value::Int(a.severity as i64),
+                Value::Int(a.fired_ms),
+                Value::Int(s.changed_at),
+                Value::Int(i64::from(a.escalation_level)),
+                Value::MaybeInt(s.next_escalation_at),
+                Value::MaybeText(a.team.clone()),
+                Value::Text(alert_body(a)),
+            ],
+        });
+    }
+    for (seq, alert_id, entry, at) in &changes.events {
+        writes.push(Write {
+            what: "writing an alert event",
+            sql: "INSERT INTO alert_events (alert_id, seq, happening, at, body) VALUES ($1, $2, $3, $4, $5)",
+            values: vec![
+                Value::Int(*alert_id),
+                Value::Int(*seq),
+                Value::Text(entry.happening.name().to_owned()),
+                Value::Int(*at),
+                Value::Text(serde_json::to_string(entry).unwrap_or_default()),
+            ],
+        });
+    }
+    for row in &changes.outbox {
+        writes.push(Write {
+            what: "writing to the outbox",
+            sql: "INSERT INTO outbox (id, alert_id, channel, group_key, recipients, happening, notice, created_at, \
+                  due_at, status, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0)",
+            values: vec![
+                Value::Int(row.id),
+                Value::Int(row.alert_id),
+                Value::Text(row.channel.clone()),
+                Value::Text(row.group_key.clone()),
+                Value::Text(serde_json::to_string(&row.recipients).unwrap_or_default()),
+                Value::Text(row.happening.name().to_owned()),
+                Value::Text(serde_json::to_string(&row.notice).unwrap_or_default()),
+                Value::Int(row.created_at),
+                Value::Int(row.due_at),
+            ],
+        });
+    }
+    for s in &changes.silences {
+        writes.push(Write {
+            what: "writing a silence",
+            sql: "INSERT INTO silences (id, starts_at, ends_at, body) VALUES ($1, $2, $3, $4)",
+            values: vec![
+                Value::Int(s.id),
+                Value::Int(s.starts_ms),
+                Value::Int(s.ends_ms),
+                Value::Text(serde_json::to_string(s).unwrap_or_default()),
+            ],
+        });
+    }
+    for (id, at) in &changes.deleted_silences {
+        writes.push(Write {
+            what: "deleting a silence",
+            sql: "UPDATE silences SET deleted_at = $1 WHERE id = $2",
+            values: vec![Value::Int(*at), Value::Int(*id)],
+        });
+    }
+    writes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_become_positional_in_order() {
+        let mut out = String::new();
+        positional("UPDATE silences SET deleted_at = $1 WHERE id = $12 AND note = 'x'", &mut out);
+        assert_eq!(out, "UPDATE silences SET deleted_at = ? WHERE id = ? AND note = 'x'");
+    }
+
+    fn silence(id: i64) -> Silence {
+        Silence {
+            id,
+            station: Some("LX".into()),
+            rule: None,
+            region: None,
+            starts_at: String::new(),
+            ends_at: String::new(),
+            created_by: "test".into(),
+            comment: String::new(),
+            source: "api".into(),
+            starts_ms: 0,
+            ends_ms: i64::MAX,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_sqlite_commit_leaves_nothing_and_the_next_one_goes_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("alerts.db").display())).await.unwrap();
+        let add = |ids: &[i64]| Changes { silences: ids.iter().map(|&id| silence(id)).collect(), ..Changes::default() };
+        store.commit(&add(&[1])).await.unwrap();
+        // Silence 2, then silence 1 again: the second insert fails, and the first is undone.
+        let error = store.commit(&add(&[2, 1])).await.unwrap_err();
+        assert!(error.to_string().contains("committing alert changes"), "{error}");
+        for _ in 0..8 {
+            // Every pooled connection is usable afterwards (none left inside a transaction).
+            store.commit(&Changes { deleted_silences: vec![(1, 5)], ..Changes::default() }).await.unwrap();
+        }
+        store.commit(&add(&[3, 4])).await.unwrap();
+        let ids: Vec<i64> = store.silences(0).await.unwrap().iter().map(|s| s.id).collect();
+        assert_eq!(ids, [3, 4], "silence 1 deleted, silence 2 never stored");
+    }
 }
