@@ -23,12 +23,18 @@ pub type Logins = std::sync::Mutex<std::collections::HashMap<[u8; 32], (User, st
 /// The address a request came from (put in each request by the HTTP server).
 pub struct Peer(pub IpAddr);
 
+impl Peer {
+    fn of(parts: &Parts) -> Peer {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Peer(peer.unwrap_or(IpAddr::from([0, 0, 0, 0])))
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
-        let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        Ok(Peer(peer.unwrap_or(IpAddr::from([0, 0, 0, 0]))))
+        Ok(Peer::of(parts))
     }
 }
 
@@ -125,9 +131,8 @@ impl FromRequestParts<Arc<AppState>> for Principal {
                 None => {
                     let decoded = base64::engine::general_purpose::STANDARD.decode(basic.trim()).unwrap_or_default();
                     let text = String::from_utf8(decoded).unwrap_or_default();
-                    let Peer(peer) = Peer::from_request_parts(parts, state).await.unwrap_or_else(|e| match e {});
                     let user = match text.split_once(':') {
-                        Some((name, password)) => check_password(state, peer, name, password).await?,
+                        Some((name, password)) => check_password(state, Peer::of(parts).0, name, password).await?,
                         None => None,
                     };
                     if let Some(user) = &user {

@@ -170,6 +170,22 @@ impl ApiError {
     }
 }
 
+/// What every call that needs a login may answer besides its own results, for the OpenAPI
+/// description (`responses(…, LoginRefusals, …)`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // describes answers; never built
+pub enum LoginRefusals {
+    /// not logged in, or an unknown token or password
+    #[response(status = 401)]
+    NotLoggedIn(ApiError),
+    /// a password login from an address that got too many wrong lately; `Retry-After` says when to try again
+    #[response(status = 429)]
+    Throttled(ApiError),
+    /// the caller's role does not allow this
+    #[response(status = 403)]
+    Forbidden(ApiError),
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self.retry_after {
@@ -435,9 +451,7 @@ fn duty_action(
 #[utoipa::path(post, path = "/api/alerts/{id}/ack", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
     request_body = Action, security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = Alert),
-        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
-        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
-        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        LoginRefusals,
         (status = 400, body = ApiError, description = "broken JSON, an id that is not a number, or `by` empty"),
         (status = 404, body = ApiError, description = "no open alert with this id"),
         (status = 409, body = ApiError, description = "already acknowledged"),
@@ -459,9 +473,7 @@ async fn acknowledge(
 #[utoipa::path(post, path = "/api/alerts/{id}/resolve", tag = "alerts", params(("id" = i64, Path, description = "Alert id")),
     request_body = Action, security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = Alert),
-        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
-        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
-        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        LoginRefusals,
         (status = 400, body = ApiError, description = "broken JSON, an id that is not a number, or `by` empty"),
         (status = 404, body = ApiError, description = "no open alert with this id"),
         (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
@@ -489,9 +501,7 @@ async fn list_silences(State(state): State<Arc<AppState>>, _: Reader) -> Result<
 #[utoipa::path(post, path = "/api/silences", tag = "silences", request_body = NewSilence,
     security(("bearer" = []), ("basic" = [])),
     responses((status = 201, body = Silence),
-        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
-        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
-        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        LoginRefusals,
         (status = 400, body = ApiError, description = "broken JSON, or a silence that matches nothing, has no future, lasts too long, or matches everything without a reason"),
         (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
         (status = 415, body = ApiError, description = "the body is not `application/json`"),
@@ -532,8 +542,7 @@ async fn create_silence(
 /// End a silence created over the API.
 #[utoipa::path(delete, path = "/api/silences/{id}", tag = "silences", params(("id" = i64, Path, description = "Silence id")),
     security(("bearer" = []), ("basic" = [])),
-    responses((status = 204), (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"), (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
-        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+    responses((status = 204), LoginRefusals,
         (status = 400, body = ApiError, description = "the id is not a number"),
         (status = 404, body = ApiError, description = "no silence with this id (maintenance windows are the duty file's)"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
@@ -561,8 +570,7 @@ struct Decided {
 /// which arrive later are late.
 #[utoipa::path(post, path = "/api/input/complete", tag = "engine",
     security(("bearer" = []), ("basic" = [])),
-    responses((status = 200, body = Decided, description = "the new watermark"), (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"), (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
-        (status = 403, body = ApiError, description = "the caller's role does not allow this"),))]
+    responses((status = 200, body = Decided, description = "the new watermark"), LoginRefusals))]
 async fn input_complete(State(state): State<Arc<AppState>>, principal: Principal) -> Result<Json<Decided>, ApiError> {
     principal.require(Role::Admin)?;
     let watermark = state.watermark.complete();

@@ -12,7 +12,7 @@ use tidewatch_alerting::users::{NewToken, Role, TokenRecord, UserRecord};
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
-use crate::http::{bad_body, ApiError};
+use crate::http::{bad_body, ApiError, LoginRefusals};
 use crate::runtime::AppState;
 
 /// A user's role and, optionally, a new password.
@@ -47,9 +47,7 @@ fn now() -> i64 {
 /// The users, with their roles and how many tokens each has.
 #[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = [UserRecord]),
-        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
-        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
-        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        LoginRefusals,
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 pub async fn list_users(
     State(state): State<Arc<AppState>>,
@@ -64,9 +62,7 @@ pub async fn list_users(
     params(("name" = String, Path, description = "User name")), security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = UserRecord),
         (status = 400, body = ApiError, description = "broken JSON, an unknown role, or a bad name or password"),
-        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
-        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
-        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        LoginRefusals,
         (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
         (status = 415, body = ApiError, description = "the body is not `application/json`"),
         (status = 422, body = ApiError, description = "a field missing, unknown or of the wrong type"),
@@ -102,9 +98,7 @@ pub async fn put_user(
     params(("name" = String, Path, description = "User name")), security(("bearer" = []), ("basic" = [])),
     responses((status = 201, body = NewToken),
         (status = 400, body = ApiError, description = "broken JSON, or an expiry that is not a duration"),
-        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
-        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
-        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        LoginRefusals,
         (status = 404, body = ApiError, description = "no such user"),
         (status = 413, body = ApiError, description = "the body is larger than 64 KiB"),
         (status = 415, body = ApiError, description = "the body is not `application/json`"),
@@ -141,9 +135,7 @@ pub async fn make_token(
 #[utoipa::path(get, path = "/api/users/{name}/tokens", tag = "users",
     params(("name" = String, Path, description = "User name")), security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = [TokenRecord]),
-        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
-        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
-        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        LoginRefusals,
         (status = 404, body = ApiError, description = "no such user"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 pub async fn list_tokens(
@@ -159,9 +151,7 @@ pub async fn list_tokens(
 #[utoipa::path(delete, path = "/api/tokens/{id}", tag = "users",
     params(("id" = String, Path, description = "Token id (16 hex digits)")), security(("bearer" = []), ("basic" = [])),
     responses((status = 204),
-        (status = 401, body = ApiError, description = "not logged in, or an unknown token or password"),
-        (status = 429, body = ApiError, description = "a password login from an address that got too many wrong lately; `Retry-After` says when to try again"),
-        (status = 403, body = ApiError, description = "the caller's role does not allow this"),
+        LoginRefusals,
         (status = 404, body = ApiError, description = "no token with this id"),
         (status = 503, body = ApiError, description = "the alert store is unavailable")))]
 pub async fn revoke_token(

@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{free_port, Tidewatch, LX_STATION, LX_YELLOW_RULE};
+use support::{free_port, FirstMessage, Tidewatch, LX_STATION, LX_YELLOW_RULE};
 
 fn publish(port: u16, login: Option<(&str, &str)>, client_id: &str, payload: &str) -> (bool, String) {
     let mut command = Command::new("mosquitto_pub");
@@ -91,20 +91,11 @@ topic = "alerts/{{station}}"
     let (ok, why) = publish(port, Some(("device", device)), "tidewatch-e2e", reading);
     assert!(!ok, "a device took Tidewatch's client id: {why}");
 
-    let notices = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", "device", "-P", device])
-        .args(["-t", "alerts/#", "-C", "1", "-W", "15"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500)); // subscribed before the alert exists
+    let notices = FirstMessage::subscribe(port, "alerts/#", &["-u", "device", "-P", device]);
     let (ok, why) = publish(port, Some(("device", device)), "gauge-1", reading);
     assert!(ok, "{why}");
     t.wait_until("the device's reading", Duration::from_secs(10), |h| h["readings"] == 1);
-    let notices = notices.wait_with_output().unwrap();
-    let notice: serde_json::Value = serde_json::from_slice(&notices.stdout)
-        .unwrap_or_else(|e| panic!("no notice on the alert topic ({e}): {}", String::from_utf8_lossy(&notices.stderr)));
+    let notice = notices.json();
     assert_eq!(notice["transition"], "fire", "{notice}");
     let health = t.health();
     assert_eq!(health["sources"]["mqtt"]["connections"], 1, "Tidewatch was never kicked off: {health}");

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::{free_port, Tidewatch, LX_STATION, LX_YELLOW_RULE};
+use support::{free_port, FirstMessage, Tidewatch, LX_STATION, LX_YELLOW_RULE};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
@@ -165,18 +165,8 @@ fn readings_arrive_and_alerts_leave_over_tls_with_a_client_certificate_and_not_w
     );
     std::thread::sleep(Duration::from_millis(500));
 
-    let client_tls = [
-        "--cafile".to_owned(),
-        format!("{c}/ca.pem"),
-        "--cert".to_owned(),
-        format!("{c}/client.pem"),
-        "--key".to_owned(),
-        format!("{c}/client.key"),
-        "-u".to_owned(),
-        "device".to_owned(),
-        "-P".to_owned(),
-        "dev-Secret-2".to_owned(),
-    ];
+    let (ca, cert, key) = (format!("{c}/ca.pem"), format!("{c}/client.pem"), format!("{c}/client.key"));
+    let client_tls = ["--cafile", &ca, "--cert", &cert, "--key", &key, "-u", "device", "-P", "dev-Secret-2"];
 
     // With the client certificate: connected, a reading published over TLS arrives, and its
     // alert leaves on the alert topic over TLS with the channel's own certificate and login.
@@ -186,25 +176,16 @@ fn readings_arrive_and_alerts_leave_over_tls_with_a_client_certificate_and_not_w
     let t = Tidewatch::start_config(dir.path(), LX_STATION, LX_YELLOW_RULE, &config(port, &tls), |h| {
         h["mqtt_connected"] == true
     });
-    let notices = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "alerts/#", "-C", "1", "-W", "20"])
-        .args(&client_tls)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500)); // subscribed before the alert exists
+    let notices = FirstMessage::subscribe(port, "alerts/#", &client_tls);
     let out = Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", "sensors/lx"])
-        .args(&client_tls)
+        .args(client_tls)
         .args(["-m", r#"{"station":"LX","quantity":"water_level","value":28.5}"#])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     t.wait_until("the reading and its alert", Duration::from_secs(10), |h| h["readings"] == 1 && h["open_alerts"] == 1);
-    let notices = notices.wait_with_output().unwrap();
-    let notice: serde_json::Value = serde_json::from_slice(&notices.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {:?} {}", notices.stdout, String::from_utf8_lossy(&notices.stderr)));
+    let notice = notices.json();
     assert_eq!(notice["transition"], "fire", "{notice}");
     assert_eq!(notice["station"], "LX", "{notice}");
     assert!(!t.log().contains("tw-Secret-1"), "the password is in the log");

@@ -42,6 +42,32 @@ fn require(program: &str) {
     assert!(found.unwrap_or(false), "{program} is not installed: run scripts/test.sh, which installs the test servers");
 }
 
+/// A `mosquitto_sub` waiting (at most 15 s) for the first message on `topic` of the broker
+/// on `port`; `login` are its extra arguments (`-u`, `-P`, TLS files). Subscribed when this
+/// returns.
+pub struct FirstMessage(Child);
+
+impl FirstMessage {
+    pub fn subscribe(port: u16, topic: &str, login: &[&str]) -> FirstMessage {
+        let child = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic, "-C", "1", "-W", "15"])
+            .args(login)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mosquitto_sub");
+        std::thread::sleep(Duration::from_millis(500)); // subscribed before anything is sent
+        FirstMessage(child)
+    }
+
+    /// The message, as JSON.
+    pub fn json(self) -> serde_json::Value {
+        let out = self.0.wait_with_output().unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("no message on the topic ({e}): {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
 /// A Mosquitto broker with persistence, on a free port.
 pub struct Mosquitto {
     pub port: u16,
