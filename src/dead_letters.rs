@@ -7,7 +7,7 @@
 //! (`dead_letters.jsonl` → `.1` → `.2` …), keeping `files` files in all. A letter keeps at
 //! most [`DeadLetter::MAX_PAYLOAD`] bytes of its payload.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -50,15 +50,8 @@ impl DeadLetterFile {
 
     fn reopen(&mut self) -> anyhow::Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-        self.written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let (file, written) = crate::json_lines::open_for_append(path)?;
+        self.written = written;
         self.out = Some(BufWriter::new(file));
         Ok(())
     }

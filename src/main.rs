@@ -10,6 +10,7 @@ mod durable;
 mod http;
 mod http_server;
 mod http_users;
+mod json_lines;
 mod load;
 mod load_kafka;
 mod login_throttle;

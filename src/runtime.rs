@@ -12,7 +12,7 @@
 //! With `state.dir` set, start-up restores the last checkpoint's rule state and replays the
 //! reading log from it before any source is read (see [`crate::durable`]).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -192,31 +192,28 @@ impl tidewatch_alerting::Observer for RunObserver {
     }
 }
 
-/// Appends JSON lines to a file; `None` writes nothing.
-struct JsonLines(Option<BufWriter<File>>);
+/// Appends JSON lines to a file; `None` writes nothing. Each line is serialised whole before
+/// it is handed to the writer, so a reader of the file never sees half a line.
+struct JsonLines(Option<BufWriter<File>>, Vec<u8>);
 
 impl JsonLines {
     fn open(path: Option<&Path>) -> anyhow::Result<JsonLines> {
         let Some(path) = path else {
-            return Ok(JsonLines(None));
+            return Ok(JsonLines(None, Vec::new()));
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(JsonLines(Some(BufWriter::new(file))))
+        let (file, _) = crate::json_lines::open_for_append(path)?;
+        Ok(JsonLines(Some(BufWriter::new(file)), Vec::with_capacity(1024)))
     }
 
     fn write(&mut self, value: &impl serde::Serialize) {
-        if let Some(w) = self.0.as_mut() {
-            let ok = serde_json::to_writer(&mut *w, value).is_ok() && w.write_all(b"\n").is_ok();
-            if !ok {
-                tracing::error!("cannot append to an output file; is the disk full?");
-            }
+        let JsonLines(Some(w), line) = self else { return };
+        line.clear();
+        let ok = serde_json::to_writer(&mut *line, value).is_ok() && {
+            line.push(b'\n');
+            w.write_all(line).is_ok()
+        };
+        if !ok {
+            tracing::error!("cannot append to an output file; is the disk full?");
         }
     }
 

@@ -256,16 +256,8 @@ impl Sinks {
                     (Out::Kafka(sink), counts)
                 }
                 SinkConfig::Jsonl(c) => {
-                    if let Some(dir) = c.path.parent() {
-                        std::fs::create_dir_all(dir)
-                            .map_err(|e| anyhow::anyhow!("{}: {}: {e}", at(), dir.display()))?;
-                    }
-                    let file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&c.path)
-                        .map_err(|e| anyhow::anyhow!("{}: cannot open {}: {e}", at(), c.path.display()))?;
-                    let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    let (file, written) =
+                        crate::json_lines::open_for_append(&c.path).map_err(|e| anyhow::anyhow!("{}: {e:#}", at()))?;
                     let limit = c.max_mb.max(1) * 1024 * 1024;
                     let writer = std::io::BufWriter::with_capacity(256 * 1024, file);
                     (Out::Jsonl(Mutex::new(JsonlFile { writer, written, limit })), Arc::new(SinkCounts::default()))

@@ -178,14 +178,8 @@ send = "readings"
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut seen = BTreeSet::new();
     while Instant::now() < deadline {
-        seen = std::fs::read_to_string(&archive)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                let r: serde_json::Value = serde_json::from_str(l).unwrap();
-                (r["station"].as_str().unwrap().to_owned(), r["time"].as_str().unwrap().to_owned())
-            })
-            .collect();
+        // Every complete line is JSON: the line the kill tore was cut off at the restart.
+        seen = archived(dir.path());
         if seen.len() == total {
             break;
         }
@@ -204,10 +198,8 @@ send = "readings"
 
 /// The station and time of every reading a `jsonl` readings sink wrote.
 fn archived(dir: &std::path::Path) -> BTreeSet<(String, String)> {
-    std::fs::read_to_string(dir.join("archive/readings.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    support::json_lines(&dir.join("archive/readings.jsonl"))
+        .into_iter()
         .map(|r| (r["station"].as_str().unwrap().to_owned(), r["time"].as_str().unwrap().to_owned()))
         .collect()
 }

@@ -347,11 +347,7 @@ console = true
 
     /// Lines of a JSON-lines output file.
     pub fn json_lines(&self, file: &str) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.join(file))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        json_lines(&self.dir.join(file))
     }
 
     /// Sends SIGTERM and returns the exit status, whatever it is.
@@ -601,4 +597,15 @@ impl Drop for Victoria {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The complete lines of a JSON-lines file that may be being written (a line is complete with
+/// its `\n`), each of which must be JSON; an absent file has none.
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {l}", path.display())))
+        .collect()
 }
