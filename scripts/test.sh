@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs the servers the tests need when they are missing —
 # Mosquitto and its clients, PostgreSQL, VictoriaMetrics (InfluxDB writes), Java and Maven
-# for Apache Kafka, openssl (the TLS tests' certificates), and Python's aiosmtpd as an SMTP server — with apt-get and pip when run
+# for Apache Kafka, openssl (the TLS tests' certificates), Chromium and ChromeDriver (the console's browser test), and
+# Python's aiosmtpd as an SMTP server — with apt-get and pip when run
 # as root, otherwise it says what to install. Kafka's jars are fetched once from Maven
 # Central into ~/.cache/kafka-libs (scripts/kafka.sh); each Kafka test starts its own broker. Each test starts
 # its own servers on free ports; PostgreSQL runs as a throwaway cluster on a free port for
@@ -20,6 +21,8 @@ command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || [ -f "$HOME/.cache/kafka-libs/.kafka-version" ] || need+=(maven)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need[*]}"

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Principal, Reader};
+use crate::console;
 use crate::runtime::AppState;
 use tidewatch_alerting::users::Role;
 
@@ -81,15 +82,35 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(crate::http_users::put_user))
         .routes(routes!(crate::http_users::make_token, crate::http_users::list_tokens))
         .routes(routes!(crate::http_users::revoke_token))
-        .routes(routes!(crate::http_users::login, crate::http_users::logout))
+        .routes(routes!(crate::http_users::login, crate::http_users::logout, crate::http_users::who))
+        .routes(routes!(events))
         .split_for_parts();
     let spec = Arc::new(spec);
     api.route("/api/openapi.json", get(move || async move { Json(spec.as_ref().clone()) }))
         .route("/", get(index))
-        // Links in notifications point at the console; until it has pages of its own they
-        // lead to the API's view of the same thing.
-        .route("/alerts", get(|uri: axum::http::Uri| async move { console_redirect("/api/alerts", uri.query()) }))
-        .route("/alerts/{id}", get(|Id(id): Id| async move { console_redirect(&format!("/api/alerts/{id}"), None) }))
+        .route("/console", get(console::page))
+        .route("/console/console.js", get(console::script))
+        .route("/console/console.css", get(console::style))
+        // Links in notifications open the console in a browser, and lead anything else to the
+        // API's view of the same thing.
+        .route(
+            "/alerts",
+            get(|headers: HeaderMap, uri: axum::http::Uri| async move {
+                match console::wants_page(&headers) {
+                    true => console::alert_page(None),
+                    false => console_redirect("/api/alerts", uri.query()),
+                }
+            }),
+        )
+        .route(
+            "/alerts/{id}",
+            get(|headers: HeaderMap, Id(id): Id| async move {
+                match console::wants_page(&headers) {
+                    true => console::alert_page(Some(id)),
+                    false => console_redirect(&format!("/api/alerts/{id}"), None),
+                }
+            }),
+        )
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .fallback(|| async {
@@ -133,8 +154,16 @@ fn console_redirect(path: &str, query: Option<&str>) -> axum::response::Redirect
     }
 }
 
-async fn index() -> &'static str {
-    "Tidewatch\n\n\
+/// A browser goes to the console; anything else gets a list of the endpoints.
+async fn index(headers: HeaderMap) -> Response {
+    if console::wants_page(&headers) {
+        return axum::response::Redirect::temporary("/console").into_response();
+    }
+    ENDPOINTS.into_response()
+}
+
+const ENDPOINTS: &str = "Tidewatch\n\n\
+     GET  /console                    the web console (a browser is sent there from /)\n\
      GET  /api/alerts                 alerts (?state=open|firing|acknowledged|resolved|all&severity=orange&region=330700&rule=ID&station=ID&limit=N&after=CURSOR; paged: X-Total-Count, Link rel=next)\n\
      GET  /api/alerts/{id}            one alert: evidence, history, notifications\n\
      POST /api/alerts/{id}/ack        {\"by\": \"...\", \"note\": \"...\"}\n\
@@ -143,9 +172,9 @@ async fn index() -> &'static str {
      POST /api/silences               {\"station\"|\"rule\"|\"region\": ..., \"ends_at\": RFC 3339, \"created_by\": ...}\n\
      DELETE /api/silences/{id}\n\
      POST /api/input/complete         the input has ended: decide everything up to the newest reading now\n\
+     GET  /api/events                 alert notices as they happen (server-sent events)\n\
      GET  /api/openapi.json           this API, described\n\
-     GET  /healthz  /metrics\n"
-}
+     GET  /healthz  /metrics\n";
 
 /// An error: what went wrong and why.
 #[derive(Debug, Serialize, ToSchema)]
@@ -620,4 +649,37 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         Err(e) => tracing::warn!(error = %e, "cannot count the outbox"),
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode()).into_response()
+}
+
+/// Alert notices as they happen, as server-sent events: `alert` with the notice (the JSON an
+/// alert topic carries) for every change; `resync` (with how many were missed) when this
+/// reader fell more than 1,024 notices behind and should read the list again. The stream ends
+/// when Tidewatch stops.
+#[utoipa::path(get, path = "/api/events", tag = "alerts",
+    responses((status = 200, content_type = "text/event-stream", body = String,
+            description = "`event: alert` with a notice as `data`, `event: resync` after missed notices, a comment every 10 s"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable (checking a login)")))]
+async fn events(
+    State(state): State<Arc<AppState>>,
+    _: Reader,
+) -> axum::response::Sse<impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>
+{
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let follow = (state.alert_events.subscribe(), state.stopping.subscribe(), state.clone());
+    let stream = futures_util::stream::unfold(follow, |(mut notices, mut stopping, state)| async move {
+        let event = tokio::select! {
+            notice = notices.recv() => match notice {
+                Ok(json) => Event::default().event("alert").data(&*json),
+                Err(RecvError::Lagged(missed)) => {
+                    state.metrics.console_events_missed.inc_by(missed);
+                    Event::default().event("resync").data(missed.to_string())
+                }
+                Err(RecvError::Closed) => return None,
+            },
+            _ = stopping.wait_for(|stopping| *stopping) => return None,
+        };
+        Some((Ok(event), (notices, stopping, state)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(10)))
 }

@@ -227,6 +227,24 @@ pub async fn login(
     Ok(([(axum::http::header::SET_COOKIE, cookie)], Json(session)).into_response())
 }
 
+/// Who is logged in: the caller of a session cookie, a token or a password (the console asks
+/// on load whether it has a session).
+#[utoipa::path(get, path = "/api/session", tag = "users", security(("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = Caller),
+        (status = 401, body = ApiError, description = "not logged in, or the session has ended"),
+        (status = 429, body = ApiError, description = "too many wrong passwords from this address lately; `Retry-After` says when to try again"),
+        (status = 503, body = ApiError, description = "the alert store is unavailable")))]
+pub async fn who(principal: Principal) -> Json<Caller> {
+    Json(Caller { name: principal.0.name, role: principal.0.role })
+}
+
+/// A logged-in caller.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
 /// Log out: the session's token is revoked and the cookie cleared.
 #[utoipa::path(delete, path = "/api/session", tag = "users",
     responses((status = 204, description = "logged out; the cookie is cleared"),

@@ -3,6 +3,7 @@
 mod auth;
 mod check;
 mod config;
+mod console;
 mod dead_letters;
 mod decode_tool;
 mod demo;

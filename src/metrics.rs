@@ -63,6 +63,8 @@ pub struct Metrics {
     pub notifications: Family<ChannelLabels, Counter>,
     pub notification_messages: Family<ChannelLabels, Counter>,
     pub notifications_suppressed: Counter,
+    /// Alert events a slow console stream missed (it was told to read the list again).
+    pub console_events_missed: Counter,
     pub outbox_pending: Gauge,
     /// Dead letters counted but not written (over their rate), by reason.
     pub dead_letters_unwritten: Family<ReasonLabels, Counter>,
@@ -103,6 +105,7 @@ impl Metrics {
         let notifications = Family::<ChannelLabels, Counter>::default();
         let notification_messages = Family::<ChannelLabels, Counter>::default();
         let notifications_suppressed = Counter::default();
+        let console_events_missed = Counter::default();
         let outbox_pending = Gauge::default();
         let readings_duplicate = Counter::default();
         let dead_letters_unwritten = Family::<ReasonLabels, Counter>::default();
@@ -153,6 +156,11 @@ impl Metrics {
             "notifications_suppressed",
             "Notifications held back by silences, maintenance windows or inhibition",
             notifications_suppressed.clone(),
+        );
+        registry.register(
+            "console_events_missed",
+            "Alert events a slow /api/events reader missed (it was sent `resync` instead)",
+            console_events_missed.clone(),
         );
         registry.register("outbox_pending", "Notifications waiting in the outbox", outbox_pending.clone());
         registry.register("readings", "Readings accepted, by source", readings_in.clone());
@@ -214,6 +222,7 @@ impl Metrics {
             notifications,
             notification_messages,
             notifications_suppressed,
+            console_events_missed,
             outbox_pending,
             readings_duplicate,
             dead_letters_unwritten,

@@ -93,6 +93,11 @@ pub struct AppState {
     pub login_throttle: crate::login_throttle::LoginThrottle,
     /// Longest silence the API accepts (ms).
     pub max_silence_ms: i64,
+    /// Every alert notice as JSON, for `/api/events` (bounded: a reader that falls behind is
+    /// told to read the list again).
+    pub alert_events: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Set when the process is stopping: event streams end so that connections can close.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -150,6 +155,7 @@ struct RunObserver {
     console: bool,
     ansi: bool,
     file: Mutex<JsonLines>,
+    events: tokio::sync::broadcast::Sender<Arc<str>>,
 }
 
 impl tidewatch_alerting::Observer for RunObserver {
@@ -162,6 +168,11 @@ impl tidewatch_alerting::Observer for RunObserver {
             println!("{}", render::console_line(notice, self.ansi));
         }
         self.file.lock().unwrap_or_else(|e| e.into_inner()).write(notice);
+        if self.events.receiver_count() > 0 {
+            if let Ok(json) = serde_json::to_string(notice) {
+                let _ = self.events.send(json.into());
+            }
+        }
     }
 
     /// After each stored batch: one flush for the batch's notices.
@@ -348,12 +359,14 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         log_in_to_embedded(&mut duty, *listen, password);
     }
     let metrics = Arc::new(Metrics::new());
+    let (alert_events, _) = tokio::sync::broadcast::channel(1024);
     let observer = Arc::new(RunObserver {
         metrics: metrics.clone(),
         sinks: sinks.clone(),
         console: config.output.console,
         ansi: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         file: Mutex::new(JsonLines::open(config.output.alerts_file.as_deref())?),
+        events: alert_events.clone(),
     });
     let alerting_settings = AlertingSettings {
         language: config.alerting.language,
@@ -383,6 +396,8 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         logins: Default::default(),
         login_throttle: Default::default(),
         max_silence_ms: timing.max_silence_ms,
+        alert_events,
+        stopping: tokio::sync::watch::channel(false).0,
     });
     let dead = Arc::new(DeadLetters {
         file: Mutex::new(DeadLetterFile::open(
@@ -556,6 +571,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     alerting.finish().await;
     dead.flush();
     sinks.close(Duration::from_secs(5)).await;
+    state.stopping.send_replace(true);
     let _ = stop_http.send(());
     let _ = http.await;
     tracing::info!("stopped");

@@ -195,6 +195,21 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
             ],
         ),
         (
+            ("get", "/api/session"),
+            vec![
+                probe(Method::GET, "/api/session").as_(As::Nobody),
+                Probe {
+                    cookie: Some("tidewatch_session=tw_0000".into()),
+                    ..probe(Method::GET, "/api/session").as_(As::Nobody)
+                },
+                probe(Method::GET, "/api/session"),
+                Probe { cookie: Some(cookie.clone()), ..probe(Method::GET, "/api/session").as_(As::Nobody) },
+                probe(Method::GET, "/api/session").as_(As::Guesser),
+            ],
+        ),
+        // A stream: its answer is checked by its headers (the body does not end).
+        (("get", "/api/events"), vec![probe(Method::GET, "/api/events").as_(As::Nobody)]),
+        (
             ("delete", "/api/session"),
             vec![
                 probe(Method::DELETE, "/api/session").as_(As::Nobody),
@@ -295,6 +310,14 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
             let response = send(p);
             let status = response.status().as_u16();
             answered.insert(status);
+            let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            if content_type.as_deref() == Some("text/event-stream") {
+                let described = &spec["paths"][*path][*method]["responses"][status.to_string()]["content"];
+                if described.get("text/event-stream").is_none() {
+                    problems.push(format!("{method} {} answered a stream, not described as one: {described}", p.path));
+                }
+                continue;
+            }
             let text = response.text().unwrap();
             if !listed.contains_key(&status) {
                 problems.push(format!("{method} {} answered {status}, not in the description: {text}", p.path));

@@ -1,0 +1,386 @@
+// Tidewatch console: the duty officers' view of the alert API.
+//
+// One page, no build step. It logs in with a session cookie (POST /api/session), lists alerts
+// and silences, acts on them through the same API as any client, and listens to
+// /api/events so that a new or changed alert shows without a reload. Every value from the
+// server goes into the page as text, never as markup.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SEVERITIES = ["blue", "yellow", "orange", "red"];
+let me = null; // {name, role, expires_at}
+let events = null; // EventSource
+let changed = new Set(); // alert ids to flash on the next render
+let reloadTimer = null;
+
+// ---- the API ------------------------------------------------------------------------------
+
+async function api(method, path, body) {
+  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (e) {
+    return { ok: false, status: 0, reason: "Tidewatch cannot be reached (" + e.message + ")" };
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (_) {
+    data = null;
+  }
+  if (response.ok) return { ok: true, status: response.status, data, headers: response.headers };
+  let reason = data && data.reason ? data.reason : response.statusText;
+  const retry = response.headers.get("Retry-After");
+  if (response.status === 429 && retry) reason += " (try again in " + retry + " s)";
+  return { ok: false, status: response.status, reason, data };
+}
+
+const mayAct = () => me && (me.role === "duty" || me.role === "admin");
+const maySilence = () => me && (me.role === "analyst" || me.role === "admin");
+
+// ---- logging in ---------------------------------------------------------------------------
+
+async function start() {
+  const session = await api("GET", "/api/session");
+  if (session.ok) {
+    loggedIn(session.data);
+  } else {
+    showLogin(session.status === 401 ? "" : session.reason);
+  }
+}
+
+function showLogin(message) {
+  me = null;
+  if (events) events.close();
+  events = null;
+  $("live").classList.remove("on");
+  for (const id of ["alerts", "silences", "tabs", "who"]) $(id).hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+  $("login-name").focus();
+}
+
+$("login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("login-error").textContent = "";
+  const name = $("login-name").value;
+  const password = $("login-password").value;
+  const answer = await api("POST", "/api/session", { name, password });
+  $("login-password").value = "";
+  if (answer.ok) {
+    loggedIn(answer.data);
+  } else {
+    $("login-error").textContent = answer.reason;
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  await api("DELETE", "/api/session");
+  showLogin("Logged out.");
+});
+
+function loggedIn(session) {
+  me = session;
+  $("login").hidden = true;
+  $("tabs").hidden = false;
+  $("who").hidden = false;
+  $("who-name").textContent = me.name;
+  $("who-role").textContent = me.role;
+  $("silence-form").hidden = !maySilence();
+  listen();
+  route();
+  engine();
+}
+
+// ---- tabs ---------------------------------------------------------------------------------
+
+function route() {
+  if (!me) return;
+  const hash = location.hash.replace(/^#/, "");
+  const [tab, arg] = hash.split("=");
+  const current = tab === "silences" ? "silences" : "alerts";
+  $("alerts").hidden = current !== "alerts";
+  $("silences").hidden = current !== "silences";
+  for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("current", a.dataset.tab === current);
+  if (current === "alerts") {
+    loadAlerts();
+    if (tab === "alert" && arg) showDetail(arg);
+  } else {
+    loadSilences();
+  }
+}
+window.addEventListener("hashchange", route);
+
+// ---- alerts -------------------------------------------------------------------------------
+
+function localTime(rfc3339) {
+  if (!rfc3339) return "";
+  const t = new Date(rfc3339);
+  if (isNaN(t)) return rfc3339;
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${pad(t.getMonth() + 1)}-${pad(t.getDate())} ${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}`;
+}
+
+function levelChip(severity) {
+  const chip = document.createElement("span");
+  chip.className = "level " + severity;
+  chip.textContent = severity;
+  return chip;
+}
+
+function cell(row, content) {
+  const td = row.insertCell();
+  if (content instanceof Node) td.append(content);
+  else td.textContent = content == null ? "" : String(content);
+  return td;
+}
+
+function actionButton(label, cls, alert, path) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.className = cls;
+  b.addEventListener("click", async (e) => {
+    e.stopPropagation();
+    b.disabled = true;
+    const answer = await api("POST", `/api/alerts/${alert.id}/${path}`, {});
+    $("alerts-error").textContent = answer.ok ? "" : `${label} alert ${alert.id}: ${answer.reason}`;
+    if (!answer.ok) b.disabled = false;
+    changed.add(alert.id);
+    loadAlerts();
+  });
+  return b;
+}
+
+function alertQuery() {
+  const q = new URLSearchParams({ state: $("filter-state").value, limit: "500" });
+  if ($("filter-severity").value) q.set("severity", $("filter-severity").value);
+  const region = $("filter-region").value.trim();
+  if (region) q.set("region", region);
+  return q;
+}
+
+async function loadAlerts() {
+  const answer = await api("GET", "/api/alerts?" + alertQuery());
+  if (answer.status === 401) return showLogin("Your session has ended; log in again.");
+  if (!answer.ok) {
+    $("alerts-error").textContent = answer.reason;
+    return;
+  }
+  const alerts = answer.data;
+  const rows = $("alert-rows");
+  rows.replaceChildren();
+  const bySeverity = Object.fromEntries(SEVERITIES.map((s) => [s, 0]));
+  for (const alert of alerts) {
+    bySeverity[alert.severity] = (bySeverity[alert.severity] || 0) + 1;
+    const row = rows.insertRow();
+    row.dataset.id = alert.id;
+    row.dataset.severity = alert.severity;
+    row.dataset.state = alert.state;
+    if (changed.has(alert.id)) row.classList.add("fresh");
+    cell(row, levelChip(alert.severity));
+    cell(row, alert.title);
+    cell(row, `${alert.station_name} (${alert.station})`);
+    cell(row, alert.region);
+    cell(row, `${fmt(alert.value)} ${alert.unit} ${alert.direction === "below" ? "<" : ">"} ${fmt(alert.threshold)}`);
+    cell(row, localTime(alert.fired_at));
+    const acknowledged = alert.state === "acknowledged" && alert.acknowledged;
+    const state = cell(row, acknowledged ? `acknowledged by ${alert.acknowledged.by}` : alert.state);
+    state.className = "state state-" + alert.state;
+    const actions = cell(row, "");
+    if (mayAct() && alert.state === "firing") actions.append(actionButton("Acknowledge", "ack", alert, "ack"));
+    if (mayAct() && alert.state !== "resolved") actions.append(actionButton("Resolve", "resolve", alert, "resolve"));
+    row.addEventListener("click", () => { location.hash = "alert=" + alert.id; });
+  }
+  changed = new Set();
+  $("no-alerts").hidden = alerts.length > 0;
+  const total = answer.headers.get("X-Total-Count");
+  const counts = $("counts");
+  counts.replaceChildren();
+  for (const s of SEVERITIES.slice().reverse()) {
+    if (bySeverity[s]) {
+      const span = document.createElement("span");
+      span.append(levelChip(s), " " + bySeverity[s]);
+      counts.append(span);
+    }
+  }
+  if (total && Number(total) > alerts.length) counts.append(`${alerts.length} of ${total} shown`);
+}
+
+function fmt(x) {
+  return typeof x === "number" ? (Math.round(x * 1000) / 1000).toString() : "";
+}
+
+for (const id of ["filter-state", "filter-severity"]) $(id).addEventListener("change", loadAlerts);
+$("filter-region").addEventListener("change", loadAlerts);
+
+async function showDetail(id) {
+  const answer = await api("GET", `/api/alerts/${encodeURIComponent(id)}`);
+  const pane = $("detail");
+  pane.replaceChildren();
+  pane.hidden = false;
+  const close = document.createElement("button");
+  close.className = "close";
+  close.textContent = "×";
+  close.addEventListener("click", () => { pane.hidden = true; location.hash = "alerts"; });
+  pane.append(close);
+  if (!answer.ok) {
+    pane.append(answer.reason);
+    return;
+  }
+  const a = answer.data;
+  const h = document.createElement("h2");
+  h.append(levelChip(a.severity), " " + a.title);
+  pane.append(h);
+  const dl = document.createElement("dl");
+  const item = (k, v) => {
+    if (v == null || v === "") return;
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    dl.append(dt, dd);
+  };
+  item("Alert", a.id);
+  item("Rule", a.rule);
+  item("State", a.state);
+  item("Station", `${a.station_name} (${a.station}), region ${a.region}, ${a.domain}`);
+  item("Value", `${fmt(a.value)} ${a.unit}`);
+  item("Threshold", `${a.direction} ${fmt(a.threshold)} ${a.unit}`);
+  item("Condition since", localTime(a.since));
+  item("Fired", localTime(a.fired_at));
+  item("Resolved", localTime(a.resolved_at));
+  item("Acknowledged", a.acknowledged ? `${a.acknowledged.by} at ${localTime(a.acknowledged.at)}${a.acknowledged.note ? ": " + a.acknowledged.note : ""}` : "");
+  item("Team", a.team);
+  item("Escalation", a.escalation_level ? `level ${a.escalation_level}` : "");
+  pane.append(dl);
+  if (mayAct() && a.state !== "resolved") {
+    const note = document.createElement("input");
+    note.placeholder = "note";
+    note.id = "detail-note";
+    pane.append(note);
+    for (const [label, path] of [["Acknowledge", "ack"], ["Resolve", "resolve"]]) {
+      if (path === "ack" && a.state !== "firing") continue;
+      const b = document.createElement("button");
+      b.textContent = label;
+      b.className = path === "ack" ? "ack" : "resolve";
+      b.addEventListener("click", async () => {
+        const body = note.value.trim() ? { note: note.value.trim() } : {};
+        const done = await api("POST", `/api/alerts/${a.id}/${path}`, body);
+        if (!done.ok) $("alerts-error").textContent = `${label} alert ${a.id}: ${done.reason}`;
+        changed.add(a.id);
+        loadAlerts();
+        showDetail(a.id);
+      });
+      pane.append(" ", b);
+    }
+  }
+  const list = (title, items, text) => {
+    if (!items || !items.length) return;
+    const h3 = document.createElement("h3");
+    h3.textContent = title;
+    const ol = document.createElement("ol");
+    for (const x of items) {
+      const li = document.createElement("li");
+      li.textContent = text(x);
+      ol.append(li);
+    }
+    pane.append(h3, ol);
+  };
+  list("History", a.history, (e) =>
+    `${localTime(e.event_time || e.at)} ${e.happening} (${e.severity})` +
+    (e.value != null ? ` ${fmt(e.value)} ${a.unit}` : "") + (e.actor ? ` by ${e.actor}` : "") + (e.note ? `: ${e.note}` : ""));
+  list("Notifications", a.notifications, (n) =>
+    `${n.happening} → ${n.channel} (${(n.recipients || []).join(", ")}): ${n.status}` +
+    (n.attempts > 1 ? `, ${n.attempts} attempts` : "") + (n.last_error ? `, last error: ${n.last_error}` : ""));
+}
+
+// ---- live updates -------------------------------------------------------------------------
+
+function listen() {
+  if (events || typeof EventSource === "undefined") return;
+  events = new EventSource("/api/events");
+  events.addEventListener("open", () => $("live").classList.add("on"));
+  events.addEventListener("error", () => $("live").classList.remove("on"));
+  events.addEventListener("alert", (e) => {
+    try {
+      changed.add(JSON.parse(e.data).alert_id);
+    } catch (_) { /* a notice we cannot read still means: look again */ }
+    soon();
+  });
+  // Some notices were missed (the page was too slow to read them): read the list afresh.
+  events.addEventListener("resync", soon);
+}
+
+function soon() {
+  if (reloadTimer) return;
+  reloadTimer = setTimeout(() => {
+    reloadTimer = null;
+    if (!$("alerts").hidden) loadAlerts();
+  }, 100);
+}
+
+async function engine() {
+  if (!me) return;
+  const health = await api("GET", "/healthz");
+  if (health.ok && health.data) {
+    const h = health.data;
+    const sources = Object.values(h.sources || {});
+    const up = sources.filter((s) => s.up).length;
+    $("engine").textContent = `${h.readings ?? 0} readings · sources ${up}/${sources.length} up`;
+  }
+  setTimeout(engine, 5000);
+}
+
+// A backstop for a lost event stream.
+setInterval(() => { if (me && !$("alerts").hidden) loadAlerts(); }, 30000);
+
+// ---- silences -----------------------------------------------------------------------------
+
+async function loadSilences() {
+  const answer = await api("GET", "/api/silences");
+  if (answer.status === 401) return showLogin("Your session has ended; log in again.");
+  const rows = $("silence-rows");
+  rows.replaceChildren();
+  if (!answer.ok) {
+    $("silence-error").textContent = answer.reason;
+    return;
+  }
+  for (const s of answer.data) {
+    const row = rows.insertRow();
+    row.dataset.id = s.id;
+    for (const v of [s.station, s.rule, s.region, localTime(s.starts_at), localTime(s.ends_at), s.created_by, s.comment]) cell(row, v || "");
+    const actions = cell(row, "");
+    if (maySilence() && s.source === "api") {
+      const b = document.createElement("button");
+      b.textContent = "End";
+      b.addEventListener("click", async () => {
+        const done = await api("DELETE", `/api/silences/${s.id}`);
+        $("silence-error").textContent = done.ok ? "" : done.reason;
+        loadSilences();
+      });
+      actions.append(b);
+    }
+  }
+  $("no-silences").hidden = answer.data.length > 0;
+}
+
+$("silence-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = e.target.elements;
+  const ends = new Date(Date.now() + Number(f.hours.value) * 3600 * 1000).toISOString();
+  const body = { ends_at: ends, created_by: me.name, comment: f.comment.value };
+  for (const k of ["station", "rule", "region"]) if (f[k].value.trim()) body[k] = f[k].value.trim();
+  const answer = await api("POST", "/api/silences", body);
+  $("silence-error").textContent = answer.ok ? "" : answer.reason;
+  if (answer.ok) e.target.reset();
+  loadSilences();
+});
+
+start();
