@@ -13,12 +13,20 @@ const PAGE: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/console.js");
 const STYLE: &str = include_str!("console/console.css");
 
+/// The map's layers (Natural Earth, public domain; see `console/geo/README.md`).
+const LAYERS: &[(&str, &str)] = &[
+    ("province", include_str!("console/geo/province.geojson")),
+    ("lakes", include_str!("console/geo/lakes.geojson")),
+    ("rivers", include_str!("console/geo/rivers.geojson")),
+    ("coastline", include_str!("console/geo/coastline.geojson")),
+];
+
 /// Only the console's own files run or load: no inline script, nothing from elsewhere, no
 /// framing.
 const POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-fn file(content_type: &'static str, body: &'static str) -> Response {
+fn file_response(content_type: &'static str, body: &'static str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -30,15 +38,24 @@ fn file(content_type: &'static str, body: &'static str) -> Response {
 }
 
 pub async fn page() -> Response {
-    file("text/html; charset=utf-8", PAGE)
+    file_response("text/html; charset=utf-8", PAGE)
 }
 
 pub async fn script() -> Response {
-    file("text/javascript; charset=utf-8", SCRIPT)
+    file_response("text/javascript; charset=utf-8", SCRIPT)
 }
 
 pub async fn style() -> Response {
-    file("text/css; charset=utf-8", STYLE)
+    file_response("text/css; charset=utf-8", STYLE)
+}
+
+/// `/console/geo/{layer}.geojson`.
+pub async fn layer(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let name = file.strip_suffix(".geojson").unwrap_or("");
+    match LAYERS.iter().find(|(n, _)| *n == name) {
+        Some((_, body)) => file_response("application/geo+json", body),
+        None => (axum::http::StatusCode::NOT_FOUND, "no such map layer").into_response(),
+    }
 }
 
 /// Whether the request comes from a browser navigating (it asks for HTML first).

@@ -37,6 +37,7 @@ const MAX_COMMENT: usize = 2000;
     modifiers(&Security),
     tags((name = "alerts", description = "Alerts and their lifecycle"), (name = "silences", description = "Silences and maintenance windows"),
         (name = "engine", description = "The rules engine's progress"),
+        (name = "stations", description = "The stations Tidewatch knows"),
         (name = "users", description = "Users and their tokens (admin)"))
 )]
 struct ApiDoc;
@@ -84,6 +85,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(crate::http_users::revoke_token))
         .routes(routes!(crate::http_users::login, crate::http_users::logout, crate::http_users::who))
         .routes(routes!(events))
+        .routes(routes!(stations))
         .split_for_parts();
     let spec = Arc::new(spec);
     api.route("/api/openapi.json", get(move || async move { Json(spec.as_ref().clone()) }))
@@ -91,6 +93,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/console", get(console::page))
         .route("/console/console.js", get(console::script))
         .route("/console/console.css", get(console::style))
+        .route("/console/geo/{layer}", get(console::layer))
         // Links in notifications open the console in a browser, and lead anything else to the
         // API's view of the same thing.
         .route(
@@ -172,6 +175,7 @@ const ENDPOINTS: &str = "Tidewatch\n\n\
      POST /api/silences               {\"station\"|\"rule\"|\"region\": ..., \"ends_at\": RFC 3339, \"created_by\": ...}\n\
      DELETE /api/silences/{id}\n\
      POST /api/input/complete         the input has ended: decide everything up to the newest reading now\n\
+     GET  /api/stations               the stations: where they are, what they measure, their thresholds\n\
      GET  /api/events                 alert notices as they happen (server-sent events)\n\
      GET  /api/openapi.json           this API, described\n\
      GET  /healthz  /metrics\n";
@@ -682,4 +686,42 @@ async fn events(
         Some((Ok(event), (notices, stopping, state)))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(10)))
+}
+
+/// A station as the registry describes it (its device password and address allow-list are
+/// not shown).
+#[derive(Debug, Serialize, ToSchema)]
+struct StationInfo {
+    id: String,
+    name: String,
+    /// water, environment, traffic or emergency.
+    domain: &'static str,
+    /// GB/T 2260 division code.
+    region: String,
+    basin: Option<String>,
+    /// WGS 84 degrees.
+    lon: f64,
+    lat: f64,
+    /// What it measures (empty: not declared).
+    quantities: Vec<&'static str>,
+    /// Its thresholds and other figures that rules refer to (`warning_level`, …).
+    attributes: std::collections::BTreeMap<String, f64>,
+}
+
+/// Every station: where it is, what it measures, the figures its rules use.
+#[utoipa::path(get, path = "/api/stations", tag = "stations", responses((status = 200, body = Vec<StationInfo>),
+    (status = 503, body = ApiError, description = "the alert store is unavailable (checking a login)")))]
+async fn stations(State(state): State<Arc<AppState>>, _: Reader) -> Json<Vec<StationInfo>> {
+    let stations = state.registry.stations().iter().map(|s| StationInfo {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        domain: s.domain.name(),
+        region: s.region.clone(),
+        basin: s.basin.clone(),
+        lon: s.location.x(),
+        lat: s.location.y(),
+        quantities: s.quantities.iter().map(|q| q.name()).collect(),
+        attributes: s.attributes.clone(),
+    });
+    Json(stations.collect())
 }

@@ -333,7 +333,7 @@ listen = "{http}"
             );
             println!("Simulating a flood on the Qiantang (JSON gauges) and a pollution episode (HJ 212 loggers) from six hours ago at {:?} per simulated minute.", speed);
             println!(
-                "Open alerts: http://{http}/api/alerts · metrics: http://{http}/metrics · files in {}",
+                "Console: http://{http}/console (log in as admin, password below) · API: http://{http}/api/alerts · metrics: http://{http}/metrics · files in {}",
                 out.display()
             );
             println!("Alerts appear below as they fire (Ctrl-C to stop).\n");

@@ -98,6 +98,7 @@ pub struct AppState {
     pub alert_events: tokio::sync::broadcast::Sender<Arc<str>>,
     /// Set when the process is stopping: event streams end so that connections can close.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    pub registry: Arc<Registry>,
 }
 
 impl AppState {
@@ -398,6 +399,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         max_silence_ms: timing.max_silence_ms,
         alert_events,
         stopping: tokio::sync::watch::channel(false).0,
+        registry: registry.clone(),
     });
     let dead = Arc::new(DeadLetters {
         file: Mutex::new(DeadLetterFile::open(
@@ -440,7 +442,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
             let _ = http_stopped.await;
         },
     ));
-    tracing::info!(%http_addr, "HTTP API at {scheme}://{http_addr}/api/alerts (also /healthz, /metrics)");
+    tracing::info!(%http_addr, "HTTP API at {scheme}://{http_addr}/api/alerts, console at /console (also /healthz, /metrics)");
 
     // Rules whose state was discarded cannot resolve their open alerts: say so and close them.
     if let Some(r) = &recovered {

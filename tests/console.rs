@@ -225,8 +225,10 @@ fn a_duty_officer_sees_an_alert_arrive_and_acknowledges_it() {
     let id = alerts[0]["id"].as_i64().unwrap();
     let row = format!("#alert-rows tr[data-id='{id}']");
     let text = browser.wait_text(&row, |t| t.contains("firing"));
-    assert!(text.contains("(LX)") && text.contains("29 m > 28"), "{text}");
+    assert!(text.contains("(LX)") && text.contains("29 > 28 m"), "{text}");
     assert_eq!(browser.count(&format!("{row} .level.yellow")), 1);
+    // On the map, the station takes the alert's colour.
+    assert_eq!(browser.count("#map-stations circle[data-station='LX'][data-severity='yellow'].firing"), 1);
 
     // Acknowledged from its row: the row and the store say who.
     browser.click(&format!("{row} button.ack"));
@@ -244,8 +246,9 @@ fn a_duty_officer_sees_an_alert_arrive_and_acknowledges_it() {
     // A resolve from the detail, with a note.
     browser.fill("#detail-note", "gauge checked on site");
     browser.click("#detail button.resolve");
-    // It leaves the list of open alerts.
+    // It leaves the list of open alerts, and the map.
     browser.wait_shown("#no-alerts");
+    assert_eq!(browser.count("#map-stations circle[data-station='LX']:not([data-severity])"), 1);
     let stored: Value = tidewatch.get(&format!("/api/alerts/{id}")).json().unwrap();
     assert_eq!(stored["state"], "resolved", "{stored}");
     let note = stored["history"].as_array().unwrap().iter().find(|e| e["happening"] == "manual_resolve");

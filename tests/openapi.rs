@@ -161,6 +161,7 @@ fn every_status_the_server_answers_is_in_the_description_and_every_error_is_json
             ],
         ),
         (("get", "/api/silences"), vec![probe(Method::GET, "/api/silences")]),
+        (("get", "/api/stations"), vec![probe(Method::GET, "/api/stations").as_(As::Nobody)]),
         (
             ("post", "/api/silences"),
             vec![

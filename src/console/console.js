@@ -94,7 +94,7 @@ function loggedIn(session) {
   $("who-role").textContent = me.role;
   $("silence-form").hidden = !maySilence();
   listen();
-  route();
+  drawMap().then(route);
   engine();
 }
 
@@ -166,8 +166,12 @@ function alertQuery() {
   return q;
 }
 
+let loads = 0; // the newest list asked for wins, whatever order the answers come in
+
 async function loadAlerts() {
+  const asked = ++loads;
   const answer = await api("GET", "/api/alerts?" + alertQuery());
+  if (asked !== loads) return;
   if (answer.status === 401) return showLogin("Your session has ended; log in again.");
   if (!answer.ok) {
     $("alerts-error").textContent = answer.reason;
@@ -175,30 +179,24 @@ async function loadAlerts() {
   }
   const alerts = answer.data;
   const rows = $("alert-rows");
-  rows.replaceChildren();
+  // Rows whose alert did not change stay as they are (a click on them is not lost).
+  const shown = new Map([...rows.rows].map((r) => [r.dataset.id, r]));
   const bySeverity = Object.fromEntries(SEVERITIES.map((s) => [s, 0]));
+  const next = [];
   for (const alert of alerts) {
     bySeverity[alert.severity] = (bySeverity[alert.severity] || 0) + 1;
-    const row = rows.insertRow();
-    row.dataset.id = alert.id;
-    row.dataset.severity = alert.severity;
-    row.dataset.state = alert.state;
-    if (changed.has(alert.id)) row.classList.add("fresh");
-    cell(row, levelChip(alert.severity));
-    cell(row, alert.title);
-    cell(row, `${alert.station_name} (${alert.station})`);
-    cell(row, alert.region);
-    cell(row, `${fmt(alert.value)} ${alert.unit} ${alert.direction === "below" ? "<" : ">"} ${fmt(alert.threshold)}`);
-    cell(row, localTime(alert.fired_at));
-    const acknowledged = alert.state === "acknowledged" && alert.acknowledged;
-    const state = cell(row, acknowledged ? `acknowledged by ${alert.acknowledged.by}` : alert.state);
-    state.className = "state state-" + alert.state;
-    const actions = cell(row, "");
-    if (mayAct() && alert.state === "firing") actions.append(actionButton("Acknowledge", "ack", alert, "ack"));
-    if (mayAct() && alert.state !== "resolved") actions.append(actionButton("Resolve", "resolve", alert, "resolve"));
-    row.addEventListener("click", () => { location.hash = "alert=" + alert.id; });
+    const signature = JSON.stringify([alert.state, alert.severity, alert.value, alert.threshold, alert.title, alert.acknowledged, me.role]);
+    let row = shown.get(String(alert.id));
+    if (!row || row.dataset.signature !== signature) {
+      row = alertRow(alert);
+      row.dataset.signature = signature;
+      if (changed.has(alert.id)) row.classList.add("fresh");
+    }
+    next.push(row);
   }
+  rows.replaceChildren(...next);
   changed = new Set();
+  paintStations(alerts);
   $("no-alerts").hidden = alerts.length > 0;
   const total = answer.headers.get("X-Total-Count");
   const counts = $("counts");
@@ -211,6 +209,27 @@ async function loadAlerts() {
     }
   }
   if (total && Number(total) > alerts.length) counts.append(`${alerts.length} of ${total} shown`);
+}
+
+function alertRow(alert) {
+  const row = document.createElement("tr");
+  row.dataset.id = alert.id;
+  row.dataset.severity = alert.severity;
+  row.dataset.state = alert.state;
+  cell(row, levelChip(alert.severity));
+  cell(row, alert.title);
+  cell(row, `${alert.station_name} (${alert.station})`);
+  cell(row, alert.region);
+  cell(row, `${fmt(alert.value)} ${alert.direction === "below" ? "<" : ">"} ${fmt(alert.threshold)} ${alert.unit}`);
+  cell(row, localTime(alert.fired_at));
+  const acknowledged = alert.state === "acknowledged" && alert.acknowledged;
+  const state = cell(row, acknowledged ? `acknowledged by ${alert.acknowledged.by}` : alert.state);
+  state.className = "state state-" + alert.state;
+  const actions = cell(row, "");
+  if (mayAct() && alert.state === "firing") actions.append(actionButton("Acknowledge", "ack", alert, "ack"));
+  if (mayAct() && alert.state !== "resolved") actions.append(actionButton("Resolve", "resolve", alert, "resolve"));
+  row.addEventListener("click", () => { location.hash = "alert=" + alert.id; });
+  return row;
 }
 
 function fmt(x) {
@@ -299,6 +318,77 @@ async function showDetail(id) {
   list("Notifications", a.notifications, (n) =>
     `${n.happening} → ${n.channel} (${(n.recipients || []).join(", ")}): ${n.status}` +
     (n.attempts > 1 ? `, ${n.attempts} attempts` : "") + (n.last_error ? `, last error: ${n.last_error}` : ""));
+}
+
+// ---- the map -------------------------------------------------------------------------------
+
+// An equirectangular view of the base map's box (117.95–123.2 E, 27.0–31.2 N), shrunk east–west
+// by the cosine of its middle latitude; 1,000 units per degree of latitude.
+const WEST = 117.95, NORTH = 31.2, SHRINK = Math.cos((29.1 * Math.PI) / 180);
+const project = ([lon, lat]) => [Math.round((lon - WEST) * SHRINK * 1000), Math.round((NORTH - lat) * 1000)];
+const SVG = "http://www.w3.org/2000/svg";
+let stations = null; // [{id, name, lon, lat, …}], once loaded
+let mapDrawn = false;
+
+function svg(name, attributes) {
+  const element = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attributes)) element.setAttribute(k, v);
+  return element;
+}
+
+function pathOf(geometry) {
+  const line = (points, close) =>
+    points.map((p, i) => (i ? "L" : "M") + project(p).join(" ")).join("") + (close ? "Z" : "");
+  switch (geometry.type) {
+    case "LineString": return line(geometry.coordinates, false);
+    case "MultiLineString": return geometry.coordinates.map((l) => line(l, false)).join("");
+    case "Polygon": return geometry.coordinates.map((r) => line(r, true)).join("");
+    case "MultiPolygon": return geometry.coordinates.flat().map((r) => line(r, true)).join("");
+    default: return "";
+  }
+}
+
+async function drawMap() {
+  if (mapDrawn) return;
+  mapDrawn = true;
+  const base = $("map-base");
+  for (const layer of ["province", "lakes", "rivers", "coastline"]) {
+    const answer = await api("GET", `/console/geo/${layer}.geojson`);
+    if (!answer.ok || !answer.data) continue;
+    const d = answer.data.features.map((f) => pathOf(f.geometry)).join("");
+    base.append(svg("path", { d, class: layer }));
+  }
+  const answer = await api("GET", "/api/stations");
+  if (answer.ok) stations = answer.data;
+}
+
+/// Every station a dot; a station with alerts in the list takes the colour of its most severe.
+function paintStations(alerts) {
+  if (!stations) return;
+  const worst = new Map();
+  for (const a of alerts) {
+    const was = worst.get(a.station);
+    if (!was || SEVERITIES.indexOf(a.severity) > SEVERITIES.indexOf(was.severity)) worst.set(a.station, a);
+  }
+  const layer = $("map-stations");
+  layer.replaceChildren();
+  // Stations with alerts are drawn last, on top.
+  const ordered = stations.slice().sort((a, b) => (worst.has(a.id) ? 1 : 0) - (worst.has(b.id) ? 1 : 0));
+  for (const s of ordered) {
+    const [cx, cy] = project([s.lon, s.lat]);
+    const alert = worst.get(s.id);
+    const dot = svg("circle", { cx, cy, r: alert ? 60 : 32, "data-station": s.id });
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = `${s.name} (${s.id})` + (alert ? ` · ${alert.severity}: ${alert.title}` : "");
+    dot.append(title);
+    if (alert) {
+      dot.dataset.severity = alert.severity;
+      dot.classList.add(alert.severity);
+      if (alert.state === "firing") dot.classList.add("firing");
+      dot.addEventListener("click", () => { location.hash = "alert=" + alert.id; });
+    }
+    layer.append(dot);
+  }
 }
 
 // ---- live updates -------------------------------------------------------------------------
