@@ -14,9 +14,10 @@ const TOKEN: &str = "a1b2c3d4e5f6SECRETROBOTTOKEN0987";
 const SIGNING: &str = "SECsigningSECRET1234567890";
 const WECOM_KEY: &str = "wecomKEY-5f1e-SECRET";
 const DB_PASSWORD: &str = "Pg-SECRET-password-42";
+const DEVICE_PASSWORD: &str = "hj212-SECRET-pw";
 
 fn assert_clean(what: &str, text: &str) {
-    for secret in [TOKEN, SIGNING, WECOM_KEY, DB_PASSWORD] {
+    for secret in [TOKEN, SIGNING, WECOM_KEY, DB_PASSWORD, DEVICE_PASSWORD] {
         assert!(!text.contains(secret), "{what} leaks {secret}:\n{text}");
     }
 }
@@ -40,7 +41,9 @@ fn no_output_of_a_run_holds_a_secret() {
     let routes = "[[mqtt.route]]\nname = \"json\"\nfilter = \"sensors/#\"\nformat = \"json\"\n\
                   [alerting]\nstore = \"sqlite://alerts.db\"\nduty = \"duty.toml\"\ngroup_wait = \"0s\"\nmax_retry = \"1s\"\n";
     let engine = "workers = 1\nallowed_lateness = \"1m\"\nidle_source_timeout = \"1h\"";
-    let mut tidewatch = Tidewatch::start_with_routes(&app, broker.port, STATIONS, RULES, engine, routes);
+    // The station's device password, too (HJ 212 `PW`).
+    let stations = format!("{STATIONS}password = \"{DEVICE_PASSWORD}\"\n");
+    let mut tidewatch = Tidewatch::start_with_routes(&app, broker.port, &stations, RULES, engine, routes);
     let t = chrono::Utc::now().timestamp_millis() - 60_000;
     broker.publish_lines(
         "sensors/water",
@@ -62,6 +65,9 @@ fn no_output_of_a_run_holds_a_secret() {
     assert_clean("/metrics", &tidewatch.get("/metrics").text().unwrap());
     assert_clean("/healthz", &tidewatch.get("/healthz").text().unwrap());
     assert_clean("/api/openapi.json", &tidewatch.get("/api/openapi.json").text().unwrap());
+    let stations = tidewatch.get("/api/stations").text().unwrap();
+    assert!(stations.contains("\"warning_level\":28.0"), "{stations}");
+    assert_clean("GET /api/stations", &stations);
     tidewatch.stop();
     assert_clean("the log", &tidewatch.log());
     assert_clean("alerts.jsonl", &std::fs::read_to_string(app.join("alerts.jsonl")).unwrap_or_default());
