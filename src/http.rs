@@ -38,6 +38,7 @@ const MAX_COMMENT: usize = 2000;
     tags((name = "alerts", description = "Alerts and their lifecycle"), (name = "silences", description = "Silences and maintenance windows"),
         (name = "engine", description = "The rules engine's progress"),
         (name = "stations", description = "The stations Tidewatch knows"),
+        (name = "rules", description = "The rules in force, and reloading them"),
         (name = "users", description = "Users and their tokens (admin)"))
 )]
 struct ApiDoc;
@@ -86,6 +87,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .routes(routes!(crate::http_users::login, crate::http_users::logout, crate::http_users::who))
         .routes(routes!(events))
         .routes(routes!(stations))
+        .routes(routes!(rules_in_force))
+        .routes(routes!(reload_rules))
         .split_for_parts();
     let spec = Arc::new(spec);
     api.route("/api/openapi.json", get(move || async move { Json(spec.as_ref().clone()) }))
@@ -175,6 +178,8 @@ const ENDPOINTS: &str = "Tidewatch\n\n\
      POST /api/silences               {\"station\"|\"rule\"|\"region\": ..., \"ends_at\": RFC 3339, \"created_by\": ...}\n\
      DELETE /api/silences/{id}\n\
      POST /api/input/complete         the input has ended: decide everything up to the newest reading now\n\
+     GET  /api/rules                  the rules in force and the last reload\n\
+     POST /api/rules/reload           read the rule files again now (analyst)\n\
      GET  /api/stations               the stations: where they are, what they measure, their thresholds\n\
      GET  /api/events                 alert notices as they happen (server-sent events)\n\
      GET  /api/openapi.json           this API, described\n\
@@ -724,4 +729,48 @@ async fn stations(State(state): State<Arc<AppState>>, _: Reader) -> Json<Vec<Sta
         attributes: s.attributes.clone(),
     });
     Json(stations.collect())
+}
+
+/// The rules in force: each rule's id, kind, colours, place and fingerprint, when they were
+/// loaded, and how the last reload went.
+#[utoipa::path(get, path = "/api/rules", tag = "rules", responses((status = 200, body = crate::reload::RulesInForce),
+    (status = 503, body = ApiError, description = "the alert store is unavailable (checking a login)")))]
+async fn rules_in_force(State(state): State<Arc<AppState>>, _: Reader) -> Json<crate::reload::RulesInForce> {
+    Json(state.rules.lock().unwrap_or_else(|e| e.into_inner()).clone())
+}
+
+/// Read the rule files again now (they are also read when they change, and on SIGHUP). A file
+/// with any error is rejected whole and the rules in force stay; otherwise the engine takes
+/// the new rules: state of unchanged rules is kept, a changed rule holds the colour of its
+/// open alerts, open alerts of a removed rule resolve.
+#[utoipa::path(post, path = "/api/rules/reload", tag = "rules", security(("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = crate::reload::ReloadReport, description = "applied, or unchanged"),
+        LoginRefusals,
+        (status = 409, body = ApiError, description = "the rules are built into the binary (the demo): there are no files to read"),
+        (status = 422, body = ApiError, description = "the rule files have errors (each `file:line:col: message`); the rules in force stay"),
+        (status = 503, body = ApiError, description = "Tidewatch is stopping, or the alert store is unavailable")))]
+async fn reload_rules(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<crate::reload::ReloadReport>, ApiError> {
+    principal.require(Role::Analyst)?;
+    let Some(reload) = &state.reload else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no rule files",
+            "the rules are built into the binary (the demo): there are no files to read",
+        ));
+    };
+    let stopping = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "Tidewatch is stopping");
+    let (reply, report) = tokio::sync::oneshot::channel();
+    reload.send((principal.0.name.clone(), reply)).await.map_err(|_| stopping())?;
+    let report = report.await.map_err(|_| stopping())?;
+    if report.outcome == "rejected" {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid rules",
+            format!("the rules in force stay: {}", report.errors.join("; ")),
+        ));
+    }
+    Ok(Json(report))
 }

@@ -17,6 +17,7 @@ mod load_kafka;
 mod login_throttle;
 mod metrics;
 mod protocols;
+mod reload;
 mod replay;
 mod routes;
 mod runtime;

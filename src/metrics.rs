@@ -72,6 +72,8 @@ pub struct Metrics {
     pub readings_duplicate: Counter,
     /// Rule-state checkpoints, by outcome (written, failed).
     pub checkpoints: Family<OutcomeLabels, Counter>,
+    /// Rule reloads by outcome (applied, unchanged, rejected).
+    pub rule_reloads: Family<OutcomeLabels, Counter>,
     /// Rule states written by checkpoints.
     pub checkpoint_rows: Counter,
     pub checkpoint_seconds: Gauge<f64, AtomicU64>,
@@ -115,6 +117,7 @@ impl Metrics {
             dead_letters_unwritten.clone(),
         );
         let checkpoints = Family::<OutcomeLabels, Counter>::default();
+        let rule_reloads = Family::<OutcomeLabels, Counter>::default();
         let checkpoint_rows = Counter::default();
         let checkpoint_seconds = Gauge::<f64, AtomicU64>::default();
         let readings_replayed = Counter::default();
@@ -156,6 +159,11 @@ impl Metrics {
             "notifications_suppressed",
             "Notifications held back by silences, maintenance windows or inhibition",
             notifications_suppressed.clone(),
+        );
+        registry.register(
+            "rule_reloads",
+            "Rule reloads by outcome: applied, unchanged, rejected (the rules in force stayed)",
+            rule_reloads.clone(),
         );
         registry.register(
             "console_events_missed",
@@ -227,6 +235,7 @@ impl Metrics {
             readings_duplicate,
             dead_letters_unwritten,
             checkpoints,
+            rule_reloads,
             checkpoint_rows,
             checkpoint_seconds,
             readings_replayed,

@@ -99,6 +99,10 @@ pub struct AppState {
     /// Set when the process is stopping: event streams end so that connections can close.
     pub stopping: tokio::sync::watch::Sender<bool>,
     pub registry: Arc<Registry>,
+    /// The rules in force and the last reload (`GET /api/rules`).
+    pub rules: Mutex<crate::reload::RulesInForce>,
+    /// Asks the reloader to reload now (`None`: the rules are built in).
+    pub reload: Option<mpsc::Sender<crate::reload::Request>>,
 }
 
 impl AppState {
@@ -361,6 +365,12 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     }
     let metrics = Arc::new(Metrics::new());
     let (alert_events, _) = tokio::sync::broadcast::channel(1024);
+    // Rule files are watched and reloaded unless they are built in (the demo).
+    let rule_files: Vec<std::path::PathBuf> =
+        if crate::reload::reloadable(&config.rules) { config.rules.clone() } else { Vec::new() };
+    let reload_requests = (!rule_files.is_empty()).then(|| mpsc::channel::<crate::reload::Request>(8));
+    // What the engine's workers did at a reload, back to the reloader.
+    let (reloaded_tx, reloaded_rx) = mpsc::unbounded_channel();
     let observer = Arc::new(RunObserver {
         metrics: metrics.clone(),
         sinks: sinks.clone(),
@@ -400,6 +410,8 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         alert_events,
         stopping: tokio::sync::watch::channel(false).0,
         registry: registry.clone(),
+        rules: Mutex::new(crate::reload::RulesInForce::new(&rule_files, &rules, now_ms())),
+        reload: reload_requests.as_ref().map(|(tx, _)| tx.clone()),
     });
     let dead = Arc::new(DeadLetters {
         file: Mutex::new(DeadLetterFile::open(
@@ -451,7 +463,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
 
     // Checkpoints: the engine's parts are gathered by the output thread and written here.
     let (jobs_tx, jobs) = mpsc::unbounded_channel();
-    let writer = durable.as_ref().map(|d| d.writer(rules.clone(), registry.clone(), state.metrics.clone(), jobs));
+    let writer = durable.as_ref().map(|d| d.writer(registry.clone(), state.metrics.clone(), jobs));
     let checkpoints = durable.is_some().then(|| (engine.input().workers(), jobs_tx));
 
     // Engine output: alert events to the alert manager, late readings to dead letters.
@@ -460,7 +472,9 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         let events = alerting.events.clone();
         let dead = dead.clone();
         let registry = registry.clone();
-        move || deliver(output, events, &registry, &dead, checkpoints)
+        let reports = reload_requests.as_ref().map(|_| reloaded_tx);
+        let versions = RuleVersions::new(rules.clone(), engine.input().workers(), reports);
+        move || deliver(output, events, &registry, &dead, checkpoints, versions)
     })?;
 
     // Before any source is read: what the log holds past the checkpoint, as it came.
@@ -526,6 +540,19 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         }
     });
 
+    let reloader = reload_requests.map(|(_, requests)| {
+        let reloader = crate::reload::Reloader {
+            files: rule_files.clone(),
+            registry: registry.clone(),
+            rules: rules.clone(),
+            input: engine.input(),
+            durable: durable.clone(),
+            state: state.clone(),
+            engine_reports: reloaded_rx,
+        };
+        tokio::spawn(reloader.run(requests))
+    });
+
     let simulator = match (options.simulate, broker) {
         (Some(sim), Some((host, port, login))) => {
             Some(tokio::spawn(crate::demo::simulate(host, port, login, registry.clone(), sim, state.clone())))
@@ -562,6 +589,10 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     // input is closed, and finishing evaluates what is in flight.
     ticker.abort();
     let _ = ticker.await;
+    if let Some(reloader) = reloader {
+        reloader.abort();
+        let _ = reloader.await;
+    }
     let engine_done = tokio::task::spawn_blocking(move || engine.finish());
     let _ = engine_done.await;
     let _ = tokio::task::spawn_blocking(move || output_thread.join()).await;
@@ -967,22 +998,79 @@ fn add(counts: &mut Vec<(&'static str, u64)>, key: &'static str, n: u64) {
     }
 }
 
+/// What the engine's output thread keeps of rule reloads: the rules each worker evaluates
+/// with (its checkpoint parts are named by them), those the alert manager knows, and the
+/// tally of a reload under way.
+struct RuleVersions {
+    workers: Vec<Arc<RuleSet>>,
+    manager: Arc<RuleSet>,
+    taken: usize,
+    report: crate::reload::EngineReport,
+    /// (rule set, what every worker did) back to the reloader.
+    reports: Option<mpsc::UnboundedSender<(usize, crate::reload::EngineReport)>>,
+}
+
+impl RuleVersions {
+    fn new(
+        rules: Arc<RuleSet>,
+        workers: usize,
+        reports: Option<mpsc::UnboundedSender<(usize, crate::reload::EngineReport)>>,
+    ) -> RuleVersions {
+        RuleVersions {
+            workers: vec![rules.clone(); workers],
+            manager: rules,
+            taken: 0,
+            report: Default::default(),
+            reports,
+        }
+    }
+
+    /// `worker` has taken `rules`.
+    fn taken(
+        &mut self,
+        worker: usize,
+        done: tidewatch_rules::eval::Reloaded,
+        rules: Arc<RuleSet>,
+        alerts: &EventSender,
+    ) {
+        // The first worker to take new rules may emit their events next: the manager
+        // learns them first.
+        if !Arc::ptr_eq(&self.manager, &rules) {
+            alerts.rules(rules.clone());
+            self.manager = rules.clone();
+            (self.taken, self.report) = (0, Default::default());
+        }
+        self.workers[worker] = rules;
+        self.taken += 1;
+        self.report.kept += done.kept;
+        self.report.restarted += done.restarted;
+        self.report.resolved += done.resolved;
+        if self.taken == self.workers.len() {
+            if let Some(reports) = &self.reports {
+                let _ = reports.send((Arc::as_ptr(&self.manager) as usize, self.report));
+            }
+        }
+    }
+}
+
 fn deliver(
     output: crossbeam_channel::Receiver<EngineOutput>,
     alerts: EventSender,
     registry: &Registry,
     dead: &DeadLetters,
     checkpoints: Option<(usize, mpsc::UnboundedSender<CheckpointJob>)>,
+    mut versions: RuleVersions,
 ) {
     let mut parts = Parts::default();
     for out in output.iter() {
         match out {
-            EngineOutput::Checkpoint { position, part, .. } => {
+            EngineOutput::Checkpoint { position, part, worker } => {
                 let Some((workers, jobs)) = &checkpoints else { continue };
-                if let Some(job) = parts.add(position, *part, *workers, &alerts) {
+                if let Some(job) = parts.add(position, *part, &versions.workers[worker], *workers, &alerts) {
                     let _ = jobs.send(job);
                 }
             }
+            EngineOutput::Reloaded { worker, done, rules } => versions.taken(worker, done, rules, &alerts),
             EngineOutput::Alert(event) => {
                 tracing::trace!(rule = %event.rule, key = %event.key, "alert event out of the engine");
                 if !alerts.send(event) {

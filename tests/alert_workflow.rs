@@ -381,6 +381,8 @@ fn notifications_reach_every_channel_escalate_until_acknowledged_and_respect_sil
             "/api/alerts/{id}/resolve",
             "/api/events",
             "/api/input/complete",
+            "/api/rules",
+            "/api/rules/reload",
             "/api/session",
             "/api/silences",
             "/api/silences/{id}",

@@ -13,6 +13,7 @@ fn demo_fires_alerts_serves_them_and_stops_by_itself() {
     let child = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
         .args(["demo", "--duration", "20s", "--speed", "40ms", "--http", &format!("127.0.0.1:{http}"), "--out"])
         .arg(dir.path())
+        .env("TIDEWATCH_ADMIN_PASSWORD", support::ADMIN_PASSWORD)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -27,6 +28,15 @@ fn demo_fires_alerts_serves_them_and_stops_by_itself() {
             seen_open = alerts.as_array().is_some_and(|a| !a.is_empty());
         }
     }
+    // Its rules are built in: there are no files to reload (409, as the OpenAPI description says).
+    let reload = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{http}/api/rules/reload"))
+        .basic_auth("admin", Some(support::ADMIN_PASSWORD))
+        .send()
+        .unwrap();
+    assert_eq!(reload.status(), 409);
+    let reason: serde_json::Value = reload.json().unwrap();
+    assert!(reason["reason"].as_str().unwrap().contains("built into the binary"), "{reason}");
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "exit {}: {}", output.status, String::from_utf8_lossy(&output.stderr));

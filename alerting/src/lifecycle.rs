@@ -263,6 +263,9 @@ pub enum ActionError {
 pub struct AlertBoard {
     registry: Arc<Registry>,
     rules: Arc<RuleSet>,
+    /// The rules before the last reload: events still in flight from them (a worker that had
+    /// not taken the new ones yet, the resolves of a removed rule) find their rule here.
+    previous: Option<Arc<RuleSet>>,
     open: HashMap<(Arc<str>, SensorKey), Alert>,
     by_id: HashMap<i64, (Arc<str>, SensorKey)>,
     next_id: i64,
@@ -277,11 +280,17 @@ impl AlertBoard {
         AlertBoard {
             registry,
             rules,
+            previous: None,
             open: HashMap::new(),
             by_id: HashMap::new(),
             next_id: next_id.max(1),
             replayed: HashMap::new(),
         }
+    }
+
+    /// The rules were reloaded.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.previous = Some(std::mem::replace(&mut self.rules, rules));
     }
 
     /// Transitions (rule, station id, quantity name, event time) stored after the checkpoint
@@ -332,7 +341,7 @@ impl AlertBoard {
                 self.replayed.remove(&map_key);
             }
         }
-        let rule = self.rules.get(&event.rule);
+        let rule = self.rules.get(&event.rule).or_else(|| self.previous.as_ref()?.get(&event.rule));
         let station = self.registry.station(event.key.station);
         let mut happening = Happening::from(event.transition);
         let previous;

@@ -114,6 +114,8 @@ enum Input {
     /// Answered with the next alert-event sequence number once everything sent before is
     /// stored.
     Barrier(oneshot::Sender<i64>),
+    /// The rules were reloaded: events from here on may come from the new ones.
+    Rules(Arc<RuleSet>),
 }
 
 /// Hands the engine's events to the manager; never blocks. The manager stops once every
@@ -125,6 +127,11 @@ impl EventSender {
     /// False once the manager has stopped.
     pub fn send(&self, event: AlertEvent) -> bool {
         self.0.send(Input::Event(event)).is_ok()
+    }
+
+    /// The rules were reloaded: call before sending the first event of the new rules.
+    pub fn rules(&self, rules: Arc<RuleSet>) -> bool {
+        self.0.send(Input::Rules(rules)).is_ok()
     }
 
     /// Resolves once every event sent before this call is stored, with the sequence number
@@ -310,6 +317,7 @@ impl Manager {
                             // The sequence number where the barrier stands: events after
                             // it in this batch are numbered after it.
                             Input::Barrier(reply) => barriers.push((reply, self.ids.event)),
+                            Input::Rules(rules) => self.board.set_rules(rules),
                         }
                     }
                 }

@@ -30,11 +30,11 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::InputHandle;
 
 use crate::compile::RuleSet;
-use crate::eval::{CheckpointPart, Evaluator, StateRow};
+use crate::eval::{CheckpointPart, Evaluator, Reloaded, StateRow};
 use crate::event::AlertEvent;
 
 /// What comes out of the engine.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum EngineOutput {
     Alert(AlertEvent),
     /// A reading older than what its sensor's state had already decided.
@@ -51,6 +51,13 @@ pub enum EngineOutput {
         position: u64,
         worker: usize,
         part: Box<CheckpointPart>,
+    },
+    /// One worker took the rule set [`EngineInput::reload`] sent, behind every reading sent
+    /// before it (its resolves, if any, came out just before this).
+    Reloaded {
+        worker: usize,
+        done: Reloaded,
+        rules: Arc<RuleSet>,
     },
 }
 
@@ -72,6 +79,7 @@ pub struct Restore {
 enum Feed {
     Readings(Batch),
     Checkpoint(u64, bool),
+    Rules(Arc<RuleSet>),
     /// Every reading with an earlier event time has been sent.
     Watermark(i64),
 }
@@ -82,6 +90,8 @@ enum Item {
     Readings(Batch),
     /// Take a checkpoint (all states when the flag is set) at this position.
     Checkpoint(u64, bool),
+    /// Evaluate with these rules from here on.
+    Rules(Arc<RuleSet>),
 }
 
 /// Readings as they travel to a worker.
@@ -202,6 +212,18 @@ impl EngineInput {
     pub fn checkpoint(&self, position: u64, full: bool) -> Result<(), EngineStopped> {
         for (worker, channel) in self.shared.channels.iter().enumerate() {
             channel.send(Feed::Checkpoint(position, full)).map_err(|_| EngineStopped)?;
+            self.wake(worker);
+        }
+        Ok(())
+    }
+
+    /// Every worker evaluates with `rules` from here on, behind every reading sent so far
+    /// (see [`Evaluator::reload`]); each says so with [`EngineOutput::Reloaded`]. A
+    /// checkpoint asked for after this one names states by the new rules. Blocks like
+    /// [`EngineInput::send`] while a channel is full.
+    pub fn reload(&self, rules: Arc<RuleSet>) -> Result<(), EngineStopped> {
+        for (worker, channel) in self.shared.channels.iter().enumerate() {
+            channel.send(Feed::Rules(rules.clone())).map_err(|_| EngineStopped)?;
             self.wake(worker);
         }
         Ok(())
@@ -366,6 +388,10 @@ fn run_worker(
                             let part = Box::new(evaluator.checkpoint(full));
                             drop(output.send(EngineOutput::Checkpoint { position, worker: index, part }));
                         }
+                        Item::Rules(rules) => {
+                            let done = evaluator.reload(rules.clone(), &mut emit);
+                            drop(output.send(EngineOutput::Reloaded { worker: index, done, rules: rules.clone() }));
+                        }
                     }
                 }
             });
@@ -393,6 +419,7 @@ fn run_worker(
             match feed.try_recv() {
                 Ok(Feed::Readings(batch)) => input.send(Item::Readings(batch)),
                 Ok(Feed::Checkpoint(position, full)) => input.send(Item::Checkpoint(position, full)),
+                Ok(Feed::Rules(rules)) => input.send(Item::Rules(rules)),
                 Ok(Feed::Watermark(w)) => {
                     if w > *input.time() {
                         input.advance_to(w);

@@ -86,6 +86,7 @@ fn run_with_pause(
             EngineOutput::Alert(a) => alerts.push(a),
             EngineOutput::Late { reading, .. } => late.push(reading),
             EngineOutput::Checkpoint { .. } => panic!("no checkpoint was asked for"),
+            EngineOutput::Reloaded { .. } => panic!("no reload was asked for"),
         }
     }
     alerts.sort_by_key(|a| (a.event_time, a.key));
@@ -252,6 +253,7 @@ fn a_feed_declared_out_of_order_is_held_and_gives_the_same_transitions() {
             EngineOutput::Alert(a) => alerts.push(a),
             EngineOutput::Late { reading, .. } => late.push(reading),
             EngineOutput::Checkpoint { .. } => panic!("no checkpoint was asked for"),
+            EngineOutput::Reloaded { .. } => panic!("no reload was asked for"),
         }
     }
     alerts.sort_by_key(|a| (a.event_time, a.key));
@@ -293,6 +295,7 @@ fn a_checkpoint_restored_into_a_new_engine_continues_the_wave_exactly() {
                 restore.rows.extend(part.rows);
                 restore.held.extend(part.held);
             }
+            EngineOutput::Reloaded { .. } => panic!("no reload was asked for"),
         }
     }
     assert_eq!(parts, 2, "one part per worker");
@@ -315,4 +318,53 @@ fn a_checkpoint_restored_into_a_new_engine_continues_the_wave_exactly() {
     }
     events.sort_by_key(|a| (a.event_time, a.key));
     assert_eq!(summary(&events), EXPECTED);
+}
+
+#[test]
+fn a_reload_reaches_every_worker_behind_the_readings_sent_before_it() {
+    let (registry, rules) = setup(4);
+    let engine = Engine::start(rules, EngineConfig { workers: 2 }).unwrap();
+    let input = engine.input();
+    // Every station above its warning level for the 5-minute `for`: four yellow alerts.
+    for minute in 0..7 {
+        input.send((0..4).map(|s| reading(s, minute, 11.0)).collect()).unwrap();
+    }
+    // The rule is renamed: the old one is gone (its alerts resolve), the new one starts afresh.
+    let renamed = compile(
+        &[RuleSource {
+            name: "t.toml".into(),
+            text: "[[rule]]\nid = \"level.v2\"\nkind = \"threshold\"\nselect = { quantity = \"water_level\" }\nlevels = [{ severity = \"red\", above = 10.5 }]\n".into(),
+        }],
+        &registry,
+    )
+    .unwrap();
+    input.reload(Arc::new(renamed)).unwrap();
+    input.send((0..4).map(|s| reading(s, 7, 11.0)).collect()).unwrap();
+    drop(input);
+    let (mut events, mut reloaded) = (Vec::new(), Vec::new());
+    for out in engine.finish().try_iter() {
+        match out {
+            EngineOutput::Alert(a) => {
+                events.push((a.rule.to_string(), a.key.station.0, a.transition.name(), a.severity))
+            }
+            EngineOutput::Reloaded { worker, done, .. } => reloaded.push((worker, done)),
+            other => panic!("{other:?}"),
+        }
+    }
+    reloaded.sort_by_key(|r| r.0);
+    assert_eq!(reloaded.len(), 2, "{reloaded:?}");
+    assert_eq!(reloaded.iter().map(|(_, d)| d.resolved).sum::<usize>(), 4);
+    events.sort();
+    let expected: Vec<_> = (0..4)
+        .flat_map(|s| {
+            [
+                ("level".to_string(), s, Transition::Fire.name(), Severity::Yellow),
+                ("level".to_string(), s, Transition::Resolve.name(), Severity::Yellow),
+                ("level.v2".to_string(), s, Transition::Fire.name(), Severity::Red),
+            ]
+        })
+        .collect();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(events, expected);
 }

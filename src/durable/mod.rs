@@ -123,7 +123,8 @@ impl Durable {
     /// the first periodic checkpoint replays this run's log and nothing older.
     pub async fn first_checkpoint(&self, event_seq: i64) -> anyhow::Result<()> {
         let position = self.log.lock().unwrap_or_else(|e| e.into_inner()).position();
-        let checkpoint = Checkpoint { position, event_seq, full: true, rows: Vec::new(), held: Vec::new() };
+        let checkpoint =
+            Checkpoint { position, event_seq, full: true, rows: Vec::new(), held: Vec::new(), rules: None };
         self.store.write(&checkpoint, tidewatch_connectors::envelope::now_ms()).await?;
         Ok(())
     }
@@ -153,6 +154,12 @@ impl Durable {
     /// Writes a batch before it is acknowledged.
     pub fn append(&self, readings: &[Reading], held: bool) -> Result<(), LogError> {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).append(readings, held)
+    }
+
+    /// The rules were reloaded: the next checkpoint takes every state (their indices
+    /// changed) and records the new rules.
+    pub fn rules_reloaded(&self) {
+        self.full_next.store(true, Ordering::Release);
     }
 
     /// Asks the engine for a checkpoint at the log's current position, unless one is in
@@ -187,7 +194,6 @@ impl Durable {
     /// each once the alert store holds every transition before it.
     pub fn writer(
         &self,
-        rules: Arc<RuleSet>,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
         mut jobs: mpsc::UnboundedReceiver<CheckpointJob>,
@@ -202,8 +208,13 @@ impl Durable {
                         Err("the alert manager stopped before storing the transitions before it".to_owned())
                     }
                     (Ok(event_seq), Ok(_)) => {
-                        let (rows, held) = Checkpoint::named(&rules, &registry, &job.rows, &job.held);
-                        let checkpoint = Checkpoint { position: job.position, event_seq, full: job.full, rows, held };
+                        // Named by the rules the states were taken under (they may have
+                        // been reloaded since); a full checkpoint records those rules.
+                        let (rows, held) = Checkpoint::named(&job.rules, &registry, &job.rows, &job.held);
+                        let rules =
+                            job.full.then(|| job.rules.rules.iter().map(|r| (r.id.clone(), r.fingerprint())).collect());
+                        let checkpoint =
+                            Checkpoint { position: job.position, event_seq, full: job.full, rows, held, rules };
                         let now = tidewatch_connectors::envelope::now_ms();
                         store.write(&checkpoint, now).await.map(|()| checkpoint.rows.len()).map_err(|e| e.to_string())
                     }
@@ -274,6 +285,8 @@ pub struct CheckpointJob {
     pub full: bool,
     pub rows: Vec<StateRow>,
     pub held: Vec<Reading>,
+    /// The rules the states were taken under (their indices name the rules).
+    pub rules: Arc<RuleSet>,
     /// The alert store's next event sequence number when the first worker's part came:
     /// transitions from it on may be emitted again by a replay from this checkpoint.
     pub since: oneshot::Receiver<i64>,
@@ -299,6 +312,7 @@ impl Parts {
         &mut self,
         position: u64,
         part: CheckpointPart,
+        rules: &Arc<RuleSet>,
         workers: usize,
         alerts: &tidewatch_alerting::EventSender,
     ) -> Option<CheckpointJob> {
@@ -321,6 +335,8 @@ impl Parts {
         }
         // Every worker's events before its part are with the alert manager.
         let stored = alerts.barrier();
-        Some(CheckpointJob { position, full, rows, held, since: self.since.take()?, stored })
+        // Every worker takes a checkpoint at the same place in its input, and so does a
+        // reload: all parts of one checkpoint were taken under the same rules.
+        Some(CheckpointJob { position, full, rows, held, rules: rules.clone(), since: self.since.take()?, stored })
     }
 }

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
@@ -59,6 +60,9 @@ pub struct Checkpoint {
     pub rows: Vec<NamedRow>,
     /// (station, quantity, reading) of the readings held for the watermark.
     pub held: Vec<(String, &'static str, Reading)>,
+    /// (rule, fingerprint) of the rules the states were taken under, when they replace
+    /// those recorded (a full checkpoint after the rules were reloaded).
+    pub rules: Option<Vec<(Arc<str>, String)>>,
 }
 
 /// The last checkpoint, mapped onto this run's rules and registry.
@@ -249,6 +253,17 @@ impl StateStore {
                 " ON CONFLICT (rule, station, quantity) DO UPDATE SET decided = excluded.decided, state = excluded.state",
             );
             insert.build().execute(&mut *tx).await.map_err(self.err("writing state"))?;
+        }
+        if let Some(rules) = &checkpoint.rules {
+            sqlx::query("DELETE FROM rules").execute(&mut *tx).await.map_err(self.err("replacing the rules"))?;
+            for (rule, fingerprint) in rules {
+                sqlx::query("INSERT INTO rules (rule, fingerprint) VALUES (?, ?)")
+                    .bind(&**rule)
+                    .bind(fingerprint)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.err("recording the rules"))?;
+            }
         }
         sqlx::query("DELETE FROM held").execute(&mut *tx).await.map_err(self.err("replacing held readings"))?;
         for (station, quantity, r) in &checkpoint.held {

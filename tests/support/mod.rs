@@ -263,6 +263,11 @@ console = true
         self.wait_until("ready", Duration::from_secs(30), ready);
     }
 
+    /// Sends the running process a signal (`HUP`, `TERM`, …).
+    pub fn signal(&self, name: &str) {
+        signal(self.child.as_ref().expect("running").id(), name);
+    }
+
     /// Kills the process with SIGKILL: no draining, no flushing.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -448,10 +448,160 @@ impl Evaluator {
         }
     }
 
+    /// Takes a new rule set in place of the current one (a rule file was edited), at this
+    /// point in the input: states of rules whose meaning is unchanged ([fingerprint]) are
+    /// kept whole; a rule whose meaning changed starts afresh for every sensor, holding the
+    /// colour of the alert it had open (so the new rule resolves or moves that alert, rather
+    /// than leaving it open for ever); open alerts of a rule that is gone, or that no longer
+    /// watches a station, are resolved (`emit`).
+    ///
+    /// [fingerprint]: crate::CompiledRule::fingerprint
+    pub fn reload(&mut self, rules: Arc<RuleSet>, emit: &mut impl FnMut(AlertEvent)) -> Reloaded {
+        let old = std::mem::replace(&mut self.rules, rules);
+        let new: &RuleSet = &self.rules;
+        let mut tables: Vec<Table> = new.rules.iter().map(|r| r.spec.kind.table()).collect();
+        let mut decided = vec![i64::MIN; new.sensor_slots()];
+        let mut done = Reloaded::default();
+        for (index, table) in std::mem::take(&mut self.tables).into_iter().enumerate() {
+            let was = &old.rules[index];
+            // Each sensor's decided time carries over to the new rule set's slots.
+            each_table!(&table, keyed => {
+                for key in keyed.states.keys() {
+                    if let (Some(from), Some(to)) = (old.sensor_slot(*key), new.sensor_slot(*key)) {
+                        decided[to] = decided[to].max(self.decided[from]);
+                    }
+                }
+            });
+            let successor = new.rules.iter().position(|r| r.id == was.id);
+            match successor {
+                Some(to) if new.rules[to].fingerprint() == was.fingerprint() => {
+                    tables[to] = table;
+                    let rule = &new.rules[to];
+                    each_table!(&mut tables[to], keyed => {
+                        keyed.states.retain(|key, slot| {
+                            slot.dirty = true;
+                            if rule.ladder(key.station).is_some() {
+                                done.kept += 1;
+                                return true;
+                            }
+                            // The rule no longer watches this station.
+                            done.resolved += usize::from(resolve_gone(was, *key, &slot.ladder, emit));
+                            false
+                        });
+                    });
+                }
+                successor => {
+                    let ladders: Vec<(SensorKey, LadderState)> =
+                        each_table!(&table, keyed => keyed.states.iter().map(|(k, s)| (*k, s.ladder)).collect());
+                    for (key, ladder) in ladders {
+                        let Some(level) = ladder.active() else { continue };
+                        let severity = was.severities[level as usize];
+                        let heir =
+                            successor.map(|to| (to, &new.rules[to])).filter(|(_, r)| r.ladder(key.station).is_some());
+                        let Some((to, rule)) = heir else {
+                            done.resolved += usize::from(resolve_gone(was, key, &ladder, emit));
+                            continue;
+                        };
+                        // The new rule's level of the same colour, or the nearest below it
+                        // (the alert steps down to it); none below: the alert resolves.
+                        let Some(level) = rule.severities.iter().rposition(|s| *s <= severity) else {
+                            done.resolved += usize::from(resolve_gone(was, key, &ladder, emit));
+                            continue;
+                        };
+                        let level = level as u8;
+                        if rule.severities[level as usize] != severity {
+                            let sign = rule.params.sign;
+                            let value = ladder.last_value();
+                            let threshold = rule.ladder(key.station).map_or(f64::NAN, |l| l.threshold(level) * sign);
+                            emit(AlertEvent {
+                                rule: rule.id.clone(),
+                                key,
+                                transition: crate::Transition::DeEscalate,
+                                severity: rule.severities[level as usize],
+                                previous: Some(severity),
+                                event_time: ladder.last_time(),
+                                // As measured: oriented by the rule that saw it.
+                                value: if value.is_finite() { value * was.params.sign } else { 0.0 },
+                                threshold,
+                                since: ladder.last_time(),
+                                evidence: Evidence::default(),
+                            });
+                        }
+                        let ladder = LadderState::holding(level, ladder.last_time());
+                        each_table!(&mut tables[to], keyed => {
+                            keyed.states.insert(key, Slot { kind: Default::default(), ladder, dirty: true });
+                        });
+                        done.restarted += 1;
+                    }
+                }
+            }
+        }
+        // Timers again, under the new rule indices.
+        let mut timers = BinaryHeap::new();
+        for (index, table) in tables.iter().enumerate() {
+            let rule = &new.rules[index];
+            each_table!(table, keyed => {
+                for (key, slot) in &keyed.states {
+                    let Some(ladder) = rule.ladder(key.station) else { continue };
+                    if let Some(at) = deadline(&keyed.kind, slot, ladder, &rule.params) {
+                        timers.push(Reverse((at, index as u32, *key)));
+                    }
+                }
+            });
+        }
+        self.tables = tables;
+        self.decided = decided;
+        self.timers = timers;
+        // Indices changed: the next checkpoint must be a full one.
+        self.removed.clear();
+        done
+    }
+
     /// Sensors with state under some rule (for benchmarks and metrics).
     pub fn keys_with_state(&self) -> usize {
         self.tables.iter().map(|t| each_table!(t, keyed => keyed.states.len())).sum()
     }
+}
+
+/// What [`Evaluator::reload`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// States of rules whose meaning did not change, kept as they were.
+    pub kept: usize,
+    /// Open alerts of rules whose meaning changed, held by the new rule's fresh state.
+    pub restarted: usize,
+    /// Open alerts resolved because their rule is gone or no longer watches the station.
+    pub resolved: usize,
+}
+
+impl std::ops::AddAssign for Reloaded {
+    fn add_assign(&mut self, other: Reloaded) {
+        self.kept += other.kept;
+        self.restarted += other.restarted;
+        self.resolved += other.resolved;
+    }
+}
+
+/// Resolves the alert a rule that is gone had open for `key`; false if it had none.
+fn resolve_gone(rule: &CompiledRule, key: SensorKey, state: &LadderState, emit: &mut impl FnMut(AlertEvent)) -> bool {
+    let (Some(level), Some(ladder)) = (state.active(), rule.ladder(key.station)) else { return false };
+    let sign = rule.params.sign;
+    let value = state.last_value();
+    let mut evidence = Evidence::default();
+    evidence.measure("the rule was removed from the rule files, or no longer watches this station");
+    emit(AlertEvent {
+        rule: rule.id.clone(),
+        key,
+        transition: crate::Transition::Resolve,
+        severity: rule.severities[level as usize],
+        previous: Some(rule.severities[level as usize]),
+        event_time: state.last_time(),
+        value: if value.is_finite() { value * sign } else { 0.0 },
+        threshold: ladder.threshold(0) * sign,
+        since: state.last_time(),
+        evidence,
+    });
+    true
 }
 
 /// One rule's work for one key: the generic code every kind shares.

@@ -7,19 +7,11 @@ use tidewatch_ingest::{Quality, Quantity, Reading, Registry, SensorKey, StationK
 
 use super::*;
 use crate::compile::{compile, RuleSource};
-use crate::Transition;
+use crate::{Severity, Transition};
 
 const MIN: i64 = 60_000;
 
-fn rules() -> Arc<RuleSet> {
-    let mut stations = String::new();
-    for i in 0..3 {
-        stations += &format!(
-            "[[station]]\nid = \"S{i}\"\nname = \"S{i}\"\ndomain = \"water\"\nlocation = [120.0, 30.0]\nregion = \"330100\"\n"
-        );
-    }
-    let registry = Registry::from_toml_str(&stations).unwrap();
-    let text = r#"
+const RULES: &str = r#"
 [[rule]]
 id = "level"
 kind = "threshold"
@@ -52,6 +44,16 @@ select = { quantity = ["water_level", "rainfall"] }
 expected = "5m"
 levels = [{ severity = "yellow", above = 4 }]
 "#;
+
+fn rules() -> Arc<RuleSet> {
+    let mut stations = String::new();
+    for i in 0..3 {
+        stations += &format!(
+            "[[station]]\nid = \"S{i}\"\nname = \"S{i}\"\ndomain = \"water\"\nlocation = [120.0, 30.0]\nregion = \"330100\"\n"
+        );
+    }
+    let registry = Registry::from_toml_str(&stations).unwrap();
+    let text = RULES;
     Arc::new(compile(&[RuleSource { name: "t.toml".into(), text: text.into() }], &registry).unwrap())
 }
 
@@ -371,4 +373,222 @@ fn a_resolve_quotes_the_lowest_level_the_value_is_back_within() {
     let resolve = level.iter().find(|e| e.transition == Transition::Resolve).unwrap();
     assert_eq!(resolve.severity, crate::Severity::Red, "the colour that cleared");
     assert_eq!(resolve.threshold, 5.0, "quoted: yellow's threshold, which 1.0 is back within");
+}
+
+/// Rule sets for the reload tests, over the same three stations.
+fn set(text: &str) -> Arc<RuleSet> {
+    let mut stations = String::new();
+    for i in 0..3 {
+        stations += &format!(
+            "[[station]]\nid = \"S{i}\"\nname = \"S{i}\"\ndomain = \"water\"\nlocation = [120.0, 30.0]\nregion = \"33010{i}\"\n"
+        );
+    }
+    let registry = Registry::from_toml_str(&stations).unwrap();
+    Arc::new(compile(&[RuleSource { name: "t.toml".into(), text: text.into() }], &registry).unwrap())
+}
+
+const LEVEL: &str = r#"
+[[rule]]
+id = "level"
+kind = "threshold"
+select = { quantity = "water_level" }
+for = "10m"
+clear_for = "5m"
+clear_margin = 0.5
+levels = [{ severity = "yellow", above = 5 }, { severity = "red", above = 8 }]
+"#;
+
+const RAIN: &str = r#"
+[[rule]]
+id = "rain"
+kind = "window"
+select = { quantity = "rainfall" }
+window = "30m"
+step = "5m"
+aggregate = "sum"
+levels = [{ severity = "orange", above = 12 }]
+"#;
+
+fn feed(e: &mut Evaluator, readings: &[Reading]) -> Vec<AlertEvent> {
+    let mut events = Vec::new();
+    e.replay(readings, &mut |ev| events.push(ev), &mut |r, _| panic!("late {r:?}"));
+    events
+}
+
+fn level(minutes: std::ops::Range<i64>, value: f64) -> Vec<Reading> {
+    minutes.map(|m| reading(0, Quantity::WaterLevel, m, value)).collect()
+}
+
+#[test]
+fn a_reload_keeps_the_state_of_unchanged_rules_whatever_their_place() {
+    // Without a reload: above 5 from minute 0, yellow after the 10-minute `for`.
+    let mut plain = Evaluator::new(set(LEVEL));
+    let expected = feed(&mut plain, &level(0..15, 6.0));
+    assert_eq!(expected.len(), 1);
+    assert_eq!(expected[0].event_time, 10 * MIN);
+
+    // The same with a reload at minute 5 that puts another rule first: the pending `for`
+    // survives, and the alert fires at minute 10 as before.
+    let mut e = Evaluator::new(set(LEVEL));
+    let mut events = feed(&mut e, &level(0..5, 6.0));
+    let done = e.reload(set(&format!("{RAIN}{LEVEL}")), &mut |ev| events.push(ev));
+    assert_eq!(done, Reloaded { kept: 1, restarted: 0, resolved: 0 });
+    events.extend(feed(&mut e, &level(5..15, 6.0)));
+    assert_eq!(events, expected);
+    // And the new rule works.
+    let rain: Vec<Reading> = (15..25).map(|m| reading(1, Quantity::Rainfall, m, 3.0)).collect();
+    assert!(feed(&mut e, &rain).iter().any(|ev| &*ev.rule == "rain" && ev.transition == Transition::Fire));
+}
+
+#[test]
+fn a_changed_rule_takes_over_the_open_alert_and_clears_it_by_its_own_levels() {
+    let mut e = Evaluator::new(set(LEVEL));
+    let fired = feed(&mut e, &level(0..12, 6.0));
+    assert_eq!(fired.iter().map(|ev| ev.transition).collect::<Vec<_>>(), [Transition::Fire]);
+    // Yellow now starts at 7: 6 is below it, past the margin.
+    let changed = LEVEL.replace("above = 5", "above = 7");
+    let mut events = Vec::new();
+    let done = e.reload(set(&changed), &mut |ev| events.push(ev));
+    assert_eq!(done, Reloaded { kept: 0, restarted: 1, resolved: 0 });
+    assert!(events.is_empty(), "{events:?}");
+    events.extend(feed(&mut e, &level(12..20, 6.0)));
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!((events[0].transition, events[0].severity), (Transition::Resolve, Severity::Yellow));
+    assert_eq!(events[0].event_time, 17 * MIN, "after the new rule's clear_for of 5 minutes");
+    assert_eq!(events[0].threshold, 7.0);
+}
+
+#[test]
+fn a_changed_rule_escalates_the_open_alert_it_took_over() {
+    let mut e = Evaluator::new(set(LEVEL));
+    feed(&mut e, &level(0..12, 6.0));
+    let mut events = Vec::new();
+    e.reload(set(&LEVEL.replace("10m", "1m")), &mut |ev| events.push(ev));
+    events.extend(feed(&mut e, &level(12..15, 9.0)));
+    let seen: Vec<_> = events.iter().map(|ev| (ev.transition, ev.severity, ev.previous)).collect();
+    assert_eq!(seen, [(Transition::Escalate, Severity::Red, Some(Severity::Yellow))]);
+}
+
+#[test]
+fn an_alert_whose_colour_the_changed_rule_lacks_steps_down_or_resolves() {
+    let mut e = Evaluator::new(set(LEVEL));
+    let fired = feed(&mut e, &level(0..12, 9.0));
+    assert_eq!(fired.last().unwrap().severity, Severity::Red);
+    // Red is gone: the alert steps down to yellow at once.
+    let yellow_only = LEVEL.replace(r#", { severity = "red", above = 8 }"#, "");
+    let mut events = Vec::new();
+    e.reload(set(&yellow_only), &mut |ev| events.push(ev));
+    let seen: Vec<_> = events.iter().map(|ev| (ev.transition, ev.severity, ev.previous, ev.value)).collect();
+    assert_eq!(seen, [(Transition::DeEscalate, Severity::Yellow, Some(Severity::Red), 9.0)]);
+    // Only orange now, above yellow: nothing below the alert's colour — it resolves.
+    let orange = yellow_only.replace("\"yellow\"", "\"orange\"");
+    let mut events = Vec::new();
+    let done = e.reload(set(&orange), &mut |ev| events.push(ev));
+    assert_eq!(done.resolved, 1);
+    assert_eq!(events.iter().map(|ev| ev.transition).collect::<Vec<_>>(), [Transition::Resolve]);
+}
+
+#[test]
+fn a_removed_rule_resolves_its_open_alerts() {
+    let mut e = Evaluator::new(set(&format!("{LEVEL}{RAIN}")));
+    let mut readings = level(0..12, 6.0);
+    readings.extend((0..12).map(|m| reading(2, Quantity::WaterLevel, m, 6.5)));
+    readings.sort_by_key(|r| r.time);
+    assert_eq!(feed(&mut e, &readings).len(), 2);
+    let mut events = Vec::new();
+    let done = e.reload(set(RAIN), &mut |ev| events.push(ev));
+    assert_eq!(done, Reloaded { kept: 0, restarted: 0, resolved: 2 });
+    let mut resolved: Vec<_> = events.iter().map(|ev| (ev.key.station.0, ev.transition, ev.value)).collect();
+    resolved.sort_by_key(|r| r.0);
+    assert_eq!(resolved, [(0, Transition::Resolve, 6.0), (2, Transition::Resolve, 6.5)]);
+    assert!(events[0].evidence.measure.as_deref().unwrap().contains("removed"));
+    // Its readings now drive nothing.
+    assert!(feed(&mut e, &level(12..40, 9.0)).is_empty());
+}
+
+#[test]
+fn a_rule_that_stops_watching_a_station_resolves_its_alert_there() {
+    let mut e = Evaluator::new(set(LEVEL));
+    let mut readings = level(0..12, 6.0);
+    readings.extend((0..12).map(|m| reading(1, Quantity::WaterLevel, m, 6.0)));
+    readings.sort_by_key(|r| r.time);
+    assert_eq!(feed(&mut e, &readings).len(), 2);
+    // Same meaning, fewer stations: S1 is left out.
+    let narrower = LEVEL.replace(
+        r#"select = { quantity = "water_level" }"#,
+        r#"select = { quantity = "water_level", stations = ["S0", "S2"] }"#,
+    );
+    let mut events = Vec::new();
+    let done = e.reload(set(&narrower), &mut |ev| events.push(ev));
+    assert_eq!(done, Reloaded { kept: 1, restarted: 0, resolved: 1 });
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].key.station.0, events[0].transition), (1, Transition::Resolve));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Reloading the same rules in another order, after any batch, changes nothing: the
+    /// transitions are those of a run without a reload. A checkpoint taken after the reload
+    /// names states by the new rule set's indices: restored into a fresh evaluator of the new
+    /// rules, the run goes on as if uninterrupted.
+    #[test]
+    fn reloading_unchanged_rules_anywhere_changes_no_transition(
+        readings in series(),
+        cuts in prop::collection::vec(1usize..20, 400),
+        reload_at in any::<prop::sample::Index>(),
+        restart in prop::bool::ANY,
+    ) {
+        let end = readings.iter().map(|r| r.time).max().unwrap() + 120 * MIN;
+        let expected = sorted_replay(&readings, end);
+        let mut sorted = readings.clone();
+        sorted.sort_by_key(|r| r.time);
+        let batches: Vec<&[Reading]> = {
+            let (mut out, mut sent) = (Vec::new(), 0);
+            for cut in cuts.iter().cycle() {
+                if sent == sorted.len() {
+                    break;
+                }
+                let next = (sent + cut).min(sorted.len());
+                out.push(&sorted[sent..next]);
+                sent = next;
+            }
+            out
+        };
+        let reload_at = reload_at.index(batches.len() + 1);
+        let mut reversed: Vec<&str> = RULES.split("[[rule]]").skip(1).collect();
+        reversed.reverse();
+        let reversed = format!("[[rule]]{}", reversed.join("[[rule]]"));
+        let registry_rules = rules();
+        let reversed = {
+            let mut stations = String::new();
+            for i in 0..3 {
+                stations += &format!(
+                    "[[station]]\nid = \"S{i}\"\nname = \"S{i}\"\ndomain = \"water\"\nlocation = [120.0, 30.0]\nregion = \"330100\"\n"
+                );
+            }
+            let registry = Registry::from_toml_str(&stations).unwrap();
+            Arc::new(compile(&[RuleSource { name: "t.toml".into(), text: reversed }], &registry).unwrap())
+        };
+        prop_assert_eq!(reversed.rules.len(), registry_rules.rules.len());
+        prop_assert!(reversed.rules[0].id != registry_rules.rules[0].id);
+
+        let mut e = Evaluator::new(registry_rules);
+        let mut events = Vec::new();
+        for (i, batch) in batches.iter().enumerate() {
+            if i == reload_at {
+                let done = e.reload(reversed.clone(), &mut |ev| events.push(ev));
+                prop_assert_eq!(done.restarted + done.resolved, 0);
+                if restart {
+                    let part = e.checkpoint(true);
+                    e = Evaluator::new(reversed.clone());
+                    prop_assert_eq!(e.restore(&part.rows, &part.held), 0);
+                }
+            }
+            e.on_batch(batch, &mut |ev| events.push(ev), &mut |r, _| panic!("late: {r:?}"));
+            e.advance(batch[0].time, &mut |ev| events.push(ev));
+        }
+        e.advance(end, &mut |ev| events.push(ev));
+        prop_assert_eq!(summarise(events), expected);
+    }
 }

@@ -104,6 +104,18 @@ impl LadderState {
         self.active
     }
 
+    /// A fresh state that holds `level` active, as of `time`: a rule whose meaning changed
+    /// takes over the alert its predecessor had open, which its next values then keep,
+    /// move or clear.
+    pub fn holding(level: u8, time: i64) -> LadderState {
+        LadderState { active: Some(level), last_time: time, ..LadderState::default() }
+    }
+
+    /// The last (oriented) value applied.
+    pub fn last_value(&self) -> f64 {
+        self.last_value
+    }
+
     /// Event time of the last value or timer applied (`i64::MIN` before any).
     pub fn last_time(&self) -> i64 {
         self.last_time
