@@ -746,7 +746,7 @@ async fn rules_in_force(State(state): State<Arc<AppState>>, _: Reader) -> Json<c
 #[utoipa::path(post, path = "/api/rules/reload", tag = "rules", security(("bearer" = []), ("basic" = [])),
     responses((status = 200, body = crate::reload::ReloadReport, description = "applied, or unchanged"),
         LoginRefusals,
-        (status = 409, body = ApiError, description = "the rules are built into the binary (the demo): there are no files to read"),
+        (status = 409, body = ApiError, description = "the rules are built into the binary (the demo), or fixed for a replay"),
         (status = 422, body = ApiError, description = "the rule files have errors (each `file:line:col: message`); the rules in force stay"),
         (status = 503, body = ApiError, description = "Tidewatch is stopping, or the alert store is unavailable")))]
 async fn reload_rules(
@@ -758,7 +758,7 @@ async fn reload_rules(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "no rule files",
-            "the rules are built into the binary (the demo): there are no files to read",
+            "the rules are built into the binary (the demo), or fixed for a replay: there are no files to read",
         ));
     };
     let stopping = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "Tidewatch is stopping");

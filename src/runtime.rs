@@ -365,9 +365,10 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     }
     let metrics = Arc::new(Metrics::new());
     let (alert_events, _) = tokio::sync::broadcast::channel(1024);
-    // Rule files are watched and reloaded unless they are built in (the demo).
-    let rule_files: Vec<std::path::PathBuf> =
-        if crate::reload::reloadable(&config.rules) { config.rules.clone() } else { Vec::new() };
+    // Rule files are watched and reloaded unless they are built in (the demo), or this is a
+    // replay (one rule set from start to end, or it would not be a backtest).
+    let reload = crate::reload::reloadable(&config.rules) && !options.until_sources_end;
+    let rule_files: Vec<std::path::PathBuf> = if reload { config.rules.clone() } else { Vec::new() };
     let reload_requests = (!rule_files.is_empty()).then(|| mpsc::channel::<crate::reload::Request>(8));
     // What the engine's workers did at a reload, back to the reloader.
     let (reloaded_tx, reloaded_rx) = mpsc::unbounded_channel();
