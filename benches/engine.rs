@@ -31,7 +31,10 @@ fn registry(n: u32) -> Registry {
 }
 
 fn rules(registry: &Registry) -> Arc<tidewatch_rules::RuleSet> {
-    let text = r#"
+    Arc::new(compile(&[RuleSource { name: "bench.toml".into(), text: BENCH_RULES.into() }], registry).unwrap())
+}
+
+const BENCH_RULES: &str = r#"
 [[rule]]
 id = "level"
 kind = "threshold"
@@ -57,8 +60,6 @@ select = { quantity = "water_level" }
 for = "10m"
 levels = [{ severity = "blue", below = 2.0 }, { severity = "yellow", below = 1.0 }]
 "#;
-    Arc::new(compile(&[RuleSource { name: "bench.toml".into(), text: text.into() }], registry).unwrap())
-}
 
 /// Readings in event-time order, one round (all sensors) per minute.
 fn readings(n: u32) -> Vec<Vec<Reading>> {
@@ -134,6 +135,60 @@ fn engine(c: &mut Criterion) {
     group.finish();
 }
 
+/// A rule reload on a worker that has state: how long its readings wait while it takes the
+/// new rules. 100,000 sensors, every one with state under a `window` rule (a sum over 30
+/// minutes), 5,000 with open alerts under the threshold rules.
+fn reload(c: &mut Criterion) {
+    let registry = registry(SENSORS);
+    let window = r#"
+[[rule]]
+id = "level.mean"
+kind = "window"
+select = { quantity = "water_level" }
+window = "30m"
+aggregate = "mean"
+levels = [{ severity = "blue", above = 100 }]
+"#;
+    let source = |text: &str| RuleSource { name: "bench.toml".into(), text: text.into() };
+    let with_window = |text: &str| Arc::new(compile(&[source(text), source(window)], &registry).unwrap());
+    // The same rules in another order (nothing changes), and with one rule's level moved.
+    let text = BENCH_RULES;
+    let before = with_window(text);
+    let reordered = {
+        let mut parts: Vec<&str> = text.split("[[rule]]").skip(1).collect();
+        parts.reverse();
+        with_window(&format!("[[rule]]{}", parts.join("[[rule]]")))
+    };
+    let changed = with_window(&text.replace("station.guarantee_level + 1", "station.guarantee_level + 2"));
+    let rounds = readings(SENSORS);
+    let mut warm = Evaluator::new(before.clone());
+    for (i, round) in rounds.iter().enumerate() {
+        warm.on_batch(round, &mut |_| {}, &mut |r, _| panic!("late: {r:?}"));
+        warm.advance(T0 + (i as i64 + 1) * MIN, &mut |_| {});
+    }
+    assert!(warm.keys_with_state() > SENSORS as usize, "{}", warm.keys_with_state());
+
+    let mut group = c.benchmark_group("reload");
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    for (name, next) in [("unchanged_reordered", &reordered), ("one_rule_changed", &changed)] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let mut e = Evaluator::new(before.clone());
+                    for (i, round) in rounds.iter().enumerate() {
+                        e.on_batch(round, &mut |_| {}, &mut |_, _| {});
+                        e.advance(T0 + (i as i64 + 1) * MIN, &mut |_| {});
+                    }
+                    e
+                },
+                |mut e| e.reload(next.clone(), &mut |_| {}),
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
 fn json_decode(c: &mut Criterion) {
     let registry = Arc::new(registry(1000));
     let normaliser = Normaliser::new(registry, Limits { max_future_ms: i64::MAX / 4 });
@@ -181,5 +236,5 @@ fn json_decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine, json_decode);
+criterion_group!(benches, engine, reload, json_decode);
 criterion_main!(benches);
