@@ -181,7 +181,11 @@ levels = [{ severity = "blue", above = 100 }]
                     }
                     e
                 },
-                |mut e| e.reload(next.clone(), &mut |_| {}),
+                // (The evaluator is returned: dropping it is not part of a reload.)
+                |mut e| {
+                    e.reload(next.clone(), &mut |_| {});
+                    e
+                },
                 criterion::BatchSize::LargeInput,
             )
         });

@@ -11,7 +11,7 @@ use crate::{Severity, Transition};
 
 const MIN: i64 = 60_000;
 
-const RULES: &str = r#"
+const LEVEL: &str = r#"
 [[rule]]
 id = "level"
 kind = "threshold"
@@ -20,14 +20,18 @@ for = "10m"
 clear_for = "5m"
 clear_margin = 0.5
 levels = [{ severity = "yellow", above = 5 }, { severity = "red", above = 8 }]
+"#;
 
+const RISE: &str = r#"
 [[rule]]
 id = "rise"
 kind = "rate"
 select = { quantity = "water_level" }
 window = "30m"
 levels = [{ severity = "yellow", above = 6 }]
+"#;
 
+const RAIN: &str = r#"
 [[rule]]
 id = "rain"
 kind = "window"
@@ -36,7 +40,9 @@ window = "30m"
 step = "5m"
 aggregate = "sum"
 levels = [{ severity = "orange", above = 12 }]
+"#;
 
+const SILENT: &str = r#"
 [[rule]]
 id = "silent"
 kind = "missing"
@@ -45,16 +51,27 @@ expected = "5m"
 levels = [{ severity = "yellow", above = 4 }]
 "#;
 
-fn rules() -> Arc<RuleSet> {
+/// The rules most tests run: one of each of four kinds.
+const RULES: [&str; 4] = [LEVEL, RISE, RAIN, SILENT];
+
+/// Three stations, S0 to S2, in regions 330100 to 330102.
+fn registry() -> Registry {
     let mut stations = String::new();
     for i in 0..3 {
         stations += &format!(
-            "[[station]]\nid = \"S{i}\"\nname = \"S{i}\"\ndomain = \"water\"\nlocation = [120.0, 30.0]\nregion = \"330100\"\n"
+            "[[station]]\nid = \"S{i}\"\nname = \"S{i}\"\ndomain = \"water\"\nlocation = [120.0, 30.0]\nregion = \"33010{i}\"\n"
         );
     }
-    let registry = Registry::from_toml_str(&stations).unwrap();
-    let text = RULES;
-    Arc::new(compile(&[RuleSource { name: "t.toml".into(), text: text.into() }], &registry).unwrap())
+    Registry::from_toml_str(&stations).unwrap()
+}
+
+/// A rule set over [`registry`].
+fn set(text: &str) -> Arc<RuleSet> {
+    Arc::new(compile(&[RuleSource { name: "t.toml".into(), text: text.into() }], &registry()).unwrap())
+}
+
+fn rules() -> Arc<RuleSet> {
+    set(&RULES.concat())
 }
 
 fn reading(station: u32, quantity: Quantity, minute: i64, value: f64) -> Reading {
@@ -375,40 +392,6 @@ fn a_resolve_quotes_the_lowest_level_the_value_is_back_within() {
     assert_eq!(resolve.threshold, 5.0, "quoted: yellow's threshold, which 1.0 is back within");
 }
 
-/// Rule sets for the reload tests, over the same three stations.
-fn set(text: &str) -> Arc<RuleSet> {
-    let mut stations = String::new();
-    for i in 0..3 {
-        stations += &format!(
-            "[[station]]\nid = \"S{i}\"\nname = \"S{i}\"\ndomain = \"water\"\nlocation = [120.0, 30.0]\nregion = \"33010{i}\"\n"
-        );
-    }
-    let registry = Registry::from_toml_str(&stations).unwrap();
-    Arc::new(compile(&[RuleSource { name: "t.toml".into(), text: text.into() }], &registry).unwrap())
-}
-
-const LEVEL: &str = r#"
-[[rule]]
-id = "level"
-kind = "threshold"
-select = { quantity = "water_level" }
-for = "10m"
-clear_for = "5m"
-clear_margin = 0.5
-levels = [{ severity = "yellow", above = 5 }, { severity = "red", above = 8 }]
-"#;
-
-const RAIN: &str = r#"
-[[rule]]
-id = "rain"
-kind = "window"
-select = { quantity = "rainfall" }
-window = "30m"
-step = "5m"
-aggregate = "sum"
-levels = [{ severity = "orange", above = 12 }]
-"#;
-
 fn feed(e: &mut Evaluator, readings: &[Reading]) -> Vec<AlertEvent> {
     let mut events = Vec::new();
     e.replay(readings, &mut |ev| events.push(ev), &mut |r, _| panic!("late {r:?}"));
@@ -556,20 +539,8 @@ proptest! {
             out
         };
         let reload_at = reload_at.index(batches.len() + 1);
-        let mut reversed: Vec<&str> = RULES.split("[[rule]]").skip(1).collect();
-        reversed.reverse();
-        let reversed = format!("[[rule]]{}", reversed.join("[[rule]]"));
         let registry_rules = rules();
-        let reversed = {
-            let mut stations = String::new();
-            for i in 0..3 {
-                stations += &format!(
-                    "[[station]]\nid = \"S{i}\"\nname = \"S{i}\"\ndomain = \"water\"\nlocation = [120.0, 30.0]\nregion = \"330100\"\n"
-                );
-            }
-            let registry = Registry::from_toml_str(&stations).unwrap();
-            Arc::new(compile(&[RuleSource { name: "t.toml".into(), text: reversed }], &registry).unwrap())
-        };
+        let reversed = set(&RULES.iter().rev().copied().collect::<String>());
         prop_assert_eq!(reversed.rules.len(), registry_rules.rules.len());
         prop_assert!(reversed.rules[0].id != registry_rules.rules[0].id);
 
