@@ -318,6 +318,18 @@ fn an_analyst_silences_a_station_from_the_console() {
     browser.wait_shown("#no-silences");
     let silences: Vec<Value> = tidewatch.get("/api/silences").json().unwrap();
     assert!(silences.is_empty(), "{silences:?}");
+
+    // A rule file saved with a mistake: the page says where, until it is fixed.
+    let rule_file = tidewatch.dir.join("rules/test.toml");
+    let good = std::fs::read_to_string(&rule_file).unwrap();
+    std::fs::write(&rule_file, good.replace("kind = \"threshold\"", "kind = \"treshold\"")).unwrap();
+    browser.wait_text("#rules-banner", |t| t.contains("Rule files rejected") && t.contains("rules/test.toml:5:"));
+    std::fs::write(&rule_file, &good).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while browser.shown("#rules-banner") {
+        assert!(Instant::now() < deadline, "the banner stayed after the fix");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     tidewatch.stop();
 }
 

@@ -60,7 +60,7 @@ function showLogin(message) {
   if (events) events.close();
   events = null;
   $("live").classList.remove("on");
-  for (const id of ["alerts", "silences", "tabs", "who"]) $(id).hidden = true;
+  for (const id of ["alerts", "silences", "tabs", "who", "rules-banner"]) $(id).hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = message || "";
   $("login-name").focus();
@@ -418,13 +418,26 @@ function soon() {
 
 async function engine() {
   if (!me) return;
-  const health = await api("GET", "/healthz");
+  const [health, rules] = await Promise.all([api("GET", "/healthz"), api("GET", "/api/rules")]);
+  const said = [];
   if (health.ok && health.data) {
     const h = health.data;
     const sources = Object.values(h.sources || {});
     const up = sources.filter((s) => s.up).length;
-    $("engine").textContent = `${h.readings ?? 0} readings · sources ${up}/${sources.length} up`;
+    said.push(`${h.readings ?? 0} readings`, `sources ${up}/${sources.length} up`);
   }
+  // A rule file saved with a mistake: the rules in force stay, and the page says why.
+  const banner = $("rules-banner");
+  if (rules.ok && rules.data) {
+    said.push(`${rules.data.rules.length} rules`);
+    const last = rules.data.last_reload;
+    const rejected = last && last.outcome === "rejected";
+    banner.hidden = !rejected;
+    banner.textContent = rejected
+      ? `Rule files rejected (${last.trigger}, ${localTime(last.at)}); the rules in force stay:\n${last.errors.join("\n")}`
+      : "";
+  }
+  $("engine").textContent = said.join(" · ");
   setTimeout(engine, 5000);
 }
 
