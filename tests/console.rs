@@ -290,7 +290,7 @@ fn a_viewer_is_offered_no_actions_and_links_open_the_alert() {
 }
 
 #[test]
-fn an_analyst_silences_a_station_from_the_console() {
+fn an_analyst_silences_a_station_and_reloads_rules_from_the_console() {
     let (_dir, _broker, mut tidewatch) = setup();
     let base = format!("http://127.0.0.1:{}", tidewatch.http);
     let browser = Browser::start();
@@ -324,7 +324,17 @@ fn an_analyst_silences_a_station_from_the_console() {
     let good = std::fs::read_to_string(&rule_file).unwrap();
     std::fs::write(&rule_file, good.replace("kind = \"threshold\"", "kind = \"treshold\"")).unwrap();
     browser.wait_text("#rules-banner", |t| t.contains("Rule files rejected") && t.contains("rules/test.toml:5:"));
-    std::fs::write(&rule_file, &good).unwrap();
+    // The Rules tab: what is in force; asking for a reload says what it found.
+    browser.click("#tabs a[data-tab='rules']");
+    browser
+        .wait_text("#rule-rows", |t| t.contains("level") && t.contains("threshold") && t.contains("rules/test.toml:3"));
+    browser.click("#reload");
+    browser.wait_text("#reload-error", |t| t.contains("rules/test.toml:5:") && t.contains("treshold"));
+    // Fixed and renamed: the reload reports the change.
+    std::fs::write(&rule_file, good.replace("id = \"level\"", "id = \"level.v2\"")).unwrap();
+    browser.click("#reload");
+    browser.wait_text("#reload-report", |t| t.contains("added level.v2") && t.contains("removed level"));
+    browser.wait_text("#rule-rows", |t| t.contains("level.v2"));
     let deadline = Instant::now() + WAIT;
     while browser.shown("#rules-banner") {
         assert!(Instant::now() < deadline, "the banner stayed after the fix");

@@ -60,7 +60,7 @@ function showLogin(message) {
   if (events) events.close();
   events = null;
   $("live").classList.remove("on");
-  for (const id of ["alerts", "silences", "tabs", "who", "rules-banner"]) $(id).hidden = true;
+  for (const id of ["alerts", "silences", "rules", "tabs", "who", "rules-banner"]) $(id).hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = message || "";
   $("login-name").focus();
@@ -93,6 +93,7 @@ function loggedIn(session) {
   $("who-name").textContent = me.name;
   $("who-role").textContent = me.role;
   $("silence-form").hidden = !maySilence();
+  $("reload").hidden = !maySilence();
   listen();
   drawMap().then(route);
   engine();
@@ -104,15 +105,16 @@ function route() {
   if (!me) return;
   const hash = location.hash.replace(/^#/, "");
   const [tab, arg] = hash.split("=");
-  const current = tab === "silences" ? "silences" : "alerts";
-  $("alerts").hidden = current !== "alerts";
-  $("silences").hidden = current !== "silences";
+  const current = ["silences", "rules"].includes(tab) ? tab : "alerts";
+  for (const section of ["alerts", "silences", "rules"]) $(section).hidden = current !== section;
   for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("current", a.dataset.tab === current);
   if (current === "alerts") {
     loadAlerts();
     if (tab === "alert" && arg) showDetail(arg);
-  } else {
+  } else if (current === "silences") {
     loadSilences();
+  } else {
+    loadRules();
   }
 }
 window.addEventListener("hashchange", route);
@@ -416,8 +418,14 @@ function soon() {
   }, 100);
 }
 
+/// The header's figures and the rules banner, every 5 s while logged in.
 async function engine() {
   if (!me) return;
+  await status();
+  setTimeout(engine, 5000);
+}
+
+async function status() {
   const [health, rules] = await Promise.all([api("GET", "/healthz"), api("GET", "/api/rules")]);
   const said = [];
   if (health.ok && health.data) {
@@ -438,7 +446,6 @@ async function engine() {
       : "";
   }
   $("engine").textContent = said.join(" · ");
-  setTimeout(engine, 5000);
 }
 
 // A backstop for a lost event stream.
@@ -484,6 +491,63 @@ $("silence-form").addEventListener("submit", async (e) => {
   $("silence-error").textContent = answer.ok ? "" : answer.reason;
   if (answer.ok) e.target.reset();
   loadSilences();
+});
+
+// ---- rules -------------------------------------------------------------------------------
+
+async function loadRules() {
+  const answer = await api("GET", "/api/rules");
+  if (!answer.ok) {
+    $("reload-error").textContent = answer.reason;
+    return;
+  }
+  const r = answer.data;
+  // Built-in rules (the demo) have no files to read again.
+  $("reload").hidden = !maySilence() || !r.files.length;
+  $("rules-loaded").textContent = r.files.length
+    ? `${r.rules.length} rules from ${r.files.join(", ")}, loaded ${localTime(r.loaded_at)}`
+    : `${r.rules.length} rules built in`;
+  const rows = $("rule-rows");
+  rows.replaceChildren();
+  for (const rule of r.rules) {
+    const row = rows.insertRow();
+    row.dataset.id = rule.id;
+    cell(row, rule.id);
+    cell(row, rule.kind);
+    cell(row, rule.title || "");
+    const colours = document.createElement("span");
+    for (const s of rule.severities) colours.append(levelChip(s), " ");
+    cell(row, colours);
+    cell(row, rule.at);
+  }
+  if (r.last_reload && !$("reload-report").textContent) $("reload-report").textContent = describeReload(r.last_reload);
+}
+
+function describeReload(report) {
+  const parts = [`Last reload (${report.trigger}, ${localTime(report.at)}): ${report.outcome}`];
+  for (const what of ["added", "changed", "removed"]) {
+    if (report[what] && report[what].length) parts.push(`${what} ${report[what].join(", ")}`);
+  }
+  if (report.engine) {
+    const e = report.engine;
+    parts.push(`${e.kept} states kept, ${e.restarted} alerts held by changed rules, ${e.resolved} resolved`);
+  }
+  return parts.join(" · ");
+}
+
+$("reload").addEventListener("click", async () => {
+  $("reload").disabled = true;
+  $("reload-error").textContent = "";
+  const answer = await api("POST", "/api/rules/reload");
+  $("reload").disabled = false;
+  if (answer.ok) {
+    $("reload-report").textContent = describeReload(answer.data);
+  } else {
+    $("reload-report").textContent = "";
+    $("reload-error").textContent = answer.reason;
+  }
+  loadRules();
+  status();
 });
 
 start();
