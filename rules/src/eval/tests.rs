@@ -98,6 +98,21 @@ fn sorted_replay(readings: &[Reading], end: i64) -> Seen {
     summarise(events)
 }
 
+/// `sorted` cut into batches of the sizes in `cuts` (taken in turn, again from the start when
+/// they run out).
+fn in_batches<'a>(sorted: &'a [Reading], cuts: &[usize]) -> Vec<&'a [Reading]> {
+    let (mut batches, mut sent) = (Vec::new(), 0);
+    for cut in cuts.iter().cycle() {
+        if sent == sorted.len() {
+            break;
+        }
+        let next = (sent + cut).min(sorted.len());
+        batches.push(&sorted[sent..next]);
+        sent = next;
+    }
+    batches
+}
+
 /// Per-sensor series: a level and a rain gauge at each of three stations, with gaps.
 fn series() -> impl Strategy<Value = Vec<Reading>> {
     let sensor = (0u32..3, prop::bool::ANY, prop::collection::vec((1i64..12, 0.0f64..11.0), 1..40));
@@ -222,15 +237,7 @@ proptest! {
         let expected = sorted_replay(&readings, end);
         let mut sorted = readings.clone();
         sorted.sort_by_key(|r| r.time);
-        let mut batches = Vec::new();
-        let mut sent = 0;
-        for cut in cuts.iter().cycle() {
-            if sent == sorted.len() {
-                break;
-            }
-            batches.push(&sorted[sent..(sent + cut).min(sorted.len())]);
-            sent += cut.min(&(sorted.len() - sent));
-        }
+        let batches = in_batches(&sorted, &cuts);
         let crash = crash_at.index(batches.len() + 1);
 
         let mut first = Evaluator::new(rules());
@@ -526,18 +533,7 @@ proptest! {
         let expected = sorted_replay(&readings, end);
         let mut sorted = readings.clone();
         sorted.sort_by_key(|r| r.time);
-        let batches: Vec<&[Reading]> = {
-            let (mut out, mut sent) = (Vec::new(), 0);
-            for cut in cuts.iter().cycle() {
-                if sent == sorted.len() {
-                    break;
-                }
-                let next = (sent + cut).min(sorted.len());
-                out.push(&sorted[sent..next]);
-                sent = next;
-            }
-            out
-        };
+        let batches = in_batches(&sorted, &cuts);
         let reload_at = reload_at.index(batches.len() + 1);
         let registry_rules = rules();
         let reversed = set(&RULES.iter().rev().copied().collect::<String>());
