@@ -25,6 +25,11 @@ const WAIT: Duration = Duration::from_secs(15);
 
 impl Browser {
     fn start() -> Browser {
+        Browser::start_in("en-US")
+    }
+
+    /// A browser whose preferred language is `language` (`zh-CN`, `en-US`).
+    fn start_in(language: &str) -> Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -43,7 +48,8 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,900", "--lang=en-US"],
+                         "--window-size=1280,900", format!("--lang={language}")],
+                "prefs": { "intl.accept_languages": language },
             },
         });
         let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
@@ -376,4 +382,26 @@ fn the_event_stream_carries_each_notice_and_ends_when_tidewatch_stops() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().all(|l| !l.starts_with("event:")), "{rest:?}");
     assert!(took < Duration::from_millis(4500), "stopping took {took:?}: the stream held it");
+}
+
+#[test]
+fn a_browser_that_prefers_chinese_gets_the_console_in_chinese() {
+    let (_dir, broker, mut tidewatch) = setup();
+    publish_level(&broker, 29.0);
+    tidewatch.wait_until("an open alert", WAIT, |h| h["open_alerts"] == 1);
+    let browser = Browser::start_in("zh-CN");
+    browser.goto(&format!("http://127.0.0.1:{}/console", tidewatch.http));
+    assert_eq!(browser.wait_text("#login-submit", |t| !t.is_empty()), "登录");
+    browser.log_in("zhang", "duty-pw");
+    browser.wait_text("#tabs", |t| t.contains("告警") && t.contains("静默") && t.contains("规则"));
+    let row = browser.wait_text("#alert-rows tr[data-severity='yellow']", |t| t.contains("告警中"));
+    assert!(row.contains("黄色") && row.contains("确认") && row.contains("解除"), "{row}");
+    browser.click("#alert-rows button.ack");
+    browser.wait_text("#alert-rows td.state", |t| t == "zhang 已确认");
+    // The header's button switches to English, and the choice is remembered.
+    browser.click("#language");
+    browser.wait_text("#tabs", |t| t.contains("Alerts"));
+    browser.goto(&format!("http://127.0.0.1:{}/console", tidewatch.http));
+    browser.wait_text("#alert-rows td.state", |t| t == "acknowledged by zhang");
+    tidewatch.stop();
 }

@@ -7,6 +7,67 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+
+// ---- language -----------------------------------------------------------------------------
+// English in the page and the code; Chinese when the browser prefers it (or the header's
+// button chose it). `t` looks a text up by its English words, with {0}, {1}… for values.
+
+const ZH = {
+  "Alerts": "告警", "Silences": "静默", "Rules": "规则", "Log out": "退出", "Log in": "登录",
+  "User": "用户", "Password": "密码", "Show": "显示", "at least": "至少", "any colour": "任意颜色",
+  "region": "区划", "open": "未解除", "firing": "告警中", "acknowledged": "已确认",
+  "resolved": "已解除", "all": "全部", "blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色",
+  "Level": "等级", "Alert": "告警", "Station": "站点", "Region": "区划", "Value": "数值",
+  "Fired": "发生时间", "State": "状态", "No alerts.": "暂无告警。",
+  "Stations, coloured by their most severe alert shown. Base map: Natural Earth.":
+    "站点按其最严重告警着色。底图：Natural Earth。",
+  "Rule": "规则", "From": "开始", "Until": "结束", "By": "操作人", "Why": "原因",
+  "No silences.": "暂无静默。", "New silence": "新建静默", "For": "时长", "Silence": "静默",
+  "1 hour": "1 小时", "4 hours": "4 小时", "12 hours": "12 小时", "1 day": "1 天", "1 week": "1 周",
+  "maintenance": "检修", "Reload rule files now": "立即重新加载规则文件",
+  "Kind": "类型", "Title": "标题", "Colours": "颜色", "Where": "位置",
+  "Logged out.": "已退出。", "Your session has ended; log in again.": "会话已结束，请重新登录。",
+  "acknowledged by {0}": "{0} 已确认", "Acknowledge": "确认", "Resolve": "解除", "End": "结束",
+  "Threshold": "阈值", "Condition since": "条件开始于", "Resolved": "解除时间",
+  "Acknowledged": "确认", "Team": "值班组", "Escalation": "升级", "level {0}": "第 {0} 级",
+  "note": "备注", "History": "历史", "Notifications": "通知",
+  "fire": "发生", "escalate": "升级", "de_escalate": "降级", "resolve": "解除",
+  "acknowledge": "确认", "manual_resolve": "人工解除", "reminder": "提醒", "suppressed": "已抑制",
+  "{0} readings": "{0} 条读数", "sources {0}/{1} up": "数据源 {0}/{1} 在线", "{0} rules": "{0} 条规则",
+  "{0} of {1} shown": "显示 {0} / {1}", "Tidewatch cannot be reached ({0})": "无法连接 Tidewatch（{0}）",
+  "Rule files rejected ({0}, {1}); the rules in force stay:\n{2}": "规则文件被拒绝（{0}，{1}），当前规则保持不变：\n{2}",
+  "Last reload ({0}, {1}): {2}": "上次重新加载（{0}，{1}）：{2}",
+  "applied": "已生效", "unchanged": "未变化", "rejected": "已拒绝",
+  "added {0}": "新增 {0}", "changed {0}": "修改 {0}", "removed {0}": "删除 {0}",
+  "{0} states kept, {1} alerts held by changed rules, {2} resolved": "保留 {0} 个状态，{1} 个告警由修改后的规则接管，{2} 个已解除",
+  "{0} rules from {1}, loaded {2}": "{0} 条规则，来自 {1}，加载于 {2}", "{0} rules built in": "{0} 条内置规则",
+  "by {0}": "操作人 {0}", "at": "于",
+};
+const LANGUAGE = (localStorage.getItem("tidewatch.language") || navigator.language || "en").toLowerCase().startsWith("zh")
+  ? "zh" : "en";
+
+function t(text, ...values) {
+  const said = (LANGUAGE === "zh" && ZH[text]) || text;
+  return said.replace(/\{(\d)\}/g, (_, i) => String(values[Number(i)]));
+}
+
+/// The page's own words, in the chosen language.
+function translatePage() {
+  document.documentElement.lang = LANGUAGE === "zh" ? "zh-CN" : "en";
+  $("language").textContent = LANGUAGE === "zh" ? "English" : "中文";
+  if (LANGUAGE === "en") return;
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.nodeValue.trim();
+    if (text && ZH[text]) node.nodeValue = node.nodeValue.replace(text, ZH[text]);
+  }
+  for (const input of document.querySelectorAll("input[placeholder]")) input.placeholder = t(input.placeholder);
+}
+
+$("language").addEventListener("click", () => {
+  localStorage.setItem("tidewatch.language", LANGUAGE === "zh" ? "en" : "zh");
+  location.reload();
+});
 const SEVERITIES = ["blue", "yellow", "orange", "red"];
 let me = null; // {name, role, expires_at}
 let events = null; // EventSource
@@ -25,7 +86,7 @@ async function api(method, path, body) {
   try {
     response = await fetch(path, init);
   } catch (e) {
-    return { ok: false, status: 0, reason: "Tidewatch cannot be reached (" + e.message + ")" };
+    return { ok: false, status: 0, reason: t("Tidewatch cannot be reached ({0})", e.message) };
   }
   const text = await response.text();
   let data = null;
@@ -82,7 +143,7 @@ $("login-form").addEventListener("submit", async (e) => {
 
 $("logout").addEventListener("click", async () => {
   await api("DELETE", "/api/session");
-  showLogin("Logged out.");
+  showLogin(t("Logged out."));
 });
 
 function loggedIn(session) {
@@ -132,7 +193,7 @@ function localTime(rfc3339) {
 function levelChip(severity) {
   const chip = document.createElement("span");
   chip.className = "level " + severity;
-  chip.textContent = severity;
+  chip.textContent = t(severity);
   return chip;
 }
 
@@ -174,7 +235,7 @@ async function loadAlerts() {
   const asked = ++loads;
   const answer = await api("GET", "/api/alerts?" + alertQuery());
   if (asked !== loads) return;
-  if (answer.status === 401) return showLogin("Your session has ended; log in again.");
+  if (answer.status === 401) return showLogin(t("Your session has ended; log in again."));
   if (!answer.ok) {
     $("alerts-error").textContent = answer.reason;
     return;
@@ -210,7 +271,7 @@ async function loadAlerts() {
       counts.append(span);
     }
   }
-  if (total && Number(total) > alerts.length) counts.append(`${alerts.length} of ${total} shown`);
+  if (total && Number(total) > alerts.length) counts.append(t("{0} of {1} shown", alerts.length, total));
 }
 
 function alertRow(alert) {
@@ -225,11 +286,11 @@ function alertRow(alert) {
   cell(row, `${fmt(alert.value)} ${alert.direction === "below" ? "<" : ">"} ${fmt(alert.threshold)} ${alert.unit}`);
   cell(row, localTime(alert.fired_at));
   const acknowledged = alert.state === "acknowledged" && alert.acknowledged;
-  const state = cell(row, acknowledged ? `acknowledged by ${alert.acknowledged.by}` : alert.state);
+  const state = cell(row, acknowledged ? t("acknowledged by {0}", alert.acknowledged.by) : t(alert.state));
   state.className = "state state-" + alert.state;
   const actions = cell(row, "");
-  if (mayAct() && alert.state === "firing") actions.append(actionButton("Acknowledge", "ack", alert, "ack"));
-  if (mayAct() && alert.state !== "resolved") actions.append(actionButton("Resolve", "resolve", alert, "resolve"));
+  if (mayAct() && alert.state === "firing") actions.append(actionButton(t("Acknowledge"), "ack", alert, "ack"));
+  if (mayAct() && alert.state !== "resolved") actions.append(actionButton(t("Resolve"), "resolve", alert, "resolve"));
   row.addEventListener("click", () => { location.hash = "alert=" + alert.id; });
   return row;
 }
@@ -268,28 +329,28 @@ async function showDetail(id) {
     dd.textContent = v;
     dl.append(dt, dd);
   };
-  item("Alert", a.id);
-  item("Rule", a.rule);
-  item("State", a.state);
-  item("Station", `${a.station_name} (${a.station}), region ${a.region}, ${a.domain}`);
-  item("Value", `${fmt(a.value)} ${a.unit}`);
-  item("Threshold", `${a.direction} ${fmt(a.threshold)} ${a.unit}`);
-  item("Condition since", localTime(a.since));
-  item("Fired", localTime(a.fired_at));
-  item("Resolved", localTime(a.resolved_at));
-  item("Acknowledged", a.acknowledged ? `${a.acknowledged.by} at ${localTime(a.acknowledged.at)}${a.acknowledged.note ? ": " + a.acknowledged.note : ""}` : "");
-  item("Team", a.team);
-  item("Escalation", a.escalation_level ? `level ${a.escalation_level}` : "");
+  item(t("Alert"), a.id);
+  item(t("Rule"), a.rule);
+  item(t("State"), t(a.state));
+  item(t("Station"), `${a.station_name} (${a.station}), ${a.region}, ${a.domain}`);
+  item(t("Value"), `${fmt(a.value)} ${a.unit}`);
+  item(t("Threshold"), `${a.direction === "below" ? "<" : ">"} ${fmt(a.threshold)} ${a.unit}`);
+  item(t("Condition since"), localTime(a.since));
+  item(t("Fired"), localTime(a.fired_at));
+  item(t("Resolved"), localTime(a.resolved_at));
+  item(t("Acknowledged"), a.acknowledged ? `${a.acknowledged.by} ${t("at")} ${localTime(a.acknowledged.at)}${a.acknowledged.note ? ": " + a.acknowledged.note : ""}` : "");
+  item(t("Team"), a.team);
+  item(t("Escalation"), a.escalation_level ? t("level {0}", a.escalation_level) : "");
   pane.append(dl);
   if (mayAct() && a.state !== "resolved") {
     const note = document.createElement("input");
-    note.placeholder = "note";
+    note.placeholder = t("note");
     note.id = "detail-note";
     pane.append(note);
     for (const [label, path] of [["Acknowledge", "ack"], ["Resolve", "resolve"]]) {
       if (path === "ack" && a.state !== "firing") continue;
       const b = document.createElement("button");
-      b.textContent = label;
+      b.textContent = t(label);
       b.className = path === "ack" ? "ack" : "resolve";
       b.addEventListener("click", async () => {
         const body = note.value.trim() ? { note: note.value.trim() } : {};
@@ -314,11 +375,11 @@ async function showDetail(id) {
     }
     pane.append(h3, ol);
   };
-  list("History", a.history, (e) =>
-    `${localTime(e.event_time || e.at)} ${e.happening} (${e.severity})` +
-    (e.value != null ? ` ${fmt(e.value)} ${a.unit}` : "") + (e.actor ? ` by ${e.actor}` : "") + (e.note ? `: ${e.note}` : ""));
-  list("Notifications", a.notifications, (n) =>
-    `${n.happening} → ${n.channel} (${(n.recipients || []).join(", ")}): ${n.status}` +
+  list(t("History"), a.history, (e) =>
+    `${localTime(e.event_time || e.at)} ${t(e.happening)} (${t(e.severity)})` +
+    (e.value != null ? ` ${fmt(e.value)} ${a.unit}` : "") + (e.actor ? ` ${t("by {0}", e.actor)}` : "") + (e.note ? `: ${e.note}` : ""));
+  list(t("Notifications"), a.notifications, (n) =>
+    `${t(n.happening)} → ${n.channel} (${(n.recipients || []).join(", ")}): ${n.status}` +
     (n.attempts > 1 ? `, ${n.attempts} attempts` : "") + (n.last_error ? `, last error: ${n.last_error}` : ""));
 }
 
@@ -432,17 +493,17 @@ async function status() {
     const h = health.data;
     const sources = Object.values(h.sources || {});
     const up = sources.filter((s) => s.up).length;
-    said.push(`${h.readings ?? 0} readings`, `sources ${up}/${sources.length} up`);
+    said.push(t("{0} readings", h.readings ?? 0), t("sources {0}/{1} up", up, sources.length));
   }
   // A rule file saved with a mistake: the rules in force stay, and the page says why.
   const banner = $("rules-banner");
   if (rules.ok && rules.data) {
-    said.push(`${rules.data.rules.length} rules`);
+    said.push(t("{0} rules", rules.data.rules.length));
     const last = rules.data.last_reload;
     const rejected = last && last.outcome === "rejected";
     banner.hidden = !rejected;
     banner.textContent = rejected
-      ? `Rule files rejected (${last.trigger}, ${localTime(last.at)}); the rules in force stay:\n${last.errors.join("\n")}`
+      ? t("Rule files rejected ({0}, {1}); the rules in force stay:\n{2}", last.trigger, localTime(last.at), last.errors.join("\n"))
       : "";
   }
   $("engine").textContent = said.join(" · ");
@@ -455,7 +516,7 @@ setInterval(() => { if (me && !$("alerts").hidden) loadAlerts(); }, 30000);
 
 async function loadSilences() {
   const answer = await api("GET", "/api/silences");
-  if (answer.status === 401) return showLogin("Your session has ended; log in again.");
+  if (answer.status === 401) return showLogin(t("Your session has ended; log in again."));
   const rows = $("silence-rows");
   rows.replaceChildren();
   if (!answer.ok) {
@@ -469,7 +530,7 @@ async function loadSilences() {
     const actions = cell(row, "");
     if (maySilence() && s.source === "api") {
       const b = document.createElement("button");
-      b.textContent = "End";
+      b.textContent = t("End");
       b.addEventListener("click", async () => {
         const done = await api("DELETE", `/api/silences/${s.id}`);
         $("silence-error").textContent = done.ok ? "" : done.reason;
@@ -505,8 +566,8 @@ async function loadRules() {
   // Built-in rules (the demo) have no files to read again.
   $("reload").hidden = !maySilence() || !r.files.length;
   $("rules-loaded").textContent = r.files.length
-    ? `${r.rules.length} rules from ${r.files.join(", ")}, loaded ${localTime(r.loaded_at)}`
-    : `${r.rules.length} rules built in`;
+    ? t("{0} rules from {1}, loaded {2}", r.rules.length, r.files.join(", "), localTime(r.loaded_at))
+    : t("{0} rules built in", r.rules.length);
   const rows = $("rule-rows");
   rows.replaceChildren();
   for (const rule of r.rules) {
@@ -524,13 +585,13 @@ async function loadRules() {
 }
 
 function describeReload(report) {
-  const parts = [`Last reload (${report.trigger}, ${localTime(report.at)}): ${report.outcome}`];
+  const parts = [t("Last reload ({0}, {1}): {2}", report.trigger, localTime(report.at), t(report.outcome))];
   for (const what of ["added", "changed", "removed"]) {
-    if (report[what] && report[what].length) parts.push(`${what} ${report[what].join(", ")}`);
+    if (report[what] && report[what].length) parts.push(t(`${what} {0}`, report[what].join(", ")));
   }
   if (report.engine) {
     const e = report.engine;
-    parts.push(`${e.kept} states kept, ${e.restarted} alerts held by changed rules, ${e.resolved} resolved`);
+    parts.push(t("{0} states kept, {1} alerts held by changed rules, {2} resolved", e.kept, e.restarted, e.resolved));
   }
   return parts.join(" · ");
 }
@@ -550,4 +611,5 @@ $("reload").addEventListener("click", async () => {
   status();
 });
 
+translatePage();
 start();
