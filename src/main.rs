@@ -381,7 +381,7 @@ fn settings(config: Config, given: Option<(Registry, Vec<RuleSource>)>) -> anyho
         let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
         anyhow::anyhow!("rule files rejected ({} errors):\n  {}", lines.len(), lines.join("\n  "))
     })?;
-    Ok(Settings { config, timing, registry: Arc::new(registry), rules: Arc::new(rules) })
+    Ok(Settings { config, timing, registry: Arc::new(registry), rules: Arc::new(rules), rule_sources: sources })
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {

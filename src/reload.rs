@@ -133,13 +133,12 @@ pub struct Reloader {
 const ENGINE_WAIT: Duration = Duration::from_secs(10);
 
 impl Reloader {
-    /// Watches the files, takes `SIGHUP` and requests, until the task is aborted.
-    pub async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
-        // What the rules in force were compiled from, and what the files said when last read
-        // by a reload: a poll that finds them the same says nothing (a file left broken is
-        // reported once, not every two seconds).
-        let mut sources = read_sources(&self.files).ok();
-        let mut last_seen: Result<Vec<RuleSource>, Vec<String>> = Ok(sources.clone().unwrap_or_default());
+    /// Watches the files, takes `SIGHUP` and requests, until the task is aborted. `sources`:
+    /// what the rules in force were compiled from.
+    pub async fn run(mut self, mut sources: Vec<RuleSource>, mut requests: mpsc::Receiver<Request>) {
+        // What the files said when last read by a reload: a poll that finds them the same
+        // says nothing (a file left broken is reported once, not every two seconds).
+        let mut last_seen: Result<Vec<RuleSource>, Vec<String>> = Ok(sources.clone());
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         #[cfg(unix)]
@@ -184,7 +183,7 @@ impl Reloader {
         &mut self,
         trigger: &str,
         read: Result<Vec<RuleSource>, Vec<String>>,
-        sources: &mut Option<Vec<RuleSource>>,
+        sources: &mut Vec<RuleSource>,
     ) -> ReloadReport {
         let mut report = ReloadReport {
             at: to_rfc3339(tidewatch_connectors::envelope::now_ms()),
@@ -203,7 +202,7 @@ impl Reloader {
                 return report;
             }
         };
-        if sources.as_ref().is_some_and(|s| same_sources(s, &read)) {
+        if same_sources(sources, &read) {
             report.outcome = "unchanged";
             return report;
         }
@@ -247,7 +246,7 @@ impl Reloader {
         });
         report.engine = waited.await.ok().flatten();
         self.rules = new;
-        *sources = Some(read);
+        *sources = read;
         report
     }
 

@@ -45,6 +45,8 @@ pub struct Settings {
     pub timing: EngineTiming,
     pub registry: Arc<Registry>,
     pub rules: Arc<RuleSet>,
+    /// What `rules` were compiled from: a reload compares the files with it.
+    pub rule_sources: Vec<tidewatch_rules::RuleSource>,
 }
 
 /// Extra behaviour of a run.
@@ -286,7 +288,7 @@ fn log_in_to_embedded(duty: &mut Duty, listen: std::net::SocketAddr, password: &
 }
 
 pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> {
-    let Settings { config, timing, registry, rules } = settings;
+    let Settings { config, timing, registry, rules, rule_sources } = settings;
 
     let watermark = Arc::new(Watermark::new(timing.lateness_ms, timing.idle_ms));
     let full_sync = config.state.sync == SyncMode::Full;
@@ -551,7 +553,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
             state: state.clone(),
             engine_reports: reloaded_rx,
         };
-        tokio::spawn(reloader.run(requests))
+        tokio::spawn(reloader.run(rule_sources, requests))
     });
 
     let simulator = match (options.simulate, broker) {
