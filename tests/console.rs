@@ -71,6 +71,10 @@ impl Browser {
         self.runtime.block_on(self.client().goto(url)).unwrap();
     }
 
+    fn title(&self) -> String {
+        self.runtime.block_on(self.client().title()).unwrap()
+    }
+
     fn url(&self) -> String {
         self.runtime.block_on(self.client().current_url()).unwrap().to_string()
     }
@@ -236,6 +240,8 @@ fn a_duty_officer_sees_an_alert_arrive_and_acknowledges_it() {
     // On the map, the station takes the alert's colour.
     assert_eq!(browser.count("#map-stations circle[data-station='LX'][data-severity='yellow'].firing"), 1);
 
+    // The tab's title counts the alerts nobody has taken on.
+    assert_eq!(browser.title(), "(1) Tidewatch");
     // Acknowledged from its row: the row and the store say who.
     browser.click(&format!("{row} button.ack"));
     browser.wait_text(&format!("{row} td.state"), |t| t == "acknowledged by zhang");
@@ -243,6 +249,7 @@ fn a_duty_officer_sees_an_alert_arrive_and_acknowledges_it() {
     assert_eq!(stored["state"], "acknowledged");
     assert_eq!(stored["acknowledged"]["by"], "zhang");
     assert_eq!(browser.count(&format!("{row} button.ack")), 0, "acknowledged twice?");
+    assert_eq!(browser.title(), "Tidewatch");
 
     // Its detail: the history shows the acknowledgement.
     browser.click(&format!("{row} td:nth-child(2)"));

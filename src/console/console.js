@@ -260,6 +260,9 @@ async function loadAlerts() {
   rows.replaceChildren(...next);
   changed = new Set();
   paintStations(alerts);
+  // The tab's title counts what nobody has taken on yet, so a duty officer on another tab sees it.
+  const firing = alerts.filter((a) => a.state === "firing").length;
+  document.title = firing ? `(${firing}) Tidewatch` : "Tidewatch";
   $("no-alerts").hidden = alerts.length > 0;
   const total = answer.headers.get("X-Total-Count");
   const counts = $("counts");
