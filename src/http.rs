@@ -102,18 +102,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/alerts",
             get(|headers: HeaderMap, uri: axum::http::Uri| async move {
-                match console::wants_page(&headers) {
-                    true => console::alert_page(None),
-                    false => console_redirect("/api/alerts", uri.query()),
+                if console::wants_page(&headers) {
+                    console::alert_page(None)
+                } else {
+                    console_redirect("/api/alerts", uri.query())
                 }
             }),
         )
         .route(
             "/alerts/{id}",
             get(|headers: HeaderMap, Id(id): Id| async move {
-                match console::wants_page(&headers) {
-                    true => console::alert_page(Some(id)),
-                    false => console_redirect(&format!("/api/alerts/{id}"), None),
+                if console::wants_page(&headers) {
+                    console::alert_page(Some(id))
+                } else {
+                    console_redirect(&format!("/api/alerts/{id}"), None)
                 }
             }),
         )
@@ -765,7 +767,7 @@ async fn reload_rules(
     let (reply, report) = tokio::sync::oneshot::channel();
     reload.send((principal.0.name.clone(), reply)).await.map_err(|_| stopping())?;
     let report = report.await.map_err(|_| stopping())?;
-    if report.outcome == "rejected" {
+    if report.outcome == crate::reload::Outcome::Rejected {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid rules",

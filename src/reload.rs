@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tidewatch_ingest::time::to_rfc3339;
 use tidewatch_ingest::Registry;
+use tidewatch_rules::eval::Reloaded;
 use tidewatch_rules::{compile, read_sources, EngineInput, RuleSet, RuleSource, Severity};
 use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
@@ -60,9 +61,7 @@ pub struct ReloadReport {
     pub at: String,
     /// `file change`, `SIGHUP`, or `request by NAME`.
     pub trigger: String,
-    /// `applied`, `unchanged` (the files say what is in force) or `rejected` (the rules in
-    /// force stay).
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     /// Why it was rejected: each problem as `file:line:col: message`.
     pub errors: Vec<String>,
     /// Rule ids new in the files.
@@ -73,18 +72,29 @@ pub struct ReloadReport {
     /// Rules gone from the files: their open alerts resolve.
     pub removed: Vec<String>,
     /// What the engine did with the rule state, once every worker has taken the new rules.
-    pub engine: Option<EngineReport>,
+    pub engine: Option<Reloaded>,
 }
 
-/// What the engine's workers did with the rule state at a reload.
-#[derive(Clone, Copy, Debug, Default, Serialize, ToSchema)]
-pub struct EngineReport {
-    /// Sensors' states of unchanged rules, kept.
-    pub kept: usize,
-    /// Open alerts of changed rules, now held by the new rules.
-    pub restarted: usize,
-    /// Open alerts resolved because their rule is gone or no longer watches the station.
-    pub resolved: usize,
+/// How a reload ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The new rules are in force.
+    Applied,
+    /// The files say what is in force already.
+    Unchanged,
+    /// The files have errors: the rules in force stay.
+    Rejected,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Rejected => "rejected",
+        }
+    }
 }
 
 impl RulesInForce {
@@ -125,7 +135,7 @@ pub struct Reloader {
     pub durable: Option<Arc<Durable>>,
     pub state: Arc<AppState>,
     /// (rule set, what the workers did) once every worker has taken a rule set.
-    pub engine_reports: mpsc::UnboundedReceiver<(usize, EngineReport)>,
+    pub engine_reports: mpsc::UnboundedReceiver<(Arc<RuleSet>, Reloaded)>,
 }
 
 /// How long a reload waits for every engine worker to take the new rules before it reports
@@ -162,12 +172,7 @@ impl Reloader {
                 },
             };
             let read = read_sources(&self.files).map_err(|d| vec![d.to_string()]);
-            let seen = match (&read, &last_seen) {
-                (Ok(now), Ok(before)) => same_sources(now, before),
-                (Err(now), Err(before)) => now == before,
-                _ => false,
-            };
-            if seen && trigger == "file change" {
+            if read == last_seen && trigger == "file change" {
                 continue;
             }
             last_seen = read.clone();
@@ -188,7 +193,7 @@ impl Reloader {
         let mut report = ReloadReport {
             at: to_rfc3339(tidewatch_connectors::envelope::now_ms()),
             trigger: trigger.to_owned(),
-            outcome: "rejected",
+            outcome: Outcome::Rejected,
             errors: Vec::new(),
             added: Vec::new(),
             changed: Vec::new(),
@@ -202,8 +207,8 @@ impl Reloader {
                 return report;
             }
         };
-        if same_sources(sources, &read) {
-            report.outcome = "unchanged";
+        if *sources == read {
+            report.outcome = Outcome::Unchanged;
             return report;
         }
         let new = match compile(&read, &self.registry) {
@@ -235,10 +240,10 @@ impl Reloader {
         if let Some(durable) = &self.durable {
             durable.rules_reloaded();
         }
-        report.outcome = "applied";
+        report.outcome = Outcome::Applied;
         let waited = tokio::time::timeout(ENGINE_WAIT, async {
             while let Some((rules, engine)) = self.engine_reports.recv().await {
-                if rules == Arc::as_ptr(&new) as usize {
+                if Arc::ptr_eq(&rules, &new) {
                     return Some(engine);
                 }
             }
@@ -253,7 +258,7 @@ impl Reloader {
     /// Logs the report, counts it, and shows it in `GET /api/rules`.
     fn record(&self, report: &ReloadReport) {
         match report.outcome {
-            "applied" => tracing::info!(
+            Outcome::Applied => tracing::info!(
                 trigger = %report.trigger,
                 added = ?report.added,
                 changed = ?report.changed,
@@ -264,8 +269,8 @@ impl Reloader {
                 alerts_resolved = report.engine.map(|e| e.resolved),
                 "rules reloaded"
             ),
-            "unchanged" => tracing::info!(trigger = %report.trigger, "rules unchanged"),
-            _ => tracing::error!(
+            Outcome::Unchanged => tracing::info!(trigger = %report.trigger, "rules unchanged"),
+            Outcome::Rejected => tracing::error!(
                 trigger = %report.trigger,
                 "rule files rejected; the rules in force stay:\n  {}",
                 report.errors.join("\n  ")
@@ -274,16 +279,12 @@ impl Reloader {
         self.state
             .metrics
             .rule_reloads
-            .get_or_create(&crate::metrics::OutcomeLabels { outcome: report.outcome.into() })
+            .get_or_create(&crate::metrics::OutcomeLabels { outcome: report.outcome.name().into() })
             .inc();
         let mut shown = self.state.rules.lock().unwrap_or_else(|e| e.into_inner());
-        if report.outcome == "applied" {
+        if report.outcome == Outcome::Applied {
             *shown = RulesInForce::new(&self.files, &self.rules, tidewatch_connectors::envelope::now_ms());
         }
         shown.last_reload = Some(report.clone());
     }
-}
-
-fn same_sources(a: &[RuleSource], b: &[RuleSource]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.name == b.name && a.text == b.text)
 }

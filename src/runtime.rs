@@ -98,7 +98,8 @@ pub struct AppState {
     /// Every alert notice as JSON, for `/api/events` (bounded: a reader that falls behind is
     /// told to read the list again).
     pub alert_events: tokio::sync::broadcast::Sender<Arc<str>>,
-    /// Set when the process is stopping: event streams end so that connections can close.
+    /// Set when the process is stopping: the HTTP server stops, and event streams end so
+    /// that their connections can close.
     pub stopping: tokio::sync::watch::Sender<bool>,
     pub registry: Arc<Registry>,
     /// The rules in force and the last reload (`GET /api/rules`).
@@ -434,7 +435,6 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("cannot listen for HTTP on {} (set http.listen or --http)", config.http.listen))?;
     let http_addr = listener.local_addr()?;
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = crate::http_server::HttpLimits {
         max_connections: config.http.max_connections,
         max_per_address: config.http.max_connections_per_address,
@@ -453,8 +453,11 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         tls,
         limits,
         state.http.clone(),
-        async {
-            let _ = http_stopped.await;
+        {
+            let mut stopping = state.stopping.subscribe();
+            async move {
+                let _ = stopping.wait_for(|stopping| *stopping).await;
+            }
         },
     ));
     tracing::info!(%http_addr, "HTTP API at {scheme}://{http_addr}/api/alerts, console at /console (also /healthz, /metrics)");
@@ -475,8 +478,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
         let events = alerting.events.clone();
         let dead = dead.clone();
         let registry = registry.clone();
-        let reports = reload_requests.as_ref().map(|_| reloaded_tx);
-        let versions = RuleVersions::new(rules.clone(), engine.input().workers(), reports);
+        let versions = RuleVersions::new(rules.clone(), engine.input().workers(), reloaded_tx);
         move || deliver(output, events, &registry, &dead, checkpoints, versions)
     })?;
 
@@ -607,8 +609,8 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<()> 
     alerting.finish().await;
     dead.flush();
     sinks.close(Duration::from_secs(5)).await;
+    // The server stops taking connections, and event streams end, so it is not held open.
     state.stopping.send_replace(true);
-    let _ = stop_http.send(());
     let _ = http.await;
     tracing::info!("stopped");
     Ok(())
@@ -1008,16 +1010,16 @@ struct RuleVersions {
     workers: Vec<Arc<RuleSet>>,
     manager: Arc<RuleSet>,
     taken: usize,
-    report: crate::reload::EngineReport,
+    report: tidewatch_rules::eval::Reloaded,
     /// (rule set, what every worker did) back to the reloader.
-    reports: Option<mpsc::UnboundedSender<(usize, crate::reload::EngineReport)>>,
+    reports: mpsc::UnboundedSender<(Arc<RuleSet>, tidewatch_rules::eval::Reloaded)>,
 }
 
 impl RuleVersions {
     fn new(
         rules: Arc<RuleSet>,
         workers: usize,
-        reports: Option<mpsc::UnboundedSender<(usize, crate::reload::EngineReport)>>,
+        reports: mpsc::UnboundedSender<(Arc<RuleSet>, tidewatch_rules::eval::Reloaded)>,
     ) -> RuleVersions {
         RuleVersions {
             workers: vec![rules.clone(); workers],
@@ -1045,13 +1047,10 @@ impl RuleVersions {
         }
         self.workers[worker] = rules;
         self.taken += 1;
-        self.report.kept += done.kept;
-        self.report.restarted += done.restarted;
-        self.report.resolved += done.resolved;
+        self.report += done;
         if self.taken == self.workers.len() {
-            if let Some(reports) = &self.reports {
-                let _ = reports.send((Arc::as_ptr(&self.manager) as usize, self.report));
-            }
+            // Nobody listens when the rules are not reloaded from files.
+            let _ = self.reports.send((self.manager.clone(), self.report));
         }
     }
 }

@@ -119,7 +119,7 @@ impl RuleSet {
 }
 
 /// A rule file's name (as shown in errors) and its text.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RuleSource {
     pub name: String,
     pub text: String,

@@ -204,19 +204,24 @@ function cell(row, content) {
   return td;
 }
 
-function actionButton(label, cls, alert, path) {
+/// A button that acknowledges (`ack`) or resolves (`resolve`) an alert, with the note in
+/// `note` (an input) if given; `after` runs once the answer is in.
+function actionButton(path, alert, { note = null, after = () => {} } = {}) {
+  const label = path === "ack" ? "Acknowledge" : "Resolve";
   const b = document.createElement("button");
   b.type = "button";
-  b.textContent = label;
-  b.className = cls;
+  b.textContent = t(label);
+  b.className = path;
   b.addEventListener("click", async (e) => {
     e.stopPropagation();
     b.disabled = true;
-    const answer = await api("POST", `/api/alerts/${alert.id}/${path}`, {});
-    $("alerts-error").textContent = answer.ok ? "" : `${label} alert ${alert.id}: ${answer.reason}`;
+    const text = note ? note.value.trim() : "";
+    const answer = await api("POST", `/api/alerts/${alert.id}/${path}`, text ? { note: text } : {});
+    $("alerts-error").textContent = answer.ok ? "" : `${t(label)} alert ${alert.id}: ${answer.reason}`;
     if (!answer.ok) b.disabled = false;
     changed.add(alert.id);
     loadAlerts();
+    after();
   });
   return b;
 }
@@ -292,8 +297,8 @@ function alertRow(alert) {
   const state = cell(row, acknowledged ? t("acknowledged by {0}", alert.acknowledged.by) : t(alert.state));
   state.className = "state state-" + alert.state;
   const actions = cell(row, "");
-  if (mayAct() && alert.state === "firing") actions.append(actionButton(t("Acknowledge"), "ack", alert, "ack"));
-  if (mayAct() && alert.state !== "resolved") actions.append(actionButton(t("Resolve"), "resolve", alert, "resolve"));
+  if (mayAct() && alert.state === "firing") actions.append(actionButton("ack", alert));
+  if (mayAct() && alert.state !== "resolved") actions.append(actionButton("resolve", alert));
   row.addEventListener("click", () => { location.hash = "alert=" + alert.id; });
   return row;
 }
@@ -350,20 +355,8 @@ async function showDetail(id) {
     note.placeholder = t("note");
     note.id = "detail-note";
     pane.append(note);
-    for (const [label, path] of [["Acknowledge", "ack"], ["Resolve", "resolve"]]) {
-      if (path === "ack" && a.state !== "firing") continue;
-      const b = document.createElement("button");
-      b.textContent = t(label);
-      b.className = path === "ack" ? "ack" : "resolve";
-      b.addEventListener("click", async () => {
-        const body = note.value.trim() ? { note: note.value.trim() } : {};
-        const done = await api("POST", `/api/alerts/${a.id}/${path}`, body);
-        if (!done.ok) $("alerts-error").textContent = `${label} alert ${a.id}: ${done.reason}`;
-        changed.add(a.id);
-        loadAlerts();
-        showDetail(a.id);
-      });
-      pane.append(" ", b);
+    for (const path of a.state === "firing" ? ["ack", "resolve"] : ["resolve"]) {
+      pane.append(" ", actionButton(path, a, { note, after: () => showDetail(a.id) }));
     }
   }
   const list = (title, items, text) => {

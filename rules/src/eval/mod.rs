@@ -509,23 +509,24 @@ impl Evaluator {
                             continue;
                         };
                         let level = level as u8;
-                        if rule.severities[level as usize] != severity {
-                            let sign = rule.params.sign;
-                            let value = ladder.last_value();
-                            let threshold = rule.ladder(key.station).map_or(f64::NAN, |l| l.threshold(level) * sign);
-                            emit(AlertEvent {
-                                rule: rule.id.clone(),
-                                key,
+                        if let Some(steps) =
+                            rule.ladder(key.station).filter(|_| rule.severities[level as usize] != severity)
+                        {
+                            let time = ladder.last_time();
+                            // The value as the old rule saw it, oriented for the new one.
+                            let value = ladder.last_value() * was.params.sign * rule.params.sign;
+                            let change = Change {
                                 transition: crate::Transition::DeEscalate,
-                                severity: rule.severities[level as usize],
-                                previous: Some(severity),
-                                event_time: ladder.last_time(),
-                                // As measured: oriented by the rule that saw it.
-                                value: if value.is_finite() { value * was.params.sign } else { 0.0 },
-                                threshold,
-                                since: ladder.last_time(),
-                                evidence: Evidence::default(),
-                            });
+                                level,
+                                previous: None,
+                                time,
+                                value,
+                                since: time,
+                            };
+                            let mut down = event(rule, steps, key, change, Evidence::default());
+                            // The colour before is the old rule's: the new one may not have it.
+                            down.previous = Some(severity);
+                            emit(down);
                         }
                         let ladder = LadderState::holding(level, ladder.last_time());
                         each_table!(&mut tables[to], keyed => {
@@ -563,8 +564,8 @@ impl Evaluator {
     }
 }
 
-/// What [`Evaluator::reload`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What [`Evaluator::reload`] did (summed over workers, what a reload's report shows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Reloaded {
     /// States of rules whose meaning did not change, kept as they were.
     pub kept: usize,
@@ -585,22 +586,12 @@ impl std::ops::AddAssign for Reloaded {
 /// Resolves the alert a rule that is gone had open for `key`; false if it had none.
 fn resolve_gone(rule: &CompiledRule, key: SensorKey, state: &LadderState, emit: &mut impl FnMut(AlertEvent)) -> bool {
     let (Some(level), Some(ladder)) = (state.active(), rule.ladder(key.station)) else { return false };
-    let sign = rule.params.sign;
-    let value = state.last_value();
+    let (time, value) = (state.last_time(), state.last_value());
+    let change =
+        Change { transition: crate::Transition::Resolve, level, previous: Some(level), time, value, since: time };
     let mut evidence = Evidence::default();
     evidence.measure("the rule was removed from the rule files, or no longer watches this station");
-    emit(AlertEvent {
-        rule: rule.id.clone(),
-        key,
-        transition: crate::Transition::Resolve,
-        severity: rule.severities[level as usize],
-        previous: Some(rule.severities[level as usize]),
-        event_time: state.last_time(),
-        value: if value.is_finite() { value * sign } else { 0.0 },
-        threshold: ladder.threshold(0) * sign,
-        since: state.last_time(),
-        evidence,
-    });
+    emit(event(rule, ladder, key, change, evidence));
     true
 }
 
@@ -719,7 +710,7 @@ fn deadline<K: Kind>(kind: &K, slot: &Slot<K::State>, ladder: &Ladder, p: &Ladde
     }
 }
 
-/// The event for a ladder change, in the rule's own orientation and colours.
+/// The event for a ladder change, with what the rule kind saw as its evidence.
 fn make_event<K: Kind>(
     rule: &CompiledRule,
     kind: &K,
@@ -728,14 +719,23 @@ fn make_event<K: Kind>(
     key: SensorKey,
     c: Change,
 ) -> AlertEvent {
-    let sign = rule.params.sign;
-    // A resolve quotes the lowest level, whose threshold the value is now back within; other
-    // changes the level they reached.
-    let quoted = if c.transition == crate::Transition::Resolve { 0 } else { c.level };
-    let threshold = ladder.threshold(quoted) * sign;
     let mut evidence = Evidence::default();
-    kind.evidence(state, threshold, &mut evidence);
+    kind.evidence(state, quoted_threshold(rule, ladder, &c), &mut evidence);
     evidence.unit = kind.unit(key.quantity.canonical_unit());
+    event(rule, ladder, key, c, evidence)
+}
+
+/// The threshold an event quotes: a resolve the lowest level's, whose threshold the value is
+/// now back within; other changes the level they reached. As written (not oriented).
+fn quoted_threshold(rule: &CompiledRule, ladder: &Ladder, c: &Change) -> f64 {
+    let quoted = if c.transition == crate::Transition::Resolve { 0 } else { c.level };
+    ladder.threshold(quoted) * rule.params.sign
+}
+
+/// The event for a ladder change, in the rule's own orientation and colours.
+fn event(rule: &CompiledRule, ladder: &Ladder, key: SensorKey, c: Change, evidence: Evidence) -> AlertEvent {
+    let sign = rule.params.sign;
+    let threshold = quoted_threshold(rule, ladder, &c);
     AlertEvent {
         rule: rule.id.clone(),
         key,
